@@ -1,0 +1,1 @@
+"""Framework-free infrastructure: settings, database, crypto, clock."""

@@ -1,0 +1,129 @@
+"""Application settings from environment variables (every one optional in development)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(os.environ.get("CS_DATA_DIR", PROJECT_ROOT / "data"))
+SECRET_KEY_FILE = PROJECT_ROOT / ".secret_key"
+
+# Values that must never be used as a production secret.
+_WEAK_SECRETS = {"", "changeme", "change-me", "secret", "dev", "development", "test", "password"}
+MIN_SECRET_LENGTH = 32
+
+
+class InsecureConfiguration(RuntimeError):
+    """Raised when production settings would be unsafe to run with."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    app_env: Literal["development", "production"] = "development"
+    app_base_url: str = "http://localhost:3000"
+    api_base_url: str = ""  # backend URL for plain HTTP routes; defaults to app_base_url in prod
+    database_url: str = ""
+    redis_url: str = ""
+    secret_key: str = ""
+
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_from: str = "Creative Studio <no-reply@creative-studio.local>"
+    smtp_starttls: bool = True
+
+    stripe_secret_key: str = ""
+    stripe_webhook_secret: str = ""
+    stripe_api_base: str = ""
+
+    google_client_id: str = ""
+    google_client_secret: str = ""
+    google_discovery_url: str = "https://accounts.google.com/.well-known/openid-configuration"
+
+    openai_base_url: str = ""
+    openai_api_key: str = ""
+
+    storage_endpoint_url: str = ""
+    storage_bucket: str = ""
+    storage_access_key_id: str = ""
+    storage_secret_access_key: str = ""
+    storage_region: str = "us-east-1"
+    storage_local_dir: str = ""
+
+    scheduler: Literal["inline", "off"] = "inline"
+    seed_demo_data: bool = True
+    session_idle_minutes: int = Field(default=60 * 24 * 7, ge=5)
+    session_absolute_days: int = Field(default=30, ge=1)
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        if not self.database_url:
+            DATA_DIR.mkdir(parents=True, exist_ok=True)
+            self.database_url = f"sqlite:///{DATA_DIR / 'creative_studio.db'}"
+        if not self.storage_local_dir:
+            self.storage_local_dir = str(DATA_DIR / "assets")
+        if self.app_env == "production":
+            secret = self.secret_key.strip()
+            if secret.lower() in _WEAK_SECRETS or len(secret) < MIN_SECRET_LENGTH:
+                raise InsecureConfiguration(
+                    "SECRET_KEY is missing or weak. In production set SECRET_KEY to a random "
+                    f"value of at least {MIN_SECRET_LENGTH} characters, e.g. the output of "
+                    "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`."
+                )
+            self.seed_demo_data = False
+        elif not self.secret_key:
+            self.secret_key = _local_secret_key()
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
+
+    @property
+    def payments_mode(self) -> Literal["stripe", "local"]:
+        return "stripe" if self.stripe_secret_key else "local"
+
+    @property
+    def mail_mode(self) -> Literal["smtp", "outbox"]:
+        return "smtp" if self.smtp_host else "outbox"
+
+    @property
+    def google_enabled(self) -> bool:
+        return bool(self.google_client_id)
+
+    @property
+    def backend_base_url(self) -> str:
+        return (self.api_base_url or os.environ.get("CS_BACKEND_URL") or "http://localhost:8000").rstrip("/")
+
+
+def _local_secret_key() -> str:
+    """Development secret: generated once into an untracked file next to the project."""
+    try:
+        existing = SECRET_KEY_FILE.read_text().strip()
+        if len(existing) >= MIN_SECRET_LENGTH:
+            return existing
+    except FileNotFoundError:
+        pass
+    value = secrets.token_urlsafe(48)
+    SECRET_KEY_FILE.write_text(value + "\n")
+    SECRET_KEY_FILE.chmod(0o600)
+    return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings_cache() -> None:
+    """Forget cached settings (tests that change the environment call this)."""
+    get_settings.cache_clear()

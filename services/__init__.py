@@ -1,0 +1,1 @@
+"""Business rules: plain Python over a SQLModel Session. Never imports Reflex."""
