@@ -39,6 +39,9 @@ class UserSession(SQLModel, table=True):
     user_id: int = Field(foreign_key="users.id", ondelete="CASCADE")
     token_hash: str = Field(max_length=128, unique=True)
     mfa_pending: bool = Field(default=False)  # password ok, TOTP still to be entered
+    # Sign-in is a two-step handoff: the row starts with the hash of a short-lived one-time
+    # code; an HTTP route swaps that code for the long-lived cookie token (rotation).
+    activated_at: datetime | None = utc_datetime_field()
     user_agent: str = Field(default="", max_length=500)
     ip_address: str = Field(default="", max_length=64)
     created_at: datetime = created_at_field()
