@@ -1,0 +1,34 @@
+"""Work done once when the web app process starts: refuse bad config, load catalogs."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlmodel import Session
+
+from core.db import get_engine
+from core.settings import get_settings
+
+log = logging.getLogger("creative_studio.startup")
+_started = False
+
+
+def on_app_start() -> None:
+    global _started
+    if _started:
+        return
+    _started = True
+    settings = get_settings()  # raises InsecureConfiguration in production without a strong secret
+    from services.catalog import catalog_sync
+
+    try:
+        with Session(get_engine()) as session:
+            catalog_sync(session=session)
+            session.commit()
+    except (OperationalError, ProgrammingError) as exc:
+        log.error("Database schema is missing or outdated (%s). Run: python -m core.manage migrate", exc.__class__.__name__)
+    log.info(
+        "Creative Studio starting: env=%s payments=%s mail=%s scheduler=%s",
+        settings.app_env, settings.payments_mode, settings.mail_mode, settings.scheduler,
+    )

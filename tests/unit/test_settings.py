@@ -1,0 +1,59 @@
+"""Settings: embedded defaults in development, refusal of unsafe production configuration."""
+
+import pytest
+
+from core import settings as settings_module
+from core.settings import InsecureConfiguration, Settings
+
+
+def test_production_refuses_a_missing_secret(monkeypatch):
+    monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    with pytest.raises(InsecureConfiguration, match="SECRET_KEY is missing or weak"):
+        Settings()
+
+
+@pytest.mark.parametrize("weak", ["changeme", "secret", "short-but-not-empty"])
+def test_production_refuses_a_weak_secret(monkeypatch, weak):
+    monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", weak)
+    with pytest.raises(InsecureConfiguration):
+        Settings()
+
+
+def test_production_accepts_a_strong_secret_and_never_seeds(monkeypatch):
+    monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", "s" * 20 + "0123456789abcdefghijk")
+    monkeypatch.setenv("SEED_DEMO_DATA", "true")
+    settings = Settings()
+    assert settings.is_production and settings.seed_demo_data is False
+
+
+def test_development_generates_a_secret_once_into_an_untracked_file(monkeypatch, tmp_path):
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    monkeypatch.setattr(settings_module, "SECRET_KEY_FILE", tmp_path / ".secret_key")
+    first = Settings().secret_key
+    second = Settings().secret_key
+    assert len(first) >= 32 and first == second
+    assert (tmp_path / ".secret_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_embedded_defaults(monkeypatch):
+    for var in ("DATABASE_URL", "STRIPE_SECRET_KEY", "SMTP_HOST", "REDIS_URL"):
+        monkeypatch.delenv(var, raising=False)
+    settings = Settings()
+    assert settings.database_url.startswith("sqlite:///")
+    assert settings.payments_mode == "local"
+    assert settings.mail_mode == "outbox"
+    assert settings.scheduler == "inline"
+
+
+def test_manage_refuses_to_start_in_production_without_secret(monkeypatch, capsys):
+    from core import manage
+    from core.settings import reset_settings_cache
+
+    monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    reset_settings_cache()
+    assert manage.main(["check-config"]) == 2
+    assert "SECRET_KEY" in capsys.readouterr().err
