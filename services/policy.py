@@ -1,0 +1,334 @@
+"""The single allow/deny module: who may do what, where.
+
+`can(actor, action, target)` is pure (no database); `actor_for` and `target_for` load what it
+needs. `require` turns a refusal into a typed domain error. Every service that mutates org
+data calls `require(actor_for(...), Action..., target_for(...))` before touching rows.
+
+The rules (DESIGN.md "Roles and access"):
+- Roles owner > admin > editor > viewer. Viewers read but never run tools.
+- A project-scoped editor sees and runs only in its approved projects; other projects and
+  their assets are *not found* (404), so their existence does not leak.
+- Billing mutations are owner-only; every member may open Billing read-only.
+- Analytics and the audit log are for owners/admins and operators.
+- An inactive (expired, unpaid, canceled) subscription locks `tool_run`; reading stays.
+- Platform operators (a flag on the user, not an org role) may view any org and perform the
+  operator_* actions; when they are not members they cannot act inside a customer org.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlmodel import Session, select
+
+from models import Membership, Organization, Project, ProjectAccess, Subscription, User
+from models.enums import EXECUTABLE_SUBSCRIPTION_STATUSES, OrgRole
+from services.errors import NotFound, PermissionDenied, error_with_code
+
+
+class Action(StrEnum):
+    # Reading an organization's content
+    org_view = "org_view"
+    project_view = "project_view"
+    asset_view = "asset_view"
+    # Working in it
+    tool_run = "tool_run"  # generations, Marketing Assistant, Competitor Intel
+    asset_manage = "asset_manage"  # delete / rename assets
+    project_manage = "project_manage"  # create / rename / archive projects
+    # Team
+    team_view = "team_view"
+    team_manage = "team_manage"  # invite, remove, change role
+    # Organization
+    org_manage = "org_manage"  # rename, change slug
+    org_delete = "org_delete"
+    ownership_transfer = "ownership_transfer"
+    # Billing, analytics, settings
+    billing_view = "billing_view"
+    billing_manage = "billing_manage"  # checkout, top-ups, spend controls, portal, pools
+    analytics_view = "analytics_view"
+    api_keys_manage = "api_keys_manage"
+    connections_manage = "connections_manage"
+    audit_view = "audit_view"
+    # Platform staff
+    operator_access = "operator_access"  # see all customers
+    operator_refund = "operator_refund"
+    operator_adjust = "operator_adjust"
+    operator_models = "operator_models"  # disable / swap models
+    operator_support = "operator_support"
+
+
+@dataclass(frozen=True)
+class Actor:
+    user_id: int
+    is_operator: bool = False
+    role: OrgRole | None = None  # role in the target org; None = not a member
+    project_scoped: bool = False
+    project_ids: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True)
+class Target:
+    org_id: int | None = None
+    project_id: int | None = None
+    subscription_executable: bool = True
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    code: str = ""  # "" when allowed
+    message: str = ""  # for a person: what, why, what next
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+ALLOW = Decision(True)
+
+_ALL_ROLES = frozenset(OrgRole)
+_OWNER = frozenset({OrgRole.owner})
+_OWNER_ADMIN = frozenset({OrgRole.owner, OrgRole.admin})
+_WORKERS = frozenset({OrgRole.owner, OrgRole.admin, OrgRole.editor})
+
+# Which org roles may perform each (non-operator) action.
+ROLE_RULES: dict[Action, frozenset[OrgRole]] = {
+    Action.org_view: _ALL_ROLES,
+    Action.project_view: _ALL_ROLES,
+    Action.asset_view: _ALL_ROLES,
+    Action.tool_run: _WORKERS,
+    Action.asset_manage: _WORKERS,
+    Action.project_manage: _OWNER_ADMIN,
+    Action.team_view: _ALL_ROLES,
+    Action.team_manage: _OWNER_ADMIN,
+    Action.org_manage: _OWNER_ADMIN,
+    Action.org_delete: _OWNER,
+    Action.ownership_transfer: _OWNER,
+    Action.billing_view: _ALL_ROLES,
+    Action.billing_manage: _OWNER,
+    Action.analytics_view: _OWNER_ADMIN,
+    Action.api_keys_manage: _OWNER_ADMIN,
+    Action.connections_manage: _OWNER_ADMIN,
+    Action.audit_view: _OWNER_ADMIN,
+}
+
+OPERATOR_ACTIONS = frozenset(
+    {
+        Action.operator_access,
+        Action.operator_refund,
+        Action.operator_adjust,
+        Action.operator_models,
+        Action.operator_support,
+    }
+)
+
+# What an operator may read in any customer org without being a member.
+OPERATOR_READABLE = frozenset(
+    {
+        Action.org_view,
+        Action.project_view,
+        Action.asset_view,
+        Action.team_view,
+        Action.billing_view,
+        Action.analytics_view,
+        Action.audit_view,
+    }
+)
+
+# Actions bound to one project: a project-scoped actor is limited to its approved projects.
+PROJECT_BOUND = frozenset(
+    {Action.project_view, Action.asset_view, Action.tool_run, Action.asset_manage}
+)
+
+# Actions an inactive subscription locks (execution only; reading stays available).
+EXECUTION = frozenset({Action.tool_run})
+
+_FORBIDDEN_MESSAGES: dict[Action, str] = {
+    Action.tool_run: (
+        "Viewers can look at projects and assets but cannot run tools. "
+        "Ask an owner or admin to make you an editor."
+    ),
+    Action.asset_manage: (
+        "Viewers cannot delete or rename assets. Ask an owner or admin to make you an editor."
+    ),
+    Action.project_manage: (
+        "Only owners and admins can create, rename or archive projects. "
+        "Ask one of them to make the change."
+    ),
+    Action.team_manage: (
+        "Only owners and admins can invite, remove or change members. "
+        "Ask one of them to make the change."
+    ),
+    Action.org_manage: (
+        "Only owners and admins can rename the organization or change its address. "
+        "Ask one of them to make the change."
+    ),
+    Action.org_delete: (
+        "Only the organization owner can delete the organization. Ask your owner to do it."
+    ),
+    Action.ownership_transfer: (
+        "Only the organization owner can transfer ownership. Ask your owner to do it."
+    ),
+    Action.billing_manage: (
+        "Only the organization owner can change billing. Ask your owner to make this change, "
+        "or to transfer ownership to you."
+    ),
+    Action.analytics_view: (
+        "Analytics is available to organization owners and admins. "
+        "Ask an admin if you need usage figures."
+    ),
+    Action.api_keys_manage: (
+        "Only owners and admins can manage API keys. Ask one of them to create a key for you."
+    ),
+    Action.connections_manage: (
+        "Only owners and admins can connect or disconnect platforms. Ask one of them to do it."
+    ),
+    Action.audit_view: (
+        "The audit log is available to organization owners and admins. "
+        "Ask one of them if you need to check a change."
+    ),
+}
+
+
+def _deny(code: str, message: str) -> Decision:
+    return Decision(False, code, message)
+
+
+def can(actor: Actor, action: Action, target: Target) -> Decision:
+    """Decide whether `actor` may perform `action` on `target`. Pure: no I/O.
+
+    Order of checks: operator-only actions; membership (operators may read any org);
+    project scope (out-of-scope is "not found"); role; subscription (execution only).
+    """
+    action = Action(action)
+    if action in OPERATOR_ACTIONS:
+        if actor.is_operator:
+            return ALLOW
+        return _deny(
+            "operator_only",
+            "This is available to platform operators only. "
+            "Contact support if you need help with your account.",
+        )
+
+    if actor.is_operator and action in OPERATOR_READABLE:
+        return ALLOW
+
+    if actor.role is None:
+        if actor.is_operator:
+            return _deny(
+                "not_a_member",
+                "Operators can view this organization but cannot act inside it. "
+                "Use the operator tools, or ask the customer to invite you.",
+            )
+        return _deny(
+            "not_a_member",
+            "You are not a member of this organization. "
+            "Ask one of its owners or admins to invite you.",
+        )
+
+    role = OrgRole(actor.role)
+
+    if action in PROJECT_BOUND and actor.project_scoped:
+        if target.project_id is not None and target.project_id not in actor.project_ids:
+            return _deny(
+                "project_not_found",
+                "This project does not exist or you do not have access to it. "
+                "Pick one of your projects, or ask an owner or admin for access.",
+            )
+        if target.project_id is None and action in (Action.tool_run, Action.asset_manage):
+            return _deny(
+                "project_required",
+                "You can work only inside the projects you were given access to. "
+                "Open one of them and try again.",
+            )
+
+    if role not in ROLE_RULES[action]:
+        message = _FORBIDDEN_MESSAGES.get(
+            action,
+            "Your role does not allow this. Ask an owner or admin of the organization.",
+        )
+        return _deny("role_forbidden", message)
+
+    if action in EXECUTION and not target.subscription_executable:
+        if role == OrgRole.owner:
+            next_step = "Renew or update payment in Billing to run tools again."
+        else:
+            next_step = "Ask your owner to renew it in Billing to run tools again."
+        return _deny(
+            "subscription_inactive",
+            "This organization's subscription has expired or is unpaid, so tools are paused. "
+            f"You can still view everything. {next_step}",
+        )
+
+    return ALLOW
+
+
+def require(actor: Actor, action: Action, target: Target) -> None:
+    """Raise unless allowed.
+
+    Raises:
+        NotFound: the project is outside the actor's scope (existence must not leak).
+        PermissionDenied: any other refusal; its `code` is the decision's code.
+    """
+    decision = can(actor, action, target)
+    if decision:
+        return
+    if decision.code == "project_not_found":
+        raise error_with_code(decision.code, decision.message, base=NotFound)
+    raise error_with_code(decision.code, decision.message, base=PermissionDenied)
+
+
+def actor_for(*, session: Session, user: User, org_id: int | None) -> Actor:
+    """The actor for `user` in `org_id`, with its role and approved projects (if scoped)."""
+    if user.id is None:
+        raise ValueError("actor_for needs a saved user")
+    membership = None
+    if org_id is not None:
+        membership = session.exec(
+            select(Membership).where(Membership.org_id == org_id, Membership.user_id == user.id)
+        ).first()
+    if membership is None:
+        return Actor(user_id=user.id, is_operator=bool(user.is_operator))
+    project_ids: frozenset[int] = frozenset()
+    if membership.project_scoped:
+        project_ids = frozenset(
+            session.exec(
+                select(ProjectAccess.project_id).where(ProjectAccess.membership_id == membership.id)
+            )
+        )
+    return Actor(
+        user_id=user.id,
+        is_operator=bool(user.is_operator),
+        role=OrgRole(membership.role),
+        project_scoped=membership.project_scoped,
+        project_ids=project_ids,
+    )
+
+
+def target_for(*, session: Session, org_id: int, project_id: int | None = None) -> Target:
+    """The target org (and project), with whether its subscription allows execution.
+
+    An org with no Subscription row counts as active (free plan).
+
+    Raises:
+        NotFound: the org does not exist or was deleted, or the project is not in that org.
+    """
+    org = session.get(Organization, org_id)
+    if org is None or org.deleted_at is not None:
+        raise error_with_code(
+            "org_not_found",
+            "This organization does not exist or was deleted. Pick another from the switcher.",
+            base=NotFound,
+        )
+    if project_id is not None:
+        project = session.get(Project, project_id)
+        if project is None or project.org_id != org_id:
+            raise error_with_code(
+                "project_not_found",
+                "This project does not exist or you do not have access to it. "
+                "Pick one of your projects, or ask an owner or admin for access.",
+                base=NotFound,
+            )
+    status = session.exec(select(Subscription.status).where(Subscription.org_id == org_id)).first()
+    executable = status is None or status in EXECUTABLE_SUBSCRIPTION_STATUSES
+    return Target(org_id=org_id, project_id=project_id, subscription_executable=executable)
