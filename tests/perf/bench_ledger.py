@@ -1,0 +1,233 @@
+"""Benchmark: credit hold+settle throughput on PostgreSQL, as a ratio to a plain UPDATE loop.
+
+Not a pass/fail test. Two shapes, each with a few threads:
+  * hot:    every thread works on one organization (all wait on one account row lock);
+  * spread: each operation picks one of 100 organizations.
+The baseline is ``UPDATE credit_accounts SET balance_millicredits = balance_millicredits - 1
+WHERE org_id = ...`` (one committed transaction per update), measured in the same run on
+its own organizations with the same shape. One hold+settle pair is two committed
+transactions (hold before the run, settle after it), as in the studio.
+
+    TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test python -m tests.perf.bench_ledger
+
+runs in a throwaway database (created and dropped). Under pytest, ``test_bench_ledger_small``
+runs a small size on the test database and only prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Session, SQLModel
+
+import models  # noqa: F401  (registers every table)
+from core import db
+from models import Organization
+from services.catalog import catalog_sync
+from services.credits import balance_get, credits_grant, credits_hold, credits_settle, ledger_sum
+
+C = 1000
+SPREAD_ORGS = 100
+_run_ids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Figure:
+    shape: str
+    baseline_per_second: float
+    pairs_per_second: float
+
+    @property
+    def ratio(self) -> float:
+        """hold+settle pairs per second as a fraction of baseline updates per second."""
+        return self.pairs_per_second / self.baseline_per_second if self.baseline_per_second else 0.0
+
+    def line(self) -> str:
+        return (
+            f"{self.shape:<7} baseline UPDATE {self.baseline_per_second:9.0f}/s   "
+            f"hold+settle {self.pairs_per_second:8.0f} pairs/s   "
+            f"ratio {self.ratio:5.2f}x  ({self.ratio * 2:4.2f}x per committed transaction)"
+        )
+
+
+def _create_orgs(engine: Engine, prefix: str, count: int, credits: int) -> list[int]:
+    with Session(engine, expire_on_commit=False) as session:
+        orgs = [Organization(slug=f"{prefix}-{i}", name=f"{prefix} {i}") for i in range(count)]
+        session.add_all(orgs)
+        session.flush()
+        for org in orgs:
+            credits_grant(
+                session=session,
+                org_id=org.id,
+                amount_millicredits=credits,
+                idempotency_key=f"{prefix}-seed-{org.id}",
+            )
+        session.commit()
+        return [org.id for org in orgs]
+
+
+def _timed(threads: int, work: Callable[[int], None]) -> float:
+    """Run `work(thread_index)` on each thread, started together; wall seconds."""
+    barrier = threading.Barrier(threads + 1)
+    errors: list[BaseException] = []
+
+    def runner(index: int) -> None:
+        barrier.wait()
+        try:
+            work(index)
+        except BaseException as error:  # noqa: BLE001 - re-raised below
+            errors.append(error)
+
+    pool = [threading.Thread(target=runner, args=(i,)) for i in range(threads)]
+    for thread in pool:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in pool:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise errors[0]
+    return elapsed
+
+
+def _baseline(engine: Engine, org_ids: list[int], threads: int, per_thread: int) -> float:
+    def work(index: int) -> None:
+        rng = random.Random(index)
+        statement = text(
+            "UPDATE credit_accounts SET balance_millicredits = balance_millicredits - 1 "
+            "WHERE org_id = :org_id"
+        )
+        with engine.connect() as conn:
+            for _ in range(per_thread):
+                with conn.begin():
+                    conn.execute(statement, {"org_id": rng.choice(org_ids)})
+
+    return threads * per_thread / _timed(threads, work)
+
+
+def _hold_settle(
+    engine: Engine, org_ids: list[int], threads: int, per_thread: int, tag: str
+) -> float:
+    def work(index: int) -> None:
+        rng = random.Random(1000 + index)
+        with Session(engine, expire_on_commit=False) as session:
+            for i in range(per_thread):
+                org_id = rng.choice(org_ids)
+                generation_id = hash((tag, index, i)) & 0x7FFFFFFF
+                key = f"{tag}-{index}-{i}"
+                credits_hold(
+                    session=session,
+                    org_id=org_id,
+                    amount_millicredits=2 * C,
+                    idempotency_key=f"{key}-hold",
+                    generation_id=generation_id,
+                )
+                session.commit()
+                credits_settle(
+                    session=session,
+                    generation_id=generation_id,
+                    actual_millicredits=1500,
+                    idempotency_key=f"{key}-settle",
+                )
+                session.commit()
+
+    return threads * per_thread / _timed(threads, work)
+
+
+def run_benchmark(engine: Engine, *, per_thread: int = 200, threads: int = 4) -> list[Figure]:
+    """Measure both shapes on `engine` (which must have the schema and catalog)."""
+    run = f"bench{next(_run_ids)}-{uuid.uuid4().hex[:6]}"
+    plenty = 10 * per_thread * threads * 2 * C
+    figures = []
+    for shape, count in (("hot", 1), ("spread", SPREAD_ORGS)):
+        baseline_orgs = _create_orgs(engine, f"{run}-{shape}-base", count, plenty)
+        ledger_orgs = _create_orgs(engine, f"{run}-{shape}-ledger", count, plenty)
+        _baseline(engine, baseline_orgs, threads, max(5, per_thread // 10))  # warm-up
+        baseline = _baseline(engine, baseline_orgs, threads, per_thread)
+        pairs = _hold_settle(engine, ledger_orgs, threads, per_thread, f"{run}-{shape}")
+        with Session(engine) as session:  # the ledger stayed consistent under load
+            for org_id in ledger_orgs:
+                assert balance_get(session=session, org_id=org_id).balance == ledger_sum(
+                    session=session, org_id=org_id
+                )
+        figures.append(Figure(shape, baseline, pairs))
+    return figures
+
+
+def report(figures: list[Figure], *, threads: int, per_thread: int) -> str:
+    lines = [
+        f"credits ledger benchmark: {threads} threads x {per_thread} ops, PostgreSQL",
+        *(figure.line() for figure in figures),
+    ]
+    return "\n".join(lines)
+
+
+# --- pytest entry point -------------------------------------------------------------------
+
+
+def test_bench_ledger_small(pg_engine):
+    """Runs a small size and prints the figures; never fails on timing."""
+    threads, per_thread = 3, 20
+    figures = run_benchmark(pg_engine, per_thread=per_thread, threads=threads)
+    print("\n" + report(figures, threads=threads, per_thread=per_thread))
+
+
+# --- command line -------------------------------------------------------------------------
+
+
+def _throwaway_database(base_url: str) -> tuple[Engine, Callable[[], None]]:
+    admin_url = make_url(db.normalize_database_url(base_url))
+    name = f"cs_bench_{uuid.uuid4().hex[:10]}"
+    admin = db.make_engine(
+        admin_url.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = db.make_engine(admin_url.set(database=name).render_as_string(hide_password=False))
+    SQLModel.metadata.create_all(engine)
+    with Session(engine) as session:
+        catalog_sync(session=session)
+        session.commit()
+
+    def drop() -> None:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return engine, drop
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--per-thread", type=int, default=150)
+    args = parser.parse_args()
+    url = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        raise SystemExit(
+            "Set TEST_DATABASE_URL to a PostgreSQL server, e.g. postgresql://postgres@127.0.0.1:5432/test"
+        )
+    engine, drop = _throwaway_database(url)
+    try:
+        started = time.perf_counter()
+        figures = run_benchmark(engine, per_thread=args.per_thread, threads=args.threads)
+        print(report(figures, threads=args.threads, per_thread=args.per_thread))
+        print(f"total {time.perf_counter() - started:.1f} s")
+    finally:
+        drop()
+
+
+if __name__ == "__main__":
+    main()
