@@ -1,0 +1,712 @@
+"""Accounts and sign-in: registration, email links, passwords, lockout, server-side sessions.
+
+Sign-in is a handoff so the browser never receives the long-lived session token over the
+websocket: `sign_in_password` returns a short-lived one-time code; when 2FA is on,
+`sign_in_complete_mfa` clears the pending flag; an HTTP route then calls `session_activate`,
+which swaps the code for the session token (stored hashed) and sets it as an HttpOnly cookie.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, delete, select
+
+from core.clock import as_utc, utcnow
+from core.crypto import (
+    hash_password,
+    hash_token,
+    new_token,
+    password_needs_rehash,
+    verify_password,
+)
+from core.settings import get_settings
+from models import EmailToken, User, UserSession
+from models.enums import EmailTokenPurpose
+from services.audit import audit_record
+from services.errors import (
+    Conflict,
+    DomainError,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+    error_with_code,
+)
+from services.mail import mail_send
+from services.passwords import password_check
+from services.totp import totp_verify
+
+MAX_FAILED_SIGN_INS = 5
+LOCKOUT_MINUTES = 15
+HANDOFF_MINUTES = 10
+VERIFY_EMAIL_TTL = timedelta(hours=24)
+RESET_PASSWORD_TTL = timedelta(hours=1)
+SESSION_TOUCH_SECONDS = 60
+SESSION_TOKEN_BYTES = 32  # 256 bits
+
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
+_MAX_EMAIL_LENGTH = 320
+_MAX_NAME_LENGTH = 200
+
+INVALID_CREDENTIALS_MESSAGE = (
+    "The email or password is not correct. Check both and try again, or reset your password."
+)
+
+
+@dataclass(frozen=True)
+class SignInChallenge:
+    """Result of a correct password: a one-time handoff code, and whether 2FA must follow."""
+
+    user_id: int
+    handoff_code: str
+    mfa_required: bool
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _dummy_password_hash() -> str:
+    """A real argon2id hash, verified when the account doesn't exist so timing matches."""
+    return hash_password(new_token(16))
+
+
+def _normalize_email(email: str) -> str:
+    return (email or "").strip().lower()
+
+
+def _invalid_credentials() -> DomainError:
+    return error_with_code("invalid_credentials", INVALID_CREDENTIALS_MESSAGE, http_status=401)
+
+
+def _account_locked(locked_until: datetime, now: datetime) -> DomainError:
+    minutes = max(1, math.ceil((locked_until - now).total_seconds() / 60))
+    unit = "minute" if minutes == 1 else "minutes"
+    return error_with_code(
+        "account_locked",
+        f"Too many failed sign-ins. Try again in {minutes} {unit}, or reset your password.",
+        http_status=429,
+        minutes_left=minutes,
+        locked_until=locked_until.isoformat(),
+    )
+
+
+def _user_by_email(session: Session, email: str, *, for_update: bool = False) -> User | None:
+    query = select(User).where(User.email == email)
+    if for_update:
+        # Serializes concurrent sign-ins of one account so no failed attempt is lost.
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return session.exec(query).first()
+
+
+def _user_get(session: Session, user_id: int, *, for_update: bool = False) -> User:
+    query = select(User).where(User.id == user_id)
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    user = session.exec(query).first()
+    if user is None:
+        raise NotFound("This account no longer exists. Sign in again.")
+    return user
+
+
+def _base_url(base_url: str | None) -> str:
+    return (base_url or get_settings().app_base_url).rstrip("/")
+
+
+def _email_token_issue(
+    session: Session, *, user: User, purpose: EmailTokenPurpose, ttl: timedelta
+) -> str:
+    """A fresh single-use link token (stored hashed); earlier unused ones stop working."""
+    session.exec(
+        delete(EmailToken).where(
+            EmailToken.user_id == user.id,
+            EmailToken.purpose == purpose.value,
+            EmailToken.used_at.is_(None),  # type: ignore[union-attr]
+        )
+    )
+    token = new_token(32)
+    session.add(
+        EmailToken(
+            user_id=user.id,
+            purpose=purpose.value,
+            token_hash=hash_token(token),
+            expires_at=utcnow() + ttl,
+        )
+    )
+    session.flush()
+    return token
+
+
+_LINK_NEXT_STEP = {
+    EmailTokenPurpose.verify_email: "Request a new verification email from your account page.",
+    EmailTokenPurpose.reset_password: "Request a new link with 'Forgot password' on the sign-in page.",
+}
+_LINK_NAME = {
+    EmailTokenPurpose.verify_email: "verification link",
+    EmailTokenPurpose.reset_password: "password reset link",
+}
+
+
+def _email_token_find(session: Session, *, token: str, purpose: EmailTokenPurpose) -> EmailToken:
+    """The usable token row for a link, locked; raises link_invalid / link_used / link_expired."""
+    name, next_step = _LINK_NAME[purpose], _LINK_NEXT_STEP[purpose]
+    row = None
+    if token:
+        row = session.exec(
+            select(EmailToken)
+            .where(EmailToken.token_hash == hash_token(token), EmailToken.purpose == purpose.value)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).first()
+    if row is None:
+        raise error_with_code(
+            "link_invalid",
+            f"This {name} is not valid: it may be incomplete or replaced by a newer email. "
+            f"{next_step}",
+            base=ValidationFailed,
+            field="token",
+        )
+    if row.used_at is not None:
+        raise error_with_code(
+            "link_used",
+            f"This {name} has already been used; each link works once. {next_step}",
+            base=ValidationFailed,
+            field="token",
+        )
+    if as_utc(row.expires_at) <= utcnow():
+        raise error_with_code(
+            "link_expired",
+            f"This {name} has expired. {next_step}",
+            base=ValidationFailed,
+            field="token",
+        )
+    return row
+
+
+def _send_verification_mail(session: Session, *, user: User, base_url: str) -> None:
+    token = _email_token_issue(
+        session, user=user, purpose=EmailTokenPurpose.verify_email, ttl=VERIFY_EMAIL_TTL
+    )
+    link = f"{_base_url(base_url)}/verify-email?token={token}"
+    mail_send(
+        session=session,
+        to=user.email,
+        subject="Verify your email for Creative Studio",
+        body_text=(
+            f"Hello{' ' + user.name if user.name else ''},\n\n"
+            "Confirm your email address to start using models in Creative Studio:\n\n"
+            f"{link}\n\n"
+            "The link works once and expires in 24 hours. If you did not create an account, "
+            "you can ignore this email.\n"
+        ),
+    )
+
+
+def _revoke_sessions(session: Session, *, user_id: int, except_session_id: int | None) -> int:
+    """Revoke every live session of a user (also pending sign-ins); no commit."""
+    query = select(UserSession).where(
+        UserSession.user_id == user_id,
+        UserSession.revoked_at.is_(None),  # type: ignore[union-attr]
+    )
+    if except_session_id is not None:
+        query = query.where(UserSession.id != except_session_id)
+    now = utcnow()
+    count = 0
+    for user_session in session.exec(query.with_for_update()).all():
+        user_session.revoked_at = now
+        session.add(user_session)
+        count += 1
+    session.flush()
+    return count
+
+
+def require_verified_email(user: User) -> None:
+    """Raise `email_not_verified` unless the user confirmed their email (needed for model use)."""
+    if user.email_verified_at is None:
+        raise error_with_code(
+            "email_not_verified",
+            f"Your email address ({user.email}) is not verified yet, and models can only be "
+            "used with a verified email. Open the link we sent you, or request a new one.",
+            base=PermissionDenied,
+        )
+
+
+# --- registration and email links ---------------------------------------------------------------
+
+
+def user_register(*, session: Session, email: str, password: str, name: str, base_url: str) -> User:
+    """Create an account and send its verification link.
+
+    Args:
+        session: Database session; this service commits.
+        email: Address to register; stored stripped and lower-cased.
+        password: Checked against the password policy, stored as argon2id.
+        name: Display name (may be empty).
+        base_url: Public app URL the verification link points to.
+
+    Returns:
+        The new (unverified) user.
+
+    Raises:
+        ValidationFailed: `invalid_email` (field "email"), `weak_password` (field "password"),
+            `validation_failed` for a name that is too long.
+        Conflict: `email_taken` when an account already uses the address.
+    """
+    normalized = _normalize_email(email)
+    if len(normalized) > _MAX_EMAIL_LENGTH or not _EMAIL_RE.match(normalized):
+        raise error_with_code(
+            "invalid_email",
+            f"'{email.strip()}' is not a valid email address. Enter it as name@example.com.",
+            base=ValidationFailed,
+            field="email",
+        )
+    name = (name or "").strip()
+    if len(name) > _MAX_NAME_LENGTH:
+        raise ValidationFailed(
+            f"The name is too long ({len(name)} characters). Use at most {_MAX_NAME_LENGTH}.",
+            field="name",
+        )
+    taken = error_with_code(
+        "email_taken",
+        f"An account with {normalized} already exists. Sign in instead, or reset your password "
+        "if you forgot it.",
+        base=Conflict,
+        field="email",
+    )
+    if _user_by_email(session, normalized) is not None:
+        raise taken
+    password_check(password=password, email=normalized)
+    user = User(email=normalized, name=name, password_hash=hash_password(password))
+    session.add(user)
+    try:
+        session.flush()
+    except IntegrityError as exc:  # registered concurrently between the check and the insert
+        session.rollback()
+        raise taken from exc
+    _send_verification_mail(session, user=user, base_url=base_url)
+    session.commit()
+    return user
+
+
+def verification_resend(*, session: Session, email: str, base_url: str) -> None:
+    """Send a fresh verification link (older unused ones stop working).
+
+    Answers the same whether or not the account exists or is already verified, so it cannot
+    be used to discover accounts.
+    """
+    user = _user_by_email(session, _normalize_email(email), for_update=True)
+    if user is not None and user.email_verified_at is None:
+        _send_verification_mail(session, user=user, base_url=base_url)
+    session.commit()
+
+
+def email_verify(*, session: Session, token: str) -> User:
+    """Consume a verification link and mark the email verified.
+
+    Raises:
+        ValidationFailed: `link_invalid`, `link_used`, `link_expired` (messages offer a resend).
+    """
+    row = _email_token_find(session, token=token, purpose=EmailTokenPurpose.verify_email)
+    now = utcnow()
+    row.used_at = now
+    session.add(row)
+    user = _user_get(session, row.user_id, for_update=True)
+    if user.email_verified_at is None:
+        user.email_verified_at = now
+        session.add(user)
+    session.commit()
+    return user
+
+
+# --- passwords ----------------------------------------------------------------------------------
+
+
+def password_reset_request(*, session: Session, email: str, base_url: str) -> None:
+    """Email a single-use reset link valid for 1 hour, if the account exists.
+
+    Answers the same whether or not the account exists. A new request replaces older links.
+    """
+    user = _user_by_email(session, _normalize_email(email), for_update=True)
+    if user is not None:
+        token = _email_token_issue(
+            session, user=user, purpose=EmailTokenPurpose.reset_password, ttl=RESET_PASSWORD_TTL
+        )
+        link = f"{_base_url(base_url)}/reset-password?token={token}"
+        mail_send(
+            session=session,
+            to=user.email,
+            subject="Reset your Creative Studio password",
+            body_text=(
+                "Someone (hopefully you) asked to reset the password of your Creative Studio "
+                f"account.\n\nChoose a new password here:\n\n{link}\n\n"
+                "The link works once and expires in 1 hour. If you did not ask for this, ignore "
+                "this email: your password stays the same.\n"
+            ),
+        )
+    session.commit()
+
+
+def password_reset_complete(*, session: Session, token: str, new_password: str) -> User:
+    """Set a new password from a reset link; signs out every session and clears the lockout.
+
+    The link is only consumed once the new password passes the policy, so a rejected
+    password can be retried with the same link. Opening the link also proves the email.
+
+    Raises:
+        ValidationFailed: `link_invalid`, `link_used`, `link_expired`, `weak_password`.
+    """
+    row = _email_token_find(session, token=token, purpose=EmailTokenPurpose.reset_password)
+    user = _user_get(session, row.user_id, for_update=True)
+    password_check(password=new_password, email=user.email)
+    now = utcnow()
+    row.used_at = now
+    session.add(row)
+    user.password_hash = hash_password(new_password)
+    user.failed_sign_in_count = 0
+    user.locked_until = None
+    if user.email_verified_at is None:
+        user.email_verified_at = now
+    session.add(user)
+    revoked = _revoke_sessions(session, user_id=user.id, except_session_id=None)
+    audit_record(
+        session=session,
+        action="auth.password_reset",
+        actor_user_id=user.id,
+        target_type="user",
+        target_id=user.id,
+        details={"sessions_revoked": revoked},
+    )
+    session.commit()
+    return user
+
+
+def password_change(
+    *,
+    session: Session,
+    user_id: int,
+    current_password: str,
+    new_password: str,
+    end_other_sessions: bool,
+    current_session_id: int | None,
+) -> User:
+    """Change the password of a signed-in user, optionally signing out their other sessions.
+
+    Raises:
+        PermissionDenied: `invalid_credentials` when the current password is wrong.
+        ValidationFailed: `weak_password`, or `password_unchanged` when it is the same.
+    """
+    user = _user_get(session, user_id, for_update=True)
+    if not user.password_hash:
+        raise error_with_code(
+            "invalid_credentials",
+            "Your account has no password yet (you sign in with Google). Set one with "
+            "'Forgot password' on the sign-in page.",
+            base=PermissionDenied,
+        )
+    if not verify_password(user.password_hash, current_password):
+        raise error_with_code(
+            "invalid_credentials",
+            "Your current password is not correct, so the password was not changed. "
+            "Try again, or sign out and use 'Forgot password'.",
+            base=PermissionDenied,
+            field="current_password",
+        )
+    if new_password == current_password:
+        raise error_with_code(
+            "password_unchanged",
+            "The new password is the same as the current one. Choose a different password.",
+            base=ValidationFailed,
+            field="password",
+        )
+    password_check(password=new_password, email=user.email)
+    user.password_hash = hash_password(new_password)
+    session.add(user)
+    revoked = 0
+    if end_other_sessions:
+        revoked = _revoke_sessions(session, user_id=user.id, except_session_id=current_session_id)
+    audit_record(
+        session=session,
+        action="auth.password_changed",
+        actor_user_id=user.id,
+        target_type="user",
+        target_id=user.id,
+        details={"other_sessions_revoked": revoked},
+    )
+    session.commit()
+    return user
+
+
+# --- sign-in --------------------------------------------------------------------------------------
+
+
+def _record_failed_attempt(session: Session, user: User, now: datetime) -> DomainError:
+    """Count a failed attempt (user row already locked); returns the error to raise."""
+    user.failed_sign_in_count += 1
+    locked = user.failed_sign_in_count >= MAX_FAILED_SIGN_INS
+    if locked:
+        user.locked_until = now + timedelta(minutes=LOCKOUT_MINUTES)
+    session.add(user)
+    session.commit()
+    return _account_locked(user.locked_until, now) if locked else _invalid_credentials()
+
+
+def _check_not_locked(session: Session, user: User, now: datetime) -> None:
+    locked_until = as_utc(user.locked_until)
+    if locked_until is not None and locked_until > now:
+        session.rollback()
+        raise _account_locked(locked_until, now)
+    if locked_until is not None:  # the lock ran out: start counting afresh
+        user.locked_until = None
+        user.failed_sign_in_count = 0
+        session.add(user)
+
+
+def sign_in_password(
+    *, session: Session, email: str, password: str, ip_address: str = "", user_agent: str = ""
+) -> SignInChallenge:
+    """Check email and password; on success start a pending session (handoff).
+
+    After 5 failed attempts the account is locked for 15 minutes. With 2FA on, the failure
+    counter is only reset once the second factor is also correct.
+
+    Returns:
+        The handoff code (valid 10 minutes, single use) and whether a TOTP code must follow.
+
+    Raises:
+        DomainError: `invalid_credentials` (unknown email and wrong password alike),
+            `account_locked` (message states the minutes left).
+    """
+    now = utcnow()
+    user = _user_by_email(session, _normalize_email(email), for_update=True)
+    if user is None:
+        verify_password(_dummy_password_hash(), password)
+        session.rollback()
+        raise _invalid_credentials()
+    _check_not_locked(session, user, now)
+    if not user.password_hash:  # Google-only account
+        verify_password(_dummy_password_hash(), password)
+        raise _record_failed_attempt(session, user, now)
+    if not verify_password(user.password_hash, password):
+        raise _record_failed_attempt(session, user, now)
+    if password_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    mfa_required = user.totp_enabled_at is not None
+    if not mfa_required:
+        user.failed_sign_in_count = 0
+        user.locked_until = None
+    session.add(user)
+    handoff_code = new_token(32)
+    session.add(
+        UserSession(
+            user_id=user.id,
+            token_hash=hash_token(handoff_code),
+            mfa_pending=mfa_required,
+            ip_address=(ip_address or "")[:64],
+            user_agent=(user_agent or "")[:500],
+            expires_at=now + timedelta(minutes=HANDOFF_MINUTES),
+        )
+    )
+    session.commit()
+    return SignInChallenge(user_id=user.id, handoff_code=handoff_code, mfa_required=mfa_required)
+
+
+def _pending_sign_in(session: Session, handoff_code: str) -> UserSession:
+    """The not-yet-activated session for a handoff code, locked; raises sign_in_expired."""
+    row = None
+    if handoff_code:
+        row = session.exec(
+            select(UserSession)
+            .where(UserSession.token_hash == hash_token(handoff_code))
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).first()
+    if (
+        row is None
+        or row.activated_at is not None
+        or row.revoked_at is not None
+        or as_utc(row.expires_at) <= utcnow()
+    ):
+        raise error_with_code(
+            "sign_in_expired",
+            "This sign-in attempt has expired or was already used. Sign in again with your "
+            "email and password.",
+            http_status=401,
+        )
+    return row
+
+
+def sign_in_complete_mfa(*, session: Session, handoff_code: str, code: str) -> None:
+    """Second step of sign-in with 2FA: a TOTP code or an unused recovery code.
+
+    Wrong codes count as failed sign-ins (lockout after 5, which also ends this attempt).
+
+    Raises:
+        DomainError: `totp_required` (no code entered), `totp_invalid`, `account_locked`,
+            `sign_in_expired`.
+    """
+    pending = _pending_sign_in(session, handoff_code)
+    if not pending.mfa_pending:
+        session.rollback()
+        return
+    if not (code or "").strip():
+        session.rollback()
+        raise error_with_code(
+            "totp_required",
+            "Enter the 6-digit code from your authenticator app, or one of your recovery codes.",
+            base=ValidationFailed,
+            field="code",
+        )
+    now = utcnow()
+    user = _user_get(session, pending.user_id, for_update=True)
+    _check_not_locked(session, user, now)
+    if not totp_verify(session=session, user=user, code=code):
+        error = _record_failed_attempt(session, user, now)
+        if error.code == "account_locked":
+            pending = _pending_sign_in(session, handoff_code)
+            pending.revoked_at = now
+            session.add(pending)
+            session.commit()
+            raise error
+        raise error_with_code(
+            "totp_invalid",
+            "That code is not correct or was already used. Enter the current 6-digit code from "
+            "your authenticator app, or an unused recovery code.",
+            base=ValidationFailed,
+            field="code",
+        )
+    user.failed_sign_in_count = 0
+    user.locked_until = None
+    session.add(user)
+    pending.mfa_pending = False
+    session.add(pending)
+    session.commit()
+
+
+def session_activate(*, session: Session, handoff_code: str) -> tuple[str, UserSession]:
+    """Swap a handoff code for a long-lived session token (once).
+
+    Returns:
+        The raw session token (for an HttpOnly cookie; only its hash is stored) and the row.
+
+    Raises:
+        DomainError: `sign_in_expired` (unknown, used, expired or revoked code),
+            `totp_required` (2FA not completed yet).
+    """
+    pending = _pending_sign_in(session, handoff_code)
+    if pending.mfa_pending:
+        session.rollback()
+        raise error_with_code(
+            "totp_required",
+            "Two-factor authentication is on for this account. Enter the code from your "
+            "authenticator app to finish signing in.",
+            http_status=401,
+        )
+    now = utcnow()
+    token = new_token(SESSION_TOKEN_BYTES)
+    pending.token_hash = hash_token(token)
+    pending.activated_at = now
+    pending.last_seen_at = now
+    pending.expires_at = now + timedelta(days=get_settings().session_absolute_days)
+    session.add(pending)
+    user = _user_get(session, pending.user_id)
+    user.last_active_at = now
+    session.add(user)
+    session.commit()
+    return token, pending
+
+
+# --- sessions -----------------------------------------------------------------------------------
+
+
+def _session_is_live(user_session: UserSession, now: datetime) -> bool:
+    if user_session.revoked_at is not None or user_session.activated_at is None:
+        return False
+    if user_session.mfa_pending or as_utc(user_session.expires_at) <= now:
+        return False
+    last_seen = as_utc(user_session.last_seen_at or user_session.activated_at)
+    idle_limit = timedelta(minutes=get_settings().session_idle_minutes)
+    return now - last_seen <= idle_limit
+
+
+def session_resolve(*, session: Session, token: str) -> tuple[User, UserSession] | None:
+    """The user and session behind a session cookie, or None when it no longer counts.
+
+    None when unknown, revoked, not activated, past its absolute expiry, or idle for longer
+    than SESSION_IDLE_MINUTES. Records activity at most once a minute.
+    """
+    if not token:
+        return None
+    user_session = session.exec(
+        select(UserSession).where(UserSession.token_hash == hash_token(token))
+    ).first()
+    now = utcnow()
+    if user_session is None or not _session_is_live(user_session, now):
+        return None
+    user = session.get(User, user_session.user_id)
+    if user is None:
+        return None
+    last_seen = as_utc(user_session.last_seen_at)
+    if last_seen is None or (now - last_seen).total_seconds() >= SESSION_TOUCH_SECONDS:
+        user_session.last_seen_at = now
+        user.last_active_at = now
+        session.add(user_session)
+        session.add(user)
+        session.commit()
+    return user, user_session
+
+
+def sessions_list(*, session: Session, user_id: int) -> list[UserSession]:
+    """The user's signed-in sessions that still count, most recently used first."""
+    now = utcnow()
+    rows = session.exec(
+        select(UserSession).where(
+            UserSession.user_id == user_id,
+            UserSession.revoked_at.is_(None),  # type: ignore[union-attr]
+            UserSession.activated_at.is_not(None),  # type: ignore[union-attr]
+        )
+    ).all()
+    live = [row for row in rows if _session_is_live(row, now)]
+    return sorted(live, key=lambda row: as_utc(row.last_seen_at or row.activated_at), reverse=True)
+
+
+def session_revoke(*, session: Session, user_id: int, session_id: int) -> None:
+    """Sign out one session of this user (signing out, or ending a device from Settings).
+
+    Raises:
+        NotFound: when the session does not exist or belongs to someone else.
+    """
+    user_session = session.exec(
+        select(UserSession)
+        .where(UserSession.id == session_id, UserSession.user_id == user_id)
+        .with_for_update()
+    ).first()
+    if user_session is None:
+        raise NotFound(
+            "That session was not found; it may have ended already. Refresh the list of sessions."
+        )
+    if user_session.revoked_at is None:
+        user_session.revoked_at = utcnow()
+        session.add(user_session)
+    session.commit()
+
+
+def sessions_revoke_all(
+    *, session: Session, user_id: int, except_session_id: int | None = None
+) -> int:
+    """Sign out everywhere (optionally keeping the current session); returns how many ended."""
+    count = _revoke_sessions(session, user_id=user_id, except_session_id=except_session_id)
+    audit_record(
+        session=session,
+        action="auth.sessions_revoked_all",
+        actor_user_id=user_id,
+        target_type="user",
+        target_id=user_id,
+        details={"revoked": count, "kept_session_id": except_session_id},
+    )
+    session.commit()
+    return count
