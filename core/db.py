@@ -75,5 +75,9 @@ def session_scope() -> Iterator[Session]:
 
 
 def is_postgres(session_or_engine) -> bool:
-    bind = session_or_engine.get_bind() if hasattr(session_or_engine, "get_bind") else session_or_engine
+    bind = (
+        session_or_engine.get_bind()
+        if hasattr(session_or_engine, "get_bind")
+        else session_or_engine
+    )
     return bind.dialect.name == "postgresql"

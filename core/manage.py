@@ -62,8 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Configuration error: {exc}", file=sys.stderr)
         return 2
     if args.command == "check-config":
-        print(f"environment={settings.app_env} database={settings.database_url.split('@')[-1]} "
-              f"payments={settings.payments_mode} mail={settings.mail_mode}")
+        print(
+            f"environment={settings.app_env} database={settings.database_url.split('@')[-1]} "
+            f"payments={settings.payments_mode} mail={settings.mail_mode}"
+        )
         return 0
     if args.command in ("migrate", "setup"):
         migrate()

@@ -102,7 +102,9 @@ class Settings(BaseSettings):
 
     @property
     def backend_base_url(self) -> str:
-        return (self.api_base_url or os.environ.get("CS_BACKEND_URL") or "http://localhost:8000").rstrip("/")
+        return (
+            self.api_base_url or os.environ.get("CS_BACKEND_URL") or "http://localhost:8000"
+        ).rstrip("/")
 
 
 def _local_secret_key() -> str:

@@ -27,8 +27,14 @@ def on_app_start() -> None:
             catalog_sync(session=session)
             session.commit()
     except (OperationalError, ProgrammingError) as exc:
-        log.error("Database schema is missing or outdated (%s). Run: python -m core.manage migrate", exc.__class__.__name__)
+        log.error(
+            "Database schema is missing or outdated (%s). Run: python -m core.manage migrate",
+            exc.__class__.__name__,
+        )
     log.info(
         "Creative Studio starting: env=%s payments=%s mail=%s scheduler=%s",
-        settings.app_env, settings.payments_mode, settings.mail_mode, settings.scheduler,
+        settings.app_env,
+        settings.payments_mode,
+        settings.mail_mode,
+        settings.scheduler,
     )

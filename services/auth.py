@@ -515,6 +515,38 @@ def sign_in_password(
     return SignInChallenge(user_id=user.id, handoff_code=handoff_code, mfa_required=mfa_required)
 
 
+def sign_in_handoff_create(
+    *, session: Session, user: User, ip_address: str = "", user_agent: str = ""
+) -> SignInChallenge:
+    """Start a pending session (handoff) for a user proven by another factor, e.g. Google.
+
+    No commit: the caller owns the transaction. With 2FA on, the TOTP code must still follow.
+
+    Raises:
+        DomainError: `account_locked` (the session is rolled back, as in `sign_in_password`).
+    """
+    now = utcnow()
+    _check_not_locked(session, user, now)
+    mfa_required = user.totp_enabled_at is not None
+    if not mfa_required:
+        user.failed_sign_in_count = 0
+        user.locked_until = None
+        session.add(user)
+    handoff_code = new_token(32)
+    session.add(
+        UserSession(
+            user_id=user.id,
+            token_hash=hash_token(handoff_code),
+            mfa_pending=mfa_required,
+            ip_address=(ip_address or "")[:64],
+            user_agent=(user_agent or "")[:500],
+            expires_at=now + timedelta(minutes=HANDOFF_MINUTES),
+        )
+    )
+    session.flush()
+    return SignInChallenge(user_id=user.id, handoff_code=handoff_code, mfa_required=mfa_required)
+
+
 def _pending_sign_in(session: Session, handoff_code: str) -> UserSession:
     """The not-yet-activated session for a handoff code, locked; raises sign_in_expired."""
     row = None

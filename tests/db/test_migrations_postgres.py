@@ -17,7 +17,9 @@ from tests.conftest import TEST_DATABASE_URL, requires_postgres
 def test_upgrade_head_on_empty_postgres():
     admin_url = make_url(normalize_database_url(TEST_DATABASE_URL))
     name = f"cs_mig_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(admin_url.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT")
+    admin = make_engine(
+        admin_url.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = admin_url.set(database=name).render_as_string(hide_password=False)
@@ -33,6 +35,9 @@ def test_upgrade_head_on_empty_postgres():
         engine.dispose()
     finally:
         with admin.connect() as conn:
-            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
+            conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+                {"n": name},
+            )
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()

@@ -1,0 +1,27 @@
+"""Plain HTTP routes mounted next to Reflex's backend (auth handoff, webhooks, API, assets)."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from creative_studio import routes
+from creative_studio.api import auth_routes, google_routes
+
+
+async def health(_request):
+    from starlette.responses import JSONResponse
+
+    return JSONResponse({"status": "ok"})
+
+
+def build_api() -> Starlette:
+    return Starlette(
+        routes=[
+            Route(routes.API_HEALTH, health, methods=["GET"]),
+            Route(routes.API_AUTH_SESSION, auth_routes.session_handoff, methods=["GET"]),
+            Route(routes.API_AUTH_SIGN_OUT, auth_routes.sign_out, methods=["GET", "POST"]),
+            Route(google_routes.GOOGLE_START, google_routes.google_start, methods=["GET"]),
+            Route(google_routes.GOOGLE_CALLBACK, google_routes.google_callback, methods=["GET"]),
+        ]
+    )

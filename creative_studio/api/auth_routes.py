@@ -1,0 +1,68 @@
+"""Session cookie routes: swap a one-time sign-in code for an HttpOnly cookie, and clear it."""
+
+from __future__ import annotations
+
+import reflex as rx
+from sqlmodel import Session
+from starlette.requests import Request
+from starlette.responses import RedirectResponse
+
+from core.clock import as_utc, utcnow
+from core.db import get_engine
+from core.settings import get_settings
+from creative_studio import routes
+from services import auth as auth_service
+from services.errors import DomainError
+
+
+def frontend_url(path: str) -> str:
+    base = (rx.config.get_config().deploy_url or get_settings().app_base_url).rstrip("/")
+    return f"{base}{path}"
+
+
+def _cookie_secure() -> bool:
+    return frontend_url("/").startswith("https://")
+
+
+async def session_handoff(request: Request) -> RedirectResponse:
+    code = request.query_params.get("code", "")
+    next_path = request.query_params.get("next", routes.INDEX)
+    if not routes.is_safe_next(next_path):
+        next_path = routes.INDEX
+    with Session(get_engine(), expire_on_commit=False) as session:
+        try:
+            token, user_session = auth_service.session_activate(session=session, handoff_code=code)
+            session.commit()
+        except DomainError:
+            session.rollback()
+            return RedirectResponse(frontend_url(routes.SIGN_IN + "?expired=1"), status_code=303)
+    response = RedirectResponse(frontend_url(next_path), status_code=303)
+    max_age = int((as_utc(user_session.expires_at) - utcnow()).total_seconds())
+    response.set_cookie(
+        routes.SESSION_COOKIE,
+        token,
+        max_age=max(max_age, 60),
+        httponly=True,
+        secure=_cookie_secure(),
+        samesite="lax",
+        path="/",
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def sign_out(request: Request) -> RedirectResponse:
+    """Clear the cookie (the session row was already revoked by the sign-out event)."""
+    token = request.cookies.get(routes.SESSION_COOKIE, "")
+    if token:
+        with Session(get_engine()) as session:
+            resolved = auth_service.session_resolve(session=session, token=token)
+            if resolved is not None:
+                user, user_session = resolved
+                auth_service.session_revoke(
+                    session=session, user_id=user.id, session_id=user_session.id
+                )
+                session.commit()
+    response = RedirectResponse(frontend_url(routes.SIGN_IN), status_code=303)
+    response.delete_cookie(routes.SESSION_COOKIE, path="/")
+    return response

@@ -1,0 +1,109 @@
+"""Google sign-in routes: send the browser to Google, and take it back through the session handoff."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlencode
+
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse
+
+from core.db import get_engine
+from core.settings import get_settings
+from creative_studio import routes
+from creative_studio.api.auth_routes import frontend_url
+from services import oidc
+from services.errors import DomainError
+
+logger = logging.getLogger(__name__)
+
+GOOGLE_START = "/auth/google/start"
+GOOGLE_CALLBACK = "/auth/google/callback"
+
+
+def google_redirect_uri() -> str:
+    """The callback URL registered at Google; it must match exactly."""
+    return get_settings().backend_base_url + GOOGLE_CALLBACK
+
+
+def _redirect(url: str) -> RedirectResponse:
+    response = RedirectResponse(url, status_code=303)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _sign_in_error(code: str, next_path: str = "") -> RedirectResponse:
+    query = {"error": code}
+    if next_path and next_path != routes.INDEX:
+        query["next"] = next_path
+    return _redirect(frontend_url(routes.SIGN_IN + "?" + urlencode(query)))
+
+
+def _begin(next_path: str) -> str:
+    with Session(get_engine(), expire_on_commit=False) as session:
+        return oidc.google_sign_in_begin(
+            session=session, redirect_uri=google_redirect_uri(), next_path=next_path
+        )
+
+
+async def google_start(request: Request) -> RedirectResponse:
+    """GET /auth/google/start?next=/path -> 303 to Google's consent screen."""
+    next_path = request.query_params.get("next", routes.INDEX)
+    if not routes.is_safe_next(next_path):
+        next_path = routes.INDEX
+    if not get_settings().google_enabled:
+        return _sign_in_error("google_disabled", next_path)
+    try:
+        url = await run_in_threadpool(_begin, next_path)
+    except DomainError as error:
+        return _sign_in_error(error.code, next_path)
+    except Exception:  # never show a stack trace; the sign-in page explains the code
+        logger.exception("Google sign-in could not start")
+        return _sign_in_error("google_failed", next_path)
+    return _redirect(url)
+
+
+def _complete(state: str, code: str, ip_address: str, user_agent: str):
+    with Session(get_engine(), expire_on_commit=False) as session:
+        return oidc.google_sign_in_complete(
+            session=session,
+            state=state,
+            code=code,
+            redirect_uri=google_redirect_uri(),
+            ip_address=ip_address,
+            user_agent=user_agent,
+        )
+
+
+async def google_callback(request: Request) -> RedirectResponse:
+    """GET /auth/google/callback?code&state (or ?error) -> the session handoff or the sign-in page."""
+    if not get_settings().google_enabled:
+        return _sign_in_error("google_disabled")
+    params = request.query_params
+    if params.get("error"):
+        # The person cancelled on Google's consent screen, or Google refused the request.
+        code = "google_denied" if params.get("error") == "access_denied" else "google_failed"
+        return _sign_in_error(code)
+    state, code = params.get("state", ""), params.get("code", "")
+    if not state or not code:
+        return _sign_in_error("oauth_state_invalid")
+    ip_address = request.client.host if request.client else ""
+    user_agent = request.headers.get("user-agent", "")
+    try:
+        challenge, next_path = await run_in_threadpool(
+            _complete, state, code, ip_address, user_agent
+        )
+    except DomainError as error:
+        return _sign_in_error(error.code)
+    except Exception:
+        logger.exception("Google sign-in could not complete")
+        return _sign_in_error("google_failed")
+    if not routes.is_safe_next(next_path):
+        next_path = routes.INDEX
+    if challenge.mfa_required:
+        query = urlencode({"google_mfa": challenge.handoff_code, "next": next_path})
+        return _redirect(frontend_url(routes.SIGN_IN + "?" + query))
+    query = urlencode({"code": challenge.handoff_code, "next": next_path})
+    return _redirect(get_settings().backend_base_url + routes.API_AUTH_SESSION + "?" + query)

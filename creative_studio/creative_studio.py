@@ -1,0 +1,24 @@
+"""The Reflex app. Importing the pages registers them; Reflex builds only what is imported here."""
+
+import reflex as rx
+
+from core.startup import on_app_start
+from creative_studio.api import build_api
+from creative_studio.pages import (  # noqa: F401
+    dev_outbox,
+    index,
+    org_new,
+    password_reset,
+    placeholders,
+    register,
+    settings,
+    sign_in,
+    verify_email,
+)
+
+on_app_start()
+
+app = rx.App(
+    api_transformer=build_api(),
+    head_components=[rx.el.meta(name="viewport", content="width=device-width, initial-scale=1")],
+)

@@ -1,0 +1,271 @@
+"""The application shell: sidebar with the areas, org switcher, page header, banners."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from creative_studio import routes
+from state.session import SessionState
+
+SIDEBAR_WIDTH = "15rem"
+
+
+def _nav_item(area: routes.Area, active_key: str) -> rx.Component:
+    is_active = area.key == active_key
+    return rx.link(
+        rx.hstack(
+            rx.icon(area.icon, size=18, aria_hidden="true"),
+            rx.text(area.label, size="2", weight="medium" if is_active else "regular"),
+            align="center",
+            spacing="3",
+            padding_x="0.75rem",
+            padding_y="0.5rem",
+            border_radius="var(--radius-3)",
+            background=rx.color("accent", 4) if is_active else "transparent",
+            color=rx.color("accent", 11) if is_active else rx.color("gray", 12),
+            _hover={"background": rx.color("accent", 3)},
+            width="100%",
+        ),
+        href="/org/" + SessionState.org_slug + "/" + area.key,
+        underline="none",
+        aria_current="page" if is_active else None,
+        width="100%",
+    )
+
+
+def org_switcher() -> rx.Component:
+    return rx.vstack(
+        rx.el.label(
+            rx.text("Organization", size="1", color=rx.color("gray", 10)), html_for="org-switcher"
+        ),
+        rx.select.root(
+            rx.select.trigger(id="org-switcher", width="100%", aria_label="Switch organization"),
+            rx.select.content(
+                rx.foreach(
+                    SessionState.orgs,
+                    lambda org: rx.select.item(org.name, value=org.slug),
+                )
+            ),
+            value=SessionState.org_slug,
+            on_change=SessionState.switch_org,
+        ),
+        spacing="1",
+        width="100%",
+    )
+
+
+def _user_footer() -> rx.Component:
+    return rx.vstack(
+        rx.divider(),
+        rx.hstack(
+            rx.avatar(fallback=SessionState.user_initials, size="2", radius="full"),
+            rx.vstack(
+                rx.text(SessionState.user_name, size="2", weight="medium", trim="both"),
+                rx.text(SessionState.user_email, size="1", color=rx.color("gray", 10), trim="both"),
+                spacing="1",
+                min_width="0",
+            ),
+            align="center",
+            spacing="2",
+            width="100%",
+        ),
+        rx.hstack(
+            rx.color_mode.button(size="2", variant="ghost", aria_label="Toggle dark mode"),
+            rx.button(
+                rx.icon("log-out", size=16),
+                "Sign out",
+                variant="soft",
+                color_scheme="gray",
+                size="2",
+                on_click=SessionState.sign_out,
+            ),
+            justify="between",
+            width="100%",
+        ),
+        spacing="3",
+        width="100%",
+    )
+
+
+def sidebar_content(active_key: str) -> rx.Component:
+    return rx.vstack(
+        rx.hstack(
+            rx.icon("sparkles", size=22, color=rx.color("accent", 10)),
+            rx.text("Creative Studio", size="4", weight="bold"),
+            align="center",
+            spacing="2",
+        ),
+        org_switcher(),
+        rx.el.nav(
+            rx.vstack(
+                *[_nav_item(area, active_key) for area in routes.AREAS], spacing="1", width="100%"
+            ),
+            aria_label="Areas",
+            style={"width": "100%"},
+        ),
+        rx.spacer(),
+        _user_footer(),
+        spacing="5",
+        height="100%",
+        width="100%",
+        padding="1rem",
+    )
+
+
+def sidebar(active_key: str) -> rx.Component:
+    return rx.box(
+        sidebar_content(active_key),
+        width=SIDEBAR_WIDTH,
+        min_width=SIDEBAR_WIDTH,
+        height="100vh",
+        position="sticky",
+        top="0",
+        border_right=f"1px solid {rx.color('gray', 5)}",
+        background=rx.color("gray", 2),
+        display=["none", "none", "block"],
+    )
+
+
+def mobile_topbar(active_key: str) -> rx.Component:
+    return rx.hstack(
+        rx.drawer.root(
+            rx.drawer.trigger(
+                rx.icon_button(rx.icon("menu"), variant="ghost", aria_label="Open navigation")
+            ),
+            rx.drawer.overlay(),
+            rx.drawer.portal(
+                rx.drawer.content(
+                    sidebar_content(active_key),
+                    height="100%",
+                    width="17rem",
+                    background=rx.color("gray", 2),
+                )
+            ),
+            direction="left",
+        ),
+        rx.text("Creative Studio", size="3", weight="bold"),
+        rx.spacer(),
+        rx.text(SessionState.org_name, size="2", color=rx.color("gray", 11)),
+        align="center",
+        padding="0.75rem 1rem",
+        border_bottom=f"1px solid {rx.color('gray', 5)}",
+        display=["flex", "flex", "none"],
+        width="100%",
+    )
+
+
+def page_header(
+    title: str, description: str = "", action: rx.Component | None = None
+) -> rx.Component:
+    return rx.flex(
+        rx.vstack(
+            rx.heading(title, size="7", as_="h1"),
+            rx.cond(description != "", rx.text(description, color=rx.color("gray", 11), size="3")),
+            spacing="1",
+        ),
+        rx.spacer(),
+        action if action is not None else rx.fragment(),
+        direction=rx.breakpoints(initial="column", sm="row"),
+        gap="3",
+        align=rx.breakpoints(initial="start", sm="center"),
+        width="100%",
+    )
+
+
+def not_found_card() -> rx.Component:
+    return rx.card(
+        rx.vstack(
+            rx.heading("Organization not found", size="5", as_="h2"),
+            rx.text(
+                "There is no organization at this address that you belong to. "
+                "Check the link, or pick one of your organizations in the switcher.",
+                color=rx.color("gray", 11),
+            ),
+            rx.link("Go to my workspace", href=routes.INDEX),
+            spacing="3",
+        ),
+        max_width="36rem",
+    )
+
+
+def loading() -> rx.Component:
+    return rx.center(
+        rx.spinner(size="3"),
+        rx.text("Loading…", margin_left="0.5rem"),
+        padding="4rem",
+        width="100%",
+    )
+
+
+def app_shell(
+    active_key: str, title: str, description: str, *children: rx.Component, action=None
+) -> rx.Component:
+    """An org page: sidebar + header + content, shown once the session and org are resolved."""
+    return rx.flex(
+        sidebar(active_key),
+        rx.box(
+            mobile_topbar(active_key),
+            rx.cond(
+                SessionState.ready,
+                rx.cond(
+                    SessionState.org_not_found,
+                    rx.box(not_found_card(), padding=["1rem", "1.5rem", "2rem"]),
+                    rx.vstack(
+                        page_header(title, description, action),
+                        *children,
+                        spacing="5",
+                        padding=["1rem", "1.5rem", "2rem"],
+                        max_width="72rem",
+                        width="100%",
+                    ),
+                ),
+                loading(),
+            ),
+            flex="1",
+            min_width="0",
+            role="main",
+        ),
+        min_height="100vh",
+        width="100%",
+    )
+
+
+def centered_card(*children: rx.Component, max_width: str = "26rem") -> rx.Component:
+    """Signed-out pages (sign in, register, reset): one calm card in the middle."""
+    return rx.center(
+        rx.vstack(
+            rx.hstack(
+                rx.icon("sparkles", size=26, color=rx.color("accent", 10)),
+                rx.text("Creative Studio", size="6", weight="bold"),
+                align="center",
+                spacing="2",
+            ),
+            rx.card(rx.vstack(*children, spacing="4", width="100%"), width="100%", size="3"),
+            rx.color_mode.button(variant="ghost", size="1", aria_label="Toggle dark mode"),
+            spacing="5",
+            align="center",
+            width="100%",
+            max_width=max_width,
+        ),
+        min_height="100vh",
+        padding="1rem",
+        background=rx.color("gray", 2),
+        role="main",
+    )
+
+
+def coming_with(area_title: str, what: str) -> rx.Component:
+    """Placeholder for an area whose feature set lands later; no fake data."""
+    return rx.card(
+        rx.vstack(
+            rx.hstack(
+                rx.icon("construction", size=18),
+                rx.heading(f"Coming with {area_title}", size="4", as_="h2"),
+                align="center",
+                spacing="2",
+            ),
+            rx.text(what, color=rx.color("gray", 11)),
+            spacing="2",
+        ),
+        width="100%",
+    )

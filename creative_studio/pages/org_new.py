@@ -1,0 +1,81 @@
+"""/orgs/new: create an organization (a new account's first step, or another org later)."""
+
+from __future__ import annotations
+
+import reflex as rx
+from sqlmodel import Session
+
+from core.db import get_engine
+from creative_studio import routes
+from creative_studio.components.forms import error_callout, field
+from creative_studio.layout import centered_card
+from services import orgs as org_service
+from services.errors import DomainError, PlanLimitReached
+from state.session import SessionState
+
+
+class NewOrgState(rx.State):
+    error: str = ""
+    limit_hit: bool = False
+
+    @rx.event
+    def load(self):
+        self.error = ""
+        self.limit_hit = False
+
+    @rx.event
+    async def create(self, form: dict):
+        session_state = await self.get_state(SessionState)
+        with Session(get_engine(), expire_on_commit=False) as session:
+            user = session_state._current_user(session)
+            if user is None:
+                return rx.redirect(routes.sign_in(routes.NEW_ORG))
+            try:
+                org = org_service.org_create(
+                    session=session, owner=user, name=str(form.get("name", ""))
+                )
+                session.commit()
+            except DomainError as error:
+                session.rollback()
+                self.error = error.message
+                self.limit_hit = isinstance(error, PlanLimitReached)
+                return
+        return rx.redirect(routes.org_home(org.slug))
+
+
+@rx.page(
+    route=routes.NEW_ORG,
+    title="New organization · Creative Studio",
+    on_load=[SessionState.require_signed_in, NewOrgState.load],
+)
+def new_org_page() -> rx.Component:
+    return centered_card(
+        rx.heading("Create an organization", size="6", as_="h1"),
+        rx.text(
+            "Your team's workspace: projects, members, credits and billing live here. "
+            "It starts on the Free plan; you can upgrade later in Billing.",
+            size="2",
+            color=rx.color("gray", 11),
+        ),
+        error_callout(NewOrgState.error),
+        rx.form(
+            rx.vstack(
+                field(
+                    "Organization name",
+                    "name",
+                    autocomplete="organization",
+                    required=True,
+                    placeholder="Acme Marketing",
+                ),
+                rx.button("Create organization", type="submit", size="3", width="100%"),
+                spacing="4",
+                width="100%",
+            ),
+            on_submit=NewOrgState.create,
+            width="100%",
+        ),
+        rx.cond(
+            SessionState.orgs.length() > 0,
+            rx.link("Back to my workspace", href=routes.INDEX, size="2"),
+        ),
+    )

@@ -1,0 +1,42 @@
+"""Areas whose feature set lands in a later release: the shell with a one-line explanation.
+
+When an area is built it gets its own module in pages/ and leaves PLACEHOLDER_AREAS.
+"""
+
+import reflex as rx
+
+from creative_studio import routes
+from creative_studio.layout import app_shell, coming_with
+from state.session import SessionState
+
+PLACEHOLDER_AREAS: dict[str, str] = {
+    "studio": "Pick a model, write a prompt, see the credit estimate, and run it. Runs and their outputs appear in history here.",
+    "assistant": "A streaming chat with the Marketing Assistant, with a daily message allowance per plan.",
+    "intel": "Competitor analysis reports for your projects.",
+    "analytics": "Usage by period, project, member, model and modality, with charts and CSV export.",
+    "team": "Members and their roles, project access for scoped editors, and invitations.",
+    "billing": "Your plan, credit balance and ledger, invoices, top-ups and spend controls.",
+    "help": "Searchable articles and runbooks, platform status and support tickets.",
+}
+
+
+def _make_page(area: routes.Area):
+    def page() -> rx.Component:
+        return app_shell(
+            area.key,
+            area.label,
+            area.description,
+            coming_with(area.label, PLACEHOLDER_AREAS[area.key]),
+        )
+
+    page.__name__ = f"{area.key}_page"
+    return page
+
+
+for _area in routes.AREAS:
+    if _area.key in PLACEHOLDER_AREAS:
+        rx.page(
+            route=f"/org/[{routes.ORG_ROUTE_ARG}]/{_area.key}",
+            title=f"{_area.label} · Creative Studio",
+            on_load=SessionState.load_org,
+        )(_make_page(_area))

@@ -1,0 +1,97 @@
+"""Route constants and URL builders. Every link in the app is built here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote
+
+INDEX = "/"
+SIGN_IN = "/sign-in"
+REGISTER = "/register"
+FORGOT_PASSWORD = "/forgot-password"
+RESET_PASSWORD = "/reset-password"
+VERIFY_EMAIL = "/verify-email"
+SIGN_IN_2FA = "/sign-in/two-factor"
+DEV_OUTBOX = "/dev/outbox"
+NEW_ORG = "/orgs/new"
+ACCOUNT_SECURITY = "/account/security"
+
+ORG_ROUTE_ARG = "org_slug"
+
+
+@dataclass(frozen=True)
+class Area:
+    key: str
+    label: str
+    icon: str
+    description: str
+
+
+# The sidebar, in order. Each area lives at /org/<slug>/<key>.
+AREAS: tuple[Area, ...] = (
+    Area(
+        "studio",
+        "Creative Studio",
+        "sparkles",
+        "Generate copy, images and video with your team's models.",
+    ),
+    Area(
+        "assistant",
+        "Assistant",
+        "message-circle",
+        "Chat with the Marketing Assistant about campaigns and copy.",
+    ),
+    Area(
+        "intel",
+        "Competitor Intel",
+        "radar",
+        "Analysis reports on competitors' positioning and messaging.",
+    ),
+    Area(
+        "analytics",
+        "Analytics",
+        "chart-column",
+        "Usage by period, project, member, model and modality.",
+    ),
+    Area("team", "Team", "users", "Members, roles, project access and invitations."),
+    Area("billing", "Billing", "credit-card", "Plan, credits, invoices and spend controls."),
+    Area("settings", "Settings", "settings", "Security, connections and API access."),
+    Area("help", "Help", "life-buoy", "Articles, runbooks, platform status and support."),
+)
+AREA_KEYS = tuple(area.key for area in AREAS)
+
+
+def org_area(slug: str, area: str) -> str:
+    if area not in AREA_KEYS:
+        raise ValueError(f"unknown area {area!r}")
+    return f"/org/{slug}/{area}"
+
+
+def org_home(slug: str) -> str:
+    return org_area(slug, "studio")
+
+
+def org_billing(slug: str) -> str:
+    return org_area(slug, "billing")
+
+
+def org_team(slug: str) -> str:
+    return org_area(slug, "team")
+
+
+def sign_in(next_path: str | None = None) -> str:
+    if next_path and is_safe_next(next_path) and next_path != SIGN_IN:
+        return f"{SIGN_IN}?next={quote(next_path, safe='/')}"
+    return SIGN_IN
+
+
+def is_safe_next(path: str | None) -> bool:
+    """Only same-site relative paths may be redirect targets (no open redirects)."""
+    return bool(path) and path.startswith("/") and not path.startswith("//") and "\\" not in path
+
+
+# Plain HTTP routes on the backend (creative_studio/api).
+API_AUTH_SESSION = "/auth/session"
+API_AUTH_SIGN_OUT = "/auth/sign-out"
+API_HEALTH = "/healthz"
+SESSION_COOKIE = "cs_session"

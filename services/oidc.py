@@ -1,0 +1,452 @@
+"""Google sign-in with OpenID Connect (authorization code + state + PKCE S256 + nonce), via Authlib.
+
+`google_sign_in_begin` stores the flow server-side (state hashed, PKCE verifier encrypted,
+nonce) and returns Google's authorization URL. `google_sign_in_complete` consumes the state
+once, exchanges the code with the verifier, validates the ID token against Google's JWKS
+(signature, issuer, audience, expiry, nonce), finds, links or creates the user and starts the
+same sign-in handoff as a password sign-in, so 2FA and lockout apply unchanged.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from authlib.common.security import is_secure_transport
+from authlib.integrations.httpx_client import OAuth2Client, OAuthError
+from authlib.oidc.core import CodeIDToken
+from joserfc import jwt
+from joserfc.errors import InvalidKeyIdError, JoseError
+from joserfc.jwk import KeySet
+from joserfc.jws import JWSRegistry
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from core.clock import as_utc, utcnow
+from core.crypto import decrypt, encrypt, hash_token, new_token
+from core.settings import get_settings
+from models import OAuthFlowState, User, UserSession
+from services.audit import audit_record
+from services.auth import SignInChallenge, sign_in_handoff_create
+from services.errors import Conflict, DomainError, PermissionDenied, error_with_code
+
+GOOGLE_SIGN_IN_PURPOSE = "google_sign_in"
+GOOGLE_PROVIDER_KEY = "google"
+GOOGLE_SCOPE = "openid email profile"
+FLOW_TTL = timedelta(minutes=10)
+DISCOVERY_TTL_SECONDS = 300.0
+HTTP_TIMEOUT_SECONDS = 10.0
+ID_TOKEN_LEEWAY_SECONDS = 60
+ID_TOKEN_ALGORITHMS = ["RS256"]
+# Google documents both spellings of its issuer.
+_GOOGLE_ISSUER_ALIASES = {"https://accounts.google.com": ["accounts.google.com"]}
+_MAX_NAME_LENGTH = 200
+
+STATE_INVALID_MESSAGE = (
+    "This Google sign-in link expired or was already used. Start again from the sign-in page."
+)
+
+_cache_lock = threading.Lock()
+_discovery_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+_jwks_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+
+
+def oidc_cache_clear() -> None:
+    """Forget cached discovery documents and key sets (tests, key rotation by hand)."""
+    with _cache_lock:
+        _discovery_cache.clear()
+        _jwks_cache.clear()
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+def _google_disabled() -> DomainError:
+    return error_with_code(
+        "google_disabled",
+        "Google sign-in is not set up on this server. Sign in with your email and password.",
+        http_status=404,
+    )
+
+
+def _google_unavailable() -> DomainError:
+    return error_with_code(
+        "google_unavailable",
+        "Google could not be reached to sign you in. Try again in a minute, or sign in with "
+        "your email and password.",
+        http_status=502,
+    )
+
+
+def _google_token_failed() -> DomainError:
+    return error_with_code(
+        "google_token_failed",
+        "Google did not confirm this sign-in. Start again from the sign-in page.",
+        http_status=401,
+    )
+
+
+def _id_token_invalid() -> DomainError:
+    return error_with_code(
+        "google_id_token_invalid",
+        "Google's answer could not be verified, so you were not signed in. Start again from "
+        "the sign-in page.",
+        http_status=401,
+    )
+
+
+def _state_invalid() -> DomainError:
+    return error_with_code("oauth_state_invalid", STATE_INVALID_MESSAGE, http_status=400)
+
+
+# --- provider metadata --------------------------------------------------------------------------
+
+
+def _http_get_json(url: str) -> dict[str, Any]:
+    try:
+        response = httpx.get(url, timeout=HTTP_TIMEOUT_SECONDS, follow_redirects=False)
+        response.raise_for_status()
+        data = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise _google_unavailable() from exc
+    if not isinstance(data, dict):
+        raise _google_unavailable()
+    return data
+
+
+def _discovery(url: str) -> dict[str, Any]:
+    """The provider's OpenID configuration, cached per process for a few minutes."""
+    now = time.monotonic()
+    with _cache_lock:
+        cached = _discovery_cache.get(url)
+    if cached and now - cached[0] < DISCOVERY_TTL_SECONDS:
+        return cached[1]
+    metadata = _http_get_json(url)
+    for key in ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri"):
+        value = metadata.get(key)
+        if not isinstance(value, str) or not is_secure_transport(value):
+            raise _google_unavailable()
+    with _cache_lock:
+        _discovery_cache[url] = (now, metadata)
+    return metadata
+
+
+def _jwks(jwks_uri: str, *, force: bool = False) -> KeySet:
+    now = time.monotonic()
+    with _cache_lock:
+        cached = _jwks_cache.get(jwks_uri)
+    if cached and not force and now - cached[0] < DISCOVERY_TTL_SECONDS:
+        data = cached[1]
+    else:
+        data = _http_get_json(jwks_uri)
+        with _cache_lock:
+            _jwks_cache[jwks_uri] = (now, data)
+    try:
+        return KeySet.import_key_set(data)
+    except (JoseError, ValueError, KeyError, TypeError) as exc:
+        raise _google_unavailable() from exc
+
+
+def _oauth_client(redirect_uri: str) -> OAuth2Client:
+    settings = get_settings()
+    return OAuth2Client(
+        client_id=settings.google_client_id,
+        client_secret=settings.google_client_secret,
+        token_endpoint_auth_method="client_secret_post",
+        scope=GOOGLE_SCOPE,
+        redirect_uri=redirect_uri,
+        code_challenge_method="S256",
+        timeout=HTTP_TIMEOUT_SECONDS,
+    )
+
+
+def _require_enabled() -> None:
+    if not get_settings().google_enabled:
+        raise _google_disabled()
+
+
+# --- begin --------------------------------------------------------------------------------------
+
+
+def google_sign_in_begin(*, session: Session, redirect_uri: str, next_path: str) -> str:
+    """Start a Google sign-in and return the URL to send the browser to.
+
+    Args:
+        session: Database session; this service commits the new flow row.
+        redirect_uri: The callback URL registered at Google, exactly.
+        next_path: Safe relative path to open after sign-in (already validated by the caller).
+
+    Returns:
+        Google's authorization URL (state, PKCE S256 challenge, nonce, scope openid email profile).
+
+    Raises:
+        DomainError: `google_disabled` (no client ID), `google_unavailable` (discovery failed).
+    """
+    _require_enabled()
+    metadata = _discovery(get_settings().google_discovery_url)
+    state = new_token(32)
+    code_verifier = new_token(48)  # 64 characters, within RFC 7636's 43..128
+    nonce = new_token(24)
+    session.add(
+        OAuthFlowState(
+            state_hash=hash_token(state),
+            purpose=GOOGLE_SIGN_IN_PURPOSE,
+            provider_key=GOOGLE_PROVIDER_KEY,
+            code_verifier_encrypted=encrypt(code_verifier),
+            nonce=nonce,
+            redirect_after=next_path[:500],
+            expires_at=utcnow() + FLOW_TTL,
+        )
+    )
+    session.commit()
+    with _oauth_client(redirect_uri) as client:
+        url, _ = client.create_authorization_url(
+            metadata["authorization_endpoint"],
+            state=state,
+            code_verifier=code_verifier,
+            nonce=nonce,
+        )
+    return url
+
+
+# --- complete -----------------------------------------------------------------------------------
+
+
+def _flow_consume(session: Session, state: str) -> tuple[str, str, str]:
+    """Mark the flow used (committed at once, so a replay fails); returns verifier, nonce, next."""
+    row = None
+    if state:
+        row = session.exec(
+            select(OAuthFlowState)
+            .where(
+                OAuthFlowState.state_hash == hash_token(state),
+                OAuthFlowState.purpose == GOOGLE_SIGN_IN_PURPOSE,
+            )
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).first()
+    if row is None or row.used_at is not None or as_utc(row.expires_at) <= utcnow():
+        session.rollback()
+        raise _state_invalid()
+    row.used_at = utcnow()
+    session.add(row)
+    session.commit()
+    try:
+        code_verifier = decrypt(row.code_verifier_encrypted)
+    except ValueError as exc:  # SECRET_KEY changed mid-flow
+        raise _state_invalid() from exc
+    return code_verifier, row.nonce, row.redirect_after
+
+
+def _id_token_claims(metadata: dict[str, Any], token: dict[str, Any], nonce: str) -> CodeIDToken:
+    """Verify the ID token's signature, issuer, audience, expiry and nonce."""
+    id_token = token.get("id_token")
+    if not isinstance(id_token, str) or not id_token:
+        raise _id_token_invalid()
+    client_id = get_settings().google_client_id
+    issuer = metadata["issuer"]
+    registry = JWSRegistry(algorithms=ID_TOKEN_ALGORITHMS)
+    try:
+        try:
+            decoded = jwt.decode(id_token, _jwks(metadata["jwks_uri"]), registry=registry)
+        except InvalidKeyIdError:  # Google rotated its keys since we cached them
+            decoded = jwt.decode(
+                id_token, _jwks(metadata["jwks_uri"], force=True), registry=registry
+            )
+        claims = CodeIDToken(
+            decoded.claims,
+            decoded.header,
+            {
+                "iss": {
+                    "essential": True,
+                    "values": [issuer, *_GOOGLE_ISSUER_ALIASES.get(issuer, [])],
+                },
+                "aud": {"essential": True, "value": client_id},
+                "sub": {"essential": True},
+            },
+            {"nonce": nonce, "client_id": client_id, "access_token": token.get("access_token")},
+        )
+        claims.validate(leeway=ID_TOKEN_LEEWAY_SECONDS)
+    except (JoseError, ValueError, KeyError, TypeError) as exc:
+        raise _id_token_invalid() from exc
+    # CodeIDToken only checks the nonce when one was sent; ours always is, so require it.
+    if not nonce or claims.get("nonce") != nonce:
+        raise _id_token_invalid()
+    return claims
+
+
+def _email_verified(claims: CodeIDToken) -> bool:
+    value = claims.get("email_verified")
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def _user_for_google(session: Session, claims: CodeIDToken) -> User:
+    """The user for these verified claims: by Google subject, else linked by email, else new."""
+    subject = str(claims["sub"])
+    email = str(claims.get("email") or "").strip().lower()
+    verified = _email_verified(claims)
+    now = utcnow()
+    user = session.exec(
+        select(User)
+        .where(User.google_subject == subject)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+    if user is not None:
+        if verified and user.email_verified_at is None and user.email == email:
+            user.email_verified_at = now
+            session.add(user)
+        return user
+    if not email:
+        raise error_with_code(
+            "google_email_missing",
+            "Google did not share an email address for this account, so we cannot sign you in. "
+            "Allow email access when Google asks, or sign in with your email and password.",
+            base=PermissionDenied,
+        )
+    user = session.exec(
+        select(User)
+        .where(User.email == email)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+    if user is not None:
+        if user.google_subject is not None:
+            raise error_with_code(
+                "google_account_mismatch",
+                f"The account for {email} is already linked to a different Google account. "
+                "Sign in with that Google account, or with your email and password.",
+                base=Conflict,
+            )
+        if not verified:
+            raise error_with_code(
+                "google_email_unverified",
+                f"Google has not verified {email} for this Google account, so it cannot be "
+                "linked to your existing account. Sign in with your email and password instead.",
+                base=PermissionDenied,
+            )
+        _link(session, user=user, subject=subject, now=now)
+        return user
+    user = User(
+        email=email,
+        name=str(claims.get("name") or "").strip()[:_MAX_NAME_LENGTH],
+        password_hash=None,
+        google_subject=subject,
+        email_verified_at=now if verified else None,
+    )
+    session.add(user)
+    session.flush()
+    audit_record(
+        session=session,
+        action="auth.google_registered",
+        actor_user_id=user.id,
+        target_type="user",
+        target_id=user.id,
+        details={"email_verified": verified},
+    )
+    return user
+
+
+def _link(session: Session, *, user: User, subject: str, now) -> None:
+    """Attach a Google identity to an existing account whose email Google has verified."""
+    was_unverified = user.email_verified_at is None
+    user.google_subject = subject
+    revoked = 0
+    if was_unverified:
+        # Nobody had proven this address before: whoever registered it may not own it
+        # (account pre-hijacking). Google just proved ownership, so drop the unproven
+        # password and every session started with it.
+        user.password_hash = None
+        user.email_verified_at = now
+        for user_session in session.exec(
+            select(UserSession)
+            .where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))  # type: ignore[union-attr]
+            .with_for_update()
+        ).all():
+            user_session.revoked_at = now
+            session.add(user_session)
+            revoked += 1
+    session.add(user)
+    session.flush()
+    audit_record(
+        session=session,
+        action="auth.google_linked",
+        actor_user_id=user.id,
+        target_type="user",
+        target_id=user.id,
+        details={"previously_unverified": was_unverified, "sessions_revoked": revoked},
+    )
+
+
+def google_sign_in_complete(
+    *,
+    session: Session,
+    state: str,
+    code: str,
+    redirect_uri: str,
+    ip_address: str = "",
+    user_agent: str = "",
+) -> tuple[SignInChallenge, str]:
+    """Finish a Google sign-in: consume the state, exchange the code, verify the ID token.
+
+    The user is found by Google subject; otherwise an account with the same email is linked,
+    only when Google says the email is verified; otherwise a new account is created. The
+    result is the same pending session as a password sign-in (2FA still required when on).
+
+    Args:
+        session: Database session; this service commits.
+        state: The `state` query parameter Google sent back.
+        code: The authorization code Google sent back.
+        redirect_uri: The same callback URL used to begin.
+        ip_address: Client address, recorded on the session.
+        user_agent: Client user agent, recorded on the session.
+
+    Returns:
+        The sign-in challenge (handoff code, whether a TOTP code must follow) and the
+        path to open afterwards.
+
+    Raises:
+        DomainError: `google_disabled`, `oauth_state_invalid` (unknown, used or expired state),
+            `google_unavailable`, `google_token_failed`, `google_id_token_invalid`,
+            `google_email_missing`, `google_email_unverified`, `google_account_mismatch`,
+            `account_locked`.
+    """
+    _require_enabled()
+    code_verifier, nonce, next_path = _flow_consume(session, state)
+    if not code:
+        raise _google_token_failed()
+    metadata = _discovery(get_settings().google_discovery_url)
+    try:
+        with _oauth_client(redirect_uri) as client:
+            token = client.fetch_token(
+                metadata["token_endpoint"],
+                grant_type="authorization_code",
+                code=code,
+                code_verifier=code_verifier,
+            )
+    except OAuthError as exc:  # the provider refused the code or the verifier
+        raise _google_token_failed() from exc
+    except (httpx.HTTPError, ValueError) as exc:
+        raise _google_unavailable() from exc
+    claims = _id_token_claims(metadata, dict(token), nonce)
+    try:
+        user = _user_for_google(session, claims)
+        challenge = sign_in_handoff_create(
+            session=session, user=user, ip_address=ip_address, user_agent=user_agent
+        )
+        session.commit()
+    except IntegrityError as exc:  # the same account was created concurrently
+        session.rollback()
+        raise error_with_code(
+            "google_sign_in_conflict",
+            "This Google account was being signed in twice at the same time. Start again from "
+            "the sign-in page.",
+            base=Conflict,
+        ) from exc
+    except DomainError:
+        session.rollback()
+        raise
+    return challenge, next_path

@@ -1,0 +1,176 @@
+"""Who is signed in, and in which organization. Re-resolved from the server-side session on use.
+
+The browser holds only an HttpOnly cookie; Reflex never serializes the Cookie header, so the
+session token never appears in state or in websocket frames. The user id used for access
+checks is a backend var (leading underscore) and is re-derived from the cookie in every event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from http.cookies import CookieError, SimpleCookie
+
+import reflex as rx
+from sqlmodel import Session
+
+from core.db import get_engine
+from creative_studio import routes
+from models import User
+from services import auth as auth_service
+from services import orgs as org_service
+from services.errors import DomainError
+
+
+@dataclass
+class OrgLink:
+    slug: str
+    name: str
+    role: str
+
+
+class SessionState(rx.State):
+    _user_id: int | None = None
+    _session_id: int | None = None
+
+    signed_in: bool = False
+    user_name: str = ""
+    user_email: str = ""
+    email_verified: bool = True
+    is_operator: bool = False
+    orgs: list[OrgLink] = []
+
+    org_slug: str = ""
+    org_name: str = ""
+    org_role: str = ""
+    org_plan: str = ""
+    org_not_found: bool = False
+    ready: bool = False
+
+    # --- helpers (private: not callable from the browser) ---------------------------------
+
+    def _session_token(self) -> str:
+        raw = self.router.headers.cookie or ""
+        try:
+            jar = SimpleCookie(raw)
+        except CookieError:
+            return ""
+        morsel = jar.get(routes.SESSION_COOKIE)
+        return morsel.value if morsel else ""
+
+    def _current_user(self, session: Session) -> User | None:
+        """The signed-in user, re-checked against the session row on every call."""
+        token = self._session_token()
+        resolved = auth_service.session_resolve(session=session, token=token) if token else None
+        if resolved is None:
+            self._user_id = None
+            self._session_id = None
+            self.signed_in = False
+            return None
+        user, user_session = resolved
+        self._user_id, self._session_id = user.id, user_session.id
+        return user
+
+    def _fill_user(self, session: Session, user: User) -> None:
+        self.signed_in = True
+        self.user_name = user.name or user.email
+        self.user_email = user.email
+        self.email_verified = user.email_verified_at is not None
+        self.is_operator = user.is_operator
+        self.orgs = [
+            OrgLink(slug=org.slug, name=org.name, role=membership.role)
+            for org, membership in org_service.orgs_for_user(session=session, user_id=user.id)
+        ]
+
+    def _sign_in_redirect(self):
+        return rx.redirect(routes.sign_in(self.router.url.path or None))
+
+    # --- events ----------------------------------------------------------------------------
+
+    @rx.event
+    def require_signed_in(self):
+        """on_load for pages that need a user but no organization."""
+        with Session(get_engine(), expire_on_commit=False) as session:
+            user = self._current_user(session)
+            if user is None:
+                self.ready = False
+                return self._sign_in_redirect()
+            self._fill_user(session, user)
+            session.commit()
+        self.ready = True
+
+    @rx.event
+    def load_org(self):
+        """on_load for /org/<slug>/...: the user must be a member (or an operator)."""
+        slug = (self.router.page.params.get(routes.ORG_ROUTE_ARG) or "").lower()
+        with Session(get_engine(), expire_on_commit=False) as session:
+            user = self._current_user(session)
+            if user is None:
+                self.ready = False
+                return self._sign_in_redirect()
+            self._fill_user(session, user)
+            self.org_not_found = True
+            self.org_slug = slug
+            self.org_name = self.org_role = self.org_plan = ""
+            membership_role = next((o.role for o in self.orgs if o.slug == slug), None)
+            try:
+                org = org_service.org_by_slug(session=session, slug=slug)
+            except DomainError:
+                org = None
+            if org is not None and (membership_role is not None or user.is_operator):
+                self.org_not_found = False
+                self.org_name = org.name
+                self.org_role = membership_role or "operator"
+                self.org_plan = org.plan_key
+            session.commit()
+        self.ready = True
+
+    @rx.event
+    def go_home(self):
+        """/ : the first organization's studio, or sign-in."""
+        with Session(get_engine(), expire_on_commit=False) as session:
+            user = self._current_user(session)
+            if user is None:
+                return rx.redirect(routes.SIGN_IN)
+            self._fill_user(session, user)
+        if self.orgs:
+            return rx.redirect(routes.org_home(self.orgs[0].slug))
+        return rx.redirect(routes.NEW_ORG)
+
+    @rx.event
+    def switch_org(self, slug: str):
+        if not any(org.slug == slug for org in self.orgs):
+            return rx.toast.error("You are not a member of that organization.")
+        return rx.redirect(routes.org_home(slug))
+
+    @rx.event
+    def sign_out(self):
+        with Session(get_engine()) as session:
+            if self._current_user(session) is not None and self._session_id is not None:
+                auth_service.session_revoke(
+                    session=session, user_id=self._user_id, session_id=self._session_id
+                )
+                session.commit()
+        self._user_id = self._session_id = None
+        self.signed_in = False
+        return rx.redirect(backend_url(routes.API_AUTH_SIGN_OUT))
+
+    # --- display vars ----------------------------------------------------------------------
+
+    @rx.var
+    def org_role_label(self) -> str:
+        return self.org_role.replace("_", " ").capitalize()
+
+    @rx.var
+    def org_plan_label(self) -> str:
+        return self.org_plan.capitalize()
+
+    @rx.var
+    def user_initials(self) -> str:
+        parts = [p for p in self.user_name.replace("@", " ").split() if p]
+        return "".join(p[0] for p in parts[:2]).upper() or "?"
+
+
+def backend_url(path: str) -> str:
+    """Absolute URL of a plain HTTP route on the backend (its own port in development)."""
+    api_url = rx.config.get_config().api_url.rstrip("/")
+    return f"{api_url}{path}"
