@@ -5,9 +5,16 @@ import os
 import reflex as rx
 
 from core.db import normalize_database_url
-from core.settings import get_settings
+from core.settings import DATA_DIR, PROJECT_ROOT, get_settings
 
 _settings = get_settings()
+
+# Development hot reload watches the project tree; the SQLite database, assets and test
+# screenshots change while the app runs and must not restart the backend.
+os.environ.setdefault(
+    "REFLEX_HOT_RELOAD_EXCLUDE_PATHS",
+    os.pathsep.join(str(p) for p in (DATA_DIR, PROJECT_ROOT / "tests", PROJECT_ROOT / "catalog")),
+)
 
 config = rx.Config(
     app_name="creative_studio",

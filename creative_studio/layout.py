@@ -188,6 +188,55 @@ def not_found_card() -> rx.Component:
     )
 
 
+def explanation_card(title: str, *lines) -> rx.Component:
+    """A page (or part) this role may not use: say why and what to do instead of erroring."""
+    return rx.card(
+        rx.vstack(
+            rx.hstack(
+                rx.icon("lock", size=18),
+                rx.heading(title, size="4", as_="h2"),
+                align="center",
+                spacing="2",
+            ),
+            *[rx.text(line, color=rx.color("gray", 11)) for line in lines],
+            spacing="2",
+        ),
+        width="100%",
+        role="note",
+    )
+
+
+def analytics_not_for_role() -> rx.Component:
+    return explanation_card(
+        "Analytics is for owners and admins",
+        rx.text(
+            "Usage analytics cover the whole organization's spending, so they are shown to its owners and "
+            "admins. You are signed in as ",
+            rx.text.strong(SessionState.org_role_label),
+            ".",
+        ),
+        "Ask an owner or admin of this organization if you need a usage report.",
+    )
+
+
+def verify_email_banner() -> rx.Component:
+    return rx.cond(
+        SessionState.signed_in & ~SessionState.email_verified,
+        rx.callout(
+            rx.text(
+                "Verify your email address to use models: open the link we sent to ",
+                rx.text.strong(SessionState.user_email),
+                ". ",
+                rx.link("Send a new link", href=routes.VERIFY_EMAIL),
+            ),
+            icon="mail-warning",
+            color_scheme="amber",
+            width="100%",
+            role="status",
+        ),
+    )
+
+
 def loading() -> rx.Component:
     return rx.center(
         rx.spinner(size="3"),
@@ -211,6 +260,7 @@ def app_shell(
                     SessionState.org_not_found,
                     rx.box(not_found_card(), padding=["1rem", "1.5rem", "2rem"]),
                     rx.vstack(
+                        verify_email_banner(),
                         page_header(title, description, action),
                         *children,
                         spacing="5",

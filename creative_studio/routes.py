@@ -79,6 +79,12 @@ def org_team(slug: str) -> str:
     return org_area(slug, "team")
 
 
+def org_slug_from_path(path: str) -> str:
+    """The <slug> of /org/<slug>/..., lower-cased; "" for any other path."""
+    parts = [part for part in (path or "").split("/") if part]
+    return parts[1].lower() if len(parts) >= 2 and parts[0] == "org" else ""
+
+
 def sign_in(next_path: str | None = None) -> str:
     if next_path and is_safe_next(next_path) and next_path != SIGN_IN:
         return f"{SIGN_IN}?next={quote(next_path, safe='/')}"

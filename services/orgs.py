@@ -265,6 +265,7 @@ def slugify_org_name(name: str) -> str:
     May be shorter than the 3-character minimum (or empty); `org_create` pads it.
     """
     ascii_name = unicodedata.normalize("NFKD", name or "").encode("ascii", "ignore").decode()
+    ascii_name = ascii_name.replace("'", "")  # "Nia's Agency" -> "nias-agency", not "nia-s-agency"
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
     return slug[:SLUG_MAX_LENGTH].rstrip("-")
 

@@ -15,10 +15,11 @@ from sqlmodel import Session
 
 from core.db import get_engine
 from creative_studio import routes
-from models import User
+from models import Organization, User
 from services import auth as auth_service
 from services import orgs as org_service
-from services.errors import DomainError
+from services import policy
+from services.errors import DomainError, NotFound
 
 
 @dataclass
@@ -45,6 +46,8 @@ class SessionState(rx.State):
     org_plan: str = ""
     org_not_found: bool = False
     ready: bool = False
+    # Policy answers for this user in this org, for showing (not enforcing) what is possible.
+    allowed_actions: list[str] = []
 
     # --- helpers (private: not callable from the browser) ---------------------------------
 
@@ -69,6 +72,24 @@ class SessionState(rx.State):
         user, user_session = resolved
         self._user_id, self._session_id = user.id, user_session.id
         return user
+
+    def _org_actor(self, session: Session) -> tuple[User, Organization, policy.Actor]:
+        """Who is acting, in which org (from the URL), re-checked against the DB.
+
+        Every handler of an org page calls this first, then `policy.require(actor, action,
+        policy.target_for(...))`. Raises NotFound when signed out or not a member (operators
+        get a non-member Actor and the policy decides what they may do).
+        """
+        user = self._current_user(session)
+        if user is None:
+            raise NotFound("Your session has ended. Sign in again.")
+        org = org_service.org_by_slug(
+            session=session, slug=routes.org_slug_from_path(self.router.url.path)
+        )
+        actor = policy.actor_for(session=session, user=user, org_id=org.id)
+        if actor.role is None and not actor.is_operator:
+            raise NotFound("There is no organization at this address that you belong to.")
+        return user, org, actor
 
     def _fill_user(self, session: Session, user: User) -> None:
         self.signed_in = True
@@ -101,7 +122,7 @@ class SessionState(rx.State):
     @rx.event
     def load_org(self):
         """on_load for /org/<slug>/...: the user must be a member (or an operator)."""
-        slug = (self.router.page.params.get(routes.ORG_ROUTE_ARG) or "").lower()
+        slug = routes.org_slug_from_path(self.router.url.path)
         with Session(get_engine(), expire_on_commit=False) as session:
             user = self._current_user(session)
             if user is None:
@@ -120,7 +141,14 @@ class SessionState(rx.State):
                 self.org_not_found = False
                 self.org_name = org.name
                 self.org_role = membership_role or "operator"
-                self.org_plan = org.plan_key
+                self.org_plan = org_service.org_plan(session=session, org_id=org.id).name
+                actor = policy.actor_for(session=session, user=user, org_id=org.id)
+                target = policy.target_for(session=session, org_id=org.id)
+                self.allowed_actions = [
+                    action.value for action in policy.Action if policy.can(actor, action, target)
+                ]
+            else:
+                self.allowed_actions = []
             session.commit()
         self.ready = True
 
@@ -162,7 +190,7 @@ class SessionState(rx.State):
 
     @rx.var
     def org_plan_label(self) -> str:
-        return self.org_plan.capitalize()
+        return self.org_plan
 
     @rx.var
     def user_initials(self) -> str:

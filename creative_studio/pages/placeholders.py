@@ -6,7 +6,7 @@ When an area is built it gets its own module in pages/ and leaves PLACEHOLDER_AR
 import reflex as rx
 
 from creative_studio import routes
-from creative_studio.layout import app_shell, coming_with
+from creative_studio.layout import analytics_not_for_role, app_shell, coming_with
 from state.session import SessionState
 
 PLACEHOLDER_AREAS: dict[str, str] = {
@@ -22,12 +22,12 @@ PLACEHOLDER_AREAS: dict[str, str] = {
 
 def _make_page(area: routes.Area):
     def page() -> rx.Component:
-        return app_shell(
-            area.key,
-            area.label,
-            area.description,
-            coming_with(area.label, PLACEHOLDER_AREAS[area.key]),
-        )
+        content = coming_with(area.label, PLACEHOLDER_AREAS[area.key])
+        if area.key == "analytics":
+            content = rx.cond(
+                SessionState.allowed_actions.contains("analytics_view"), content, analytics_not_for_role()
+            )
+        return app_shell(area.key, area.label, area.description, content)
 
     page.__name__ = f"{area.key}_page"
     return page

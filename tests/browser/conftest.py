@@ -72,6 +72,7 @@ def app_server(tmp_path_factory) -> Iterator[AppServer]:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"Chromium not found at {CHROMIUM} (make test installs it)")
     data_dir = tmp_path_factory.mktemp("app-data")
+    (data_dir / "no-reload").mkdir()
     frontend_port, backend_port = _free_port(), _free_port()
     database_url = f"sqlite:///{data_dir / 'app.db'}"
     venv_bin = str(Path(sys.executable).parent)
@@ -80,8 +81,10 @@ def app_server(tmp_path_factory) -> Iterator[AppServer]:
         "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
         "REFLEX_USE_NPM": "1",
         # Own build and state directories, so a `make run` in the same checkout is not disturbed.
-        "REFLEX_WEB_WORKDIR": str(ROOT / ".web-test"),
+        "REFLEX_WEB_WORKDIR": os.environ.get("CS_TEST_WEB_WORKDIR", str(ROOT / ".web-test")),
         "REFLEX_STATES_WORKDIR": str(data_dir / "states"),
+        # Never hot-reload under test (screenshots and the database change during the run).
+        "REFLEX_HOT_RELOAD_OVERRIDE_PATHS": str(data_dir / "no-reload"),
         "APP_ENV": "development",
         "CS_DATA_DIR": str(data_dir),
         "DATABASE_URL": database_url,

@@ -59,8 +59,8 @@ def test_register_verify_sign_in_and_create_an_organization(app_server, page):
 
 def test_five_wrong_passwords_lock_the_account_and_say_for_how_long(app_server, page):
     for _ in range(5):
-        sign_in(page, app_server.base_url, "viewer@acme.test", "definitely-wrong-password")
+        sign_in(page, app_server.base_url, "scoped@acme.test", "definitely-wrong-password")
         expect(page.get_by_role("alert")).to_be_visible()
-    sign_in(page, app_server.base_url, "viewer@acme.test", "definitely-wrong-password")
+    sign_in(page, app_server.base_url, "scoped@acme.test", "definitely-wrong-password")
     expect(page.get_by_role("alert")).to_contain_text(re.compile(r"Try again in 1[45] minutes"))
     screenshot(page, "sign-in-locked")

@@ -60,6 +60,7 @@ def test_shell_is_usable_on_a_phone(app_server, browser):
     expect(page).to_have_url(re.compile(r"/org/acme/studio$"))
     page.get_by_role("button", name="Open navigation").click()
     expect(page.get_by_role("dialog").get_by_role("link", name="Billing")).to_be_visible()
+    page.wait_for_timeout(800)  # let the drawer finish sliding in before the screenshot
     screenshot(page, "shell-mobile-menu")
     context.close()
 
@@ -71,3 +72,21 @@ def test_sign_out_ends_the_session(app_server, page):
     expect(page).to_have_url(re.compile(r"/sign-in"))
     page.goto(app_server.base_url + "/org/acme/studio")
     expect(page).to_have_url(re.compile(r"/sign-in"))
+
+
+def test_analytics_explains_itself_to_a_member_and_opens_for_an_admin(app_server, browser):
+    for email, sees_explanation in (("editor@acme.test", True), ("admin@acme.test", False)):
+        context = browser.new_context(viewport={"width": 1280, "height": 860})
+        page = context.new_page()
+        sign_in(page, app_server.base_url, email, DEV_PASSWORD)
+        expect(page).to_have_url(re.compile(r"/org/acme/studio$"))
+        page.goto(app_server.base_url + "/org/acme/analytics")
+        explanation = page.get_by_role("heading", name="Analytics is for owners and admins")
+        if sees_explanation:
+            expect(explanation).to_be_visible()
+            expect(page.get_by_role("note")).to_contain_text("Editor")
+            screenshot(page, "analytics-member-explanation")
+        else:
+            expect(page.get_by_role("heading", name="Analytics", level=1)).to_be_visible()
+            expect(explanation).to_have_count(0)
+        context.close()

@@ -57,3 +57,14 @@ def test_manage_refuses_to_start_in_production_without_secret(monkeypatch, capsy
     reset_settings_cache()
     assert manage.main(["check-config"]) == 2
     assert "SECRET_KEY" in capsys.readouterr().err
+
+
+def test_org_slug_from_path_and_safe_redirects():
+    from creative_studio import routes
+
+    assert routes.org_slug_from_path("/org/Acme/billing") == "acme"
+    assert routes.org_slug_from_path("/sign-in") == ""
+    assert routes.is_safe_next("/org/acme/team")
+    assert not routes.is_safe_next("//evil.example/x")
+    assert not routes.is_safe_next("https://evil.example/")
+    assert routes.sign_in("/org/acme/billing") == "/sign-in?next=/org/acme/billing"
