@@ -7,6 +7,7 @@ checks is a backend var (leading underscore) and is re-derived from the cookie i
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 
@@ -17,6 +18,7 @@ from core.db import get_engine
 from creative_studio import routes
 from models import Organization, User
 from services import auth as auth_service
+from services import connections as connections_service
 from services import orgs as org_service
 from services import policy
 from services.errors import DomainError, NotFound
@@ -48,6 +50,8 @@ class SessionState(rx.State):
     ready: bool = False
     # Policy answers for this user in this org, for showing (not enforcing) what is possible.
     allowed_actions: list[str] = []
+    # An expired connection the person can reconnect: a red dot next to Settings.
+    has_expired_connection: bool = False
 
     # --- helpers (private: not callable from the browser) ---------------------------------
 
@@ -147,8 +151,12 @@ class SessionState(rx.State):
                 self.allowed_actions = [
                     action.value for action in policy.Action if policy.can(actor, action, target)
                 ]
+                self.has_expired_connection = policy.Action.connections_manage.value in (
+                    self.allowed_actions
+                ) and connections_service.connections_need_reconnect(session=session, org_id=org.id)
             else:
                 self.allowed_actions = []
+                self.has_expired_connection = False
             session.commit()
         self.ready = True
 
@@ -180,7 +188,7 @@ class SessionState(rx.State):
                 session.commit()
         self._user_id = self._session_id = None
         self.signed_in = False
-        return rx.redirect(backend_url(routes.API_AUTH_SIGN_OUT))
+        return navigate_to_backend(backend_url(routes.API_AUTH_SIGN_OUT))
 
     # --- display vars ----------------------------------------------------------------------
 
@@ -196,6 +204,15 @@ class SessionState(rx.State):
     def user_initials(self) -> str:
         parts = [p for p in self.user_name.replace("@", " ").split() if p]
         return "".join(p[0] for p in parts[:2]).upper() or "?"
+
+
+def navigate_to_backend(url: str):
+    """Full page navigation to a backend HTTP route (it sets or clears the HttpOnly cookie).
+
+    rx.redirect would route client-side when the backend shares the frontend's origin
+    (production mode) and never reach the server.
+    """
+    return rx.call_script(f"window.location.assign({json.dumps(url)})")
 
 
 def backend_url(path: str) -> str:

@@ -14,7 +14,7 @@ from creative_studio.components.forms import error_callout, field
 from creative_studio.layout import centered_card
 from services import auth as auth_service
 from services.errors import DomainError
-from state.session import backend_url
+from state.session import backend_url, navigate_to_backend
 
 _REDIRECT_ERRORS = {
     "google_disabled": "Google sign-in is not set up on this server. Sign in with your email and password.",
@@ -49,7 +49,7 @@ class SignInState(rx.State):
         query = urlencode({"code": self._handoff_code, "next": self._next_path()})
         self._handoff_code = ""
         self.needs_code = False
-        return rx.redirect(backend_url(routes.API_AUTH_SESSION) + "?" + query)
+        return navigate_to_backend(backend_url(routes.API_AUTH_SESSION) + "?" + query)
 
     @rx.event
     def reset_form(self):

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-# Pages compile on first visit in development mode; allow for it in every assertion.
+# Generous assertion timeouts: the machine has 2 cores shared with the server and browser.
 expect.set_options(timeout=30_000)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,7 +73,8 @@ def app_server(tmp_path_factory) -> Iterator[AppServer]:
         pytest.skip(f"Chromium not found at {CHROMIUM} (make test installs it)")
     data_dir = tmp_path_factory.mktemp("app-data")
     (data_dir / "no-reload").mkdir()
-    frontend_port, backend_port = _free_port(), _free_port()
+    # Production mode: a static build served with the backend on one port, as deployed.
+    port = _free_port()
     database_url = f"sqlite:///{data_dir / 'app.db'}"
     venv_bin = str(Path(sys.executable).parent)
     env = {
@@ -89,7 +90,7 @@ def app_server(tmp_path_factory) -> Iterator[AppServer]:
         "CS_DATA_DIR": str(data_dir),
         "DATABASE_URL": database_url,
         "SECRET_KEY": "browser-test-secret-" + "k" * 40,
-        "APP_BASE_URL": f"http://localhost:{frontend_port}",
+        "APP_BASE_URL": f"http://localhost:{port}",
         "SCHEDULER": "off",
         "PYTHONUNBUFFERED": "1",
     }
@@ -108,10 +109,12 @@ def app_server(tmp_path_factory) -> Iterator[AppServer]:
         [
             str(Path(venv_bin) / "reflex"),
             "run",
+            "--env",
+            "prod",
             "--frontend-port",
-            str(frontend_port),
+            str(port),
             "--backend-port",
-            str(backend_port),
+            str(port),
             "--loglevel",
             "info",
         ],
@@ -121,8 +124,7 @@ def app_server(tmp_path_factory) -> Iterator[AppServer]:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    base_url = f"http://localhost:{frontend_port}"
-    backend_url = f"http://localhost:{backend_port}"
+    base_url = backend_url = f"http://localhost:{port}"
     deadline = time.monotonic() + START_TIMEOUT_S
     try:
         while True:
@@ -130,7 +132,7 @@ def app_server(tmp_path_factory) -> Iterator[AppServer]:
                 raise RuntimeError("app exited during start:\n" + log_path.read_text()[-4000:])
             try:
                 if (
-                    httpx.get(base_url + "/sign-in", timeout=5).status_code == 200
+                    httpx.get(base_url + "/sign-in", timeout=5, follow_redirects=True).status_code == 200
                     and httpx.get(backend_url + "/healthz", timeout=5).status_code == 200
                 ):
                     break
