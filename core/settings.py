@@ -102,9 +102,16 @@ class Settings(BaseSettings):
 
     @property
     def backend_base_url(self) -> str:
-        return (
-            self.api_base_url or os.environ.get("CS_BACKEND_URL") or "http://localhost:8000"
-        ).rstrip("/")
+        """Public URL of the backend's HTTP routes (OAuth callbacks, webhooks, assets).
+
+        In production Reflex serves frontend and backend on one port, so it defaults to
+        APP_BASE_URL; in development the backend listens on its own port (BACKEND_PORT).
+        """
+        if self.api_base_url:
+            return self.api_base_url.rstrip("/")
+        if self.is_production:
+            return self.app_base_url.rstrip("/")
+        return f"http://localhost:{os.environ.get('BACKEND_PORT', '8000')}"
 
 
 def _local_secret_key() -> str:

@@ -68,3 +68,15 @@ def test_org_slug_from_path_and_safe_redirects():
     assert not routes.is_safe_next("//evil.example/x")
     assert not routes.is_safe_next("https://evil.example/")
     assert routes.sign_in("/org/acme/billing") == "/sign-in?next=/org/acme/billing"
+
+
+def test_backend_url_defaults_follow_the_deployment_shape(monkeypatch):
+    monkeypatch.delenv("API_BASE_URL", raising=False)
+    monkeypatch.setenv("BACKEND_PORT", "8123")
+    assert Settings().backend_base_url == "http://localhost:8123"
+    monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", "p" * 48)
+    monkeypatch.setenv("APP_BASE_URL", "https://studio.example.com/")
+    assert Settings().backend_base_url == "https://studio.example.com"
+    monkeypatch.setenv("API_BASE_URL", "https://api.example.com")
+    assert Settings().backend_base_url == "https://api.example.com"
