@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 INDEX = "/"
 SIGN_IN = "/sign-in"
@@ -15,6 +15,7 @@ SIGN_IN_2FA = "/sign-in/two-factor"
 DEV_OUTBOX = "/dev/outbox"
 NEW_ORG = "/orgs/new"
 ACCOUNT_SECURITY = "/account/security"
+INVITE = "/invite"  # ?token=... (services.invites.INVITE_PATH)
 
 ORG_ROUTE_ARG = "org_slug"
 
@@ -91,6 +92,16 @@ def sign_in(next_path: str | None = None) -> str:
     return SIGN_IN
 
 
+def register(email: str | None = None, next_path: str | None = None) -> str:
+    """/register, optionally with the invited address pre-filled and where to go after sign-in."""
+    query = {}
+    if email:
+        query["email"] = email
+    if next_path and is_safe_next(next_path):
+        query["next"] = next_path
+    return f"{REGISTER}?{urlencode(query)}" if query else REGISTER
+
+
 def is_safe_next(path: str | None) -> bool:
     """Only same-site relative paths may be redirect targets (no open redirects)."""
     return bool(path) and path.startswith("/") and not path.startswith("//") and "\\" not in path
@@ -100,4 +111,5 @@ def is_safe_next(path: str | None) -> bool:
 API_AUTH_SESSION = "/auth/session"
 API_AUTH_SIGN_OUT = "/auth/sign-out"
 API_HEALTH = "/healthz"
+API_STRIPE_WEBHOOK = "/webhooks/stripe"
 SESSION_COOKIE = "cs_session"

@@ -518,3 +518,39 @@ def invites_pending(*, session: Session, org_id: int) -> list[Invite]:
             .order_by(col(Invite.created_at).desc(), col(Invite.id).desc())
         )
     )
+
+
+def invite_confirms_email(*, session: Session, token: str, user: User) -> bool:
+    """Mark `user`'s email verified when a still-usable invite link was sent to that address.
+
+    Opening the invite link proves control of the mailbox, as a verification link would, so
+    a person who registers from an invite need not wait for a second mail. Flushes; the
+    caller commits. The invite itself is not consumed (accepting it is a separate step).
+
+    Returns:
+        True when the user's email is verified (now or already) through this invite;
+        False when the token is unknown, the invite is no longer usable, or the addresses differ.
+    """
+    try:
+        invite = _invite_by_token(session, token)
+    except NotFound:
+        return False
+    org = session.get(Organization, invite.org_id)
+    if _unusable_error(session, invite, org) is not None:
+        return False
+    if (user.email or "").strip().lower() != invite.email:
+        return False
+    if user.email_verified_at is None:
+        user.email_verified_at = utcnow()
+        session.add(user)
+        session.flush()
+        audit_record(
+            session=session,
+            action="user.email_verified_by_invite",
+            actor_user_id=user.id,
+            org_id=invite.org_id,
+            target_type="user",
+            target_id=user.id,
+            details={"invite_id": invite.id},
+        )
+    return True

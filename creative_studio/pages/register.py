@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs
+
 import reflex as rx
 from sqlmodel import Session
 
@@ -11,10 +13,14 @@ from creative_studio import routes
 from creative_studio.components.forms import error_callout, field, success_callout
 from creative_studio.layout import centered_card
 from services import auth as auth_service
+from services import invites as invite_service
 from services.errors import DomainError
 
 
 class RegisterState(rx.State):
+    # Where to go after signing in (e.g. back to /invite?token=...): backend-only.
+    _next_path: str = ""
+    verified_by_invite: bool = False
     error: str = ""
     error_field: str = ""
     registered_email: str = ""
@@ -26,6 +32,16 @@ class RegisterState(rx.State):
         self.error = self.error_field = self.notice = ""
         self.registered_email = ""
         self.locked_email = self.router.url.query_parameters.get("email", "").strip().lower()
+        next_path = self.router.url.query_parameters.get("next", "")
+        self._next_path = next_path if routes.is_safe_next(next_path) else ""
+        self.verified_by_invite = False
+
+    def _invite_token(self) -> str:
+        """The token of an invite this registration came from ("" otherwise)."""
+        path, _, query = self._next_path.partition("?")
+        if path != routes.INVITE:
+            return ""
+        return parse_qs(query).get("token", [""])[0]
 
     @rx.event
     def submit(self, form: dict):
@@ -46,8 +62,18 @@ class RegisterState(rx.State):
             except DomainError as error:
                 self.error, self.error_field = error.message, str(error.details.get("field") or "")
                 return
+            token = self._invite_token()
+            if token and invite_service.invite_confirms_email(
+                session=session, token=token, user=user
+            ):
+                session.commit()
+                self.verified_by_invite = True
         self.error = self.error_field = ""
         self.registered_email = user.email
+
+    @rx.event
+    def continue_to_sign_in(self):
+        return rx.redirect(routes.sign_in(self._next_path or None))
 
     @rx.event
     def resend(self):
@@ -98,6 +124,34 @@ def _form() -> rx.Component:
 
 def _check_inbox() -> rx.Component:
     return rx.vstack(
+        rx.cond(
+            RegisterState.verified_by_invite,
+            rx.callout(
+                rx.text(
+                    "Account created for ",
+                    rx.text.strong(RegisterState.registered_email),
+                    ". Your invitation confirmed this address, so no verification email is "
+                    "needed. Sign in to join the organization.",
+                ),
+                icon="mail-check",
+                color_scheme="green",
+                role="status",
+            ),
+            _verification_sent(),
+        ),
+        rx.button(
+            "Continue to sign in",
+            width="100%",
+            size="3",
+            on_click=RegisterState.continue_to_sign_in,
+        ),
+        spacing="3",
+        width="100%",
+    )
+
+
+def _verification_sent() -> rx.Component:
+    return rx.vstack(
         rx.callout(
             rx.text(
                 "Account created. We sent a verification link to ",
@@ -111,11 +165,6 @@ def _check_inbox() -> rx.Component:
         success_callout(RegisterState.notice),
         rx.button(
             "Resend verification email", variant="soft", on_click=RegisterState.resend, width="100%"
-        ),
-        rx.link(
-            rx.button("Continue to sign in", width="100%", size="3"),
-            href=routes.SIGN_IN,
-            width="100%",
         ),
         spacing="3",
         width="100%",
