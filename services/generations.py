@@ -1,0 +1,877 @@
+"""Generations: blockers before a run, start (estimate + hold), run, retry and history.
+
+Credits never get lost:
+
+* ``generation_start`` creates the ``queued`` generation and holds its estimate with key
+  ``generation:<id>:hold`` in the caller's transaction (the caller commits both or neither).
+* ``generation_run`` marks it ``running`` (commit), calls the provider *outside* any
+  transaction, stores the output files, then re-reads the generation under a row lock
+  (``SELECT ... FOR UPDATE``; SQLite serializes writers with ``BEGIN IMMEDIATE``):
+    - still ``running`` and the provider succeeded: settle the actual cost (never above the
+      hold) with key ``generation:<id>:settle``, record a usage event, ``succeeded``;
+    - still ``running`` and the provider failed: release with key
+      ``generation:<id>:release``, ``failed`` with ``failure_code``/``failure_reason``;
+    - already ``failed`` (the 15-minute sweep timed it out and released it with the same
+      release key): keep the output in ``late_result`` and never charge.
+* A crash between the hold and completion leaves it ``running`` with the hold open; the
+  sweep job fails and releases it exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from core.clock import as_utc, utcnow
+from core.db import get_engine
+from models import AIModel, Asset, Generation, Organization, Project, UsageEvent, User
+from models.enums import GenerationStatus, OrgRole
+from services import credits, policy, pricing
+from services import models_registry as registry
+from services.errors import (
+    Conflict,
+    DomainError,
+    InsufficientCredits,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+    error_with_code,
+)
+from services.providers.base import (
+    IMAGE_ASPECTS,
+    TEXT_TONES,
+    Provider,
+    ProviderError,
+    ProviderErrorCode,
+    ProviderResult,
+    TextDelta,
+    provider_for,
+    provider_run,
+)
+from services.storage import default_backend_name, storage_for
+
+log = logging.getLogger(__name__)
+
+MAX_PROMPT_CHARS = 4000
+VIDEO_SECONDS_CHOICES = (3, 6, 10)
+TIMED_OUT_CODE = "timed_out"
+
+
+def billing_path(org_slug: str) -> str:
+    """Where owners add a billing profile, top up or upgrade (routes.org_billing)."""
+    return f"/org/{org_slug}/billing"
+
+
+def hold_key(generation_id: int) -> str:
+    return f"generation:{generation_id}:hold"
+
+
+def settle_key(generation_id: int) -> str:
+    return f"generation:{generation_id}:settle"
+
+
+def release_key(generation_id: int) -> str:
+    return f"generation:{generation_id}:release"
+
+
+# --- blockers ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """One reason a run cannot start, written for the person, with the way forward."""
+
+    code: str
+    message: str
+    link_label: str = ""
+    link_href: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class GenerationBlocked(DomainError):
+    """A run was refused; `blockers` names every reason. `code` is the first one's."""
+
+    http_status = 403
+    _STATUS = {
+        "insufficient_credits": 402,
+        "billing_required": 402,
+        "project_not_found": 404,
+        "model_not_found": 404,
+        "model_locked": 402,
+    }
+
+    def __init__(self, blockers: list[Blocker]):
+        first = blockers[0]
+        super().__init__(first.message, blockers=[b.code for b in blockers])
+        self.code = first.code
+        self.http_status = self._STATUS.get(first.code, 403)
+        self.blockers = blockers
+
+
+def _member_role(actor: policy.Actor) -> OrgRole | None:
+    return OrgRole(actor.role) if actor.role is not None else None
+
+
+def _policy_blockers(
+    session: Session, actor: policy.Actor, org: Organization, project_id: int | None
+) -> list[Blocker]:
+    """Role, project scope and subscription, each named (policy.can stops at the first)."""
+    blockers: list[Blocker] = []
+    try:
+        target = policy.target_for(session=session, org_id=org.id, project_id=project_id)
+    except NotFound as error:
+        return [Blocker(error.code, error.message)]
+    decision = policy.can(
+        actor, policy.Action.tool_run, replace(target, subscription_executable=True)
+    )
+    if not decision:
+        blockers.append(Blocker(decision.code, decision.message))
+    if not target.subscription_executable:
+        # Ask the policy for its subscription wording as a member allowed to run would get it.
+        as_runner = replace(
+            actor,
+            role=actor.role if actor.role in (OrgRole.owner, OrgRole.admin) else OrgRole.editor,
+            project_scoped=False,
+        )
+        sub = policy.can(as_runner, policy.Action.tool_run, target)
+        if not sub:
+            blockers.append(Blocker(sub.code, sub.message, "Open Billing", billing_path(org.slug)))
+    return blockers
+
+
+def generation_blockers(
+    *,
+    session: Session,
+    user: User,
+    org_id: int,
+    model_key: str,
+    project_id: int | None = None,
+    params: dict[str, Any] | None = None,
+    prompt: str = "",
+) -> list[Blocker]:
+    """Every reason `user` cannot run `model_key` in this org/project now ([] = may run).
+
+    Checks, each named with what to do: email not verified; role (viewers); project outside
+    a scoped editor's access; expired subscription; Free plan without a billing profile
+    (``billing_required``); the model (unknown, locked by plan, disabled, not configured);
+    and not enough credits for the estimate (``insufficient_credits``, with a top-up link).
+
+    Raises:
+        NotFound: the org does not exist or the user is neither a member nor an operator.
+    """
+    org = session.get(Organization, org_id)
+    if org is None or org.deleted_at is not None:
+        raise NotFound("This organization does not exist or was deleted.")
+    actor = policy.actor_for(session=session, user=user, org_id=org_id)
+    if actor.role is None and not actor.is_operator:
+        raise NotFound("There is no organization at this address that you belong to.")
+    is_owner = actor.role == OrgRole.owner
+    billing = billing_path(org.slug)
+    blockers: list[Blocker] = []
+
+    if user.email_verified_at is None:
+        blockers.append(
+            Blocker(
+                "email_not_verified",
+                f"Verify your email address ({user.email}) to use models: open the link we "
+                "sent you, or request a new one.",
+                "Send a new link",
+                "/verify-email",
+            )
+        )
+    blockers += _policy_blockers(session, actor, org, project_id)
+
+    plan = _org_plan(session, org_id)
+    if plan.key == "free" and org.billing_profile_added_at is None:
+        blockers.append(
+            Blocker(
+                "billing_required",
+                "The Free plan needs a billing profile before models can be used (nothing is "
+                "charged until you buy credits or upgrade). "
+                + (
+                    "Add one in Billing."
+                    if is_owner
+                    else "Ask your organization's owner to add one in Billing."
+                ),
+                "Add a billing profile" if is_owner else "Open Billing",
+                billing,
+            )
+        )
+
+    model_blocker, model = _model_blocker(session, org_id, model_key, billing)
+    if model_blocker is not None:
+        blockers.append(model_blocker)
+
+    if model is not None:
+        try:
+            estimate = pricing.estimate_credits(
+                model, {**normalize_params(model.modality, params or {}), "prompt": prompt}
+            )
+        except ValidationFailed:
+            estimate = None  # reported by generation_start's validation instead
+        if estimate is not None:
+            available = credits.credits_available(
+                session=session, org_id=org_id, project_id=project_id
+            )
+            if estimate > available:
+                blockers.append(
+                    Blocker(
+                        "insufficient_credits",
+                        f"This run needs about {credits.format_credits(estimate)} credits; "
+                        f"{credits.format_credits(max(available, 0))} are available. "
+                        + (
+                            "Top up in Billing."
+                            if is_owner
+                            else "Ask your organization's owner to top up in Billing."
+                        ),
+                        "Top up credits" if is_owner else "Open Billing",
+                        billing,
+                        {"needed_millicredits": estimate, "available_millicredits": available},
+                    )
+                )
+    return blockers
+
+
+def _org_plan(session: Session, org_id: int):
+    from services.orgs import org_plan
+
+    return org_plan(session=session, org_id=org_id)
+
+
+def _model_blocker(
+    session: Session, org_id: int, model_key: str, billing: str
+) -> tuple[Blocker | None, AIModel | None]:
+    """The blocker for the model (if any) and the model a run would use (the backup if swapped)."""
+    try:
+        availability = registry.model_availability(
+            session=session, org_id=org_id, model_key=model_key
+        )
+    except NotFound as error:
+        return Blocker(error.code, error.message), None
+    resolved = registry.model_get(session=session, key=availability.resolved_key)
+    if availability.state == registry.LOCKED:
+        return (
+            Blocker(
+                "model_locked",
+                availability.reason,
+                "See plans in Billing",
+                billing,
+                {"plan_needed": availability.min_plan_key},
+            ),
+            resolved,
+        )
+    if availability.state == registry.DISABLED:
+        return Blocker("model_disabled", availability.reason), resolved
+    if availability.state == registry.NOT_CONFIGURED:
+        return Blocker("model_not_configured", availability.reason), resolved
+    return None, resolved
+
+
+# --- parameters -------------------------------------------------------------------------------
+
+
+def normalize_params(modality: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Only the options of the modality, validated, with defaults filled in.
+
+    Raises:
+        ValidationFailed: an option outside its choices.
+    """
+    params = dict(params or {})
+    if modality == "text":
+        tone = params.get("tone") or "friendly"
+        length = params.get("length") or "medium"
+        if tone not in TEXT_TONES:
+            raise ValidationFailed(f"Tone must be one of {', '.join(TEXT_TONES)}.", field="tone")
+        if length not in pricing.TEXT_LENGTH_TOKENS:
+            raise ValidationFailed("Length must be short, medium or long.", field="length")
+        return {"tone": tone, "length": length}
+    aspect = params.get("aspect") or ("1:1" if modality == "image" else "16:9")
+    if aspect not in IMAGE_ASPECTS:
+        raise ValidationFailed(f"Aspect must be one of {', '.join(IMAGE_ASPECTS)}.", field="aspect")
+    if modality == "image":
+        count = pricing.run_units(
+            _RateProbe("per_asset", "image"), {"count": params.get("count", 1)}
+        )
+        return {"aspect": aspect, "count": count}
+    seconds = pricing.run_units(
+        _RateProbe("per_second", "video"), {"seconds": params.get("seconds", 6)}
+    )
+    return {"aspect": aspect, "seconds": seconds}
+
+
+@dataclass
+class _RateProbe:
+    rate_unit: str
+    modality: str
+    rate_millicredits: int = 0
+
+
+def _validate_prompt(prompt: str) -> str:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValidationFailed(
+            "Write a prompt first: describe what you want to create.", field="prompt"
+        )
+    prompt = prompt.strip()
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise ValidationFailed(
+            f"The prompt is {len(prompt):,} characters; the limit is {MAX_PROMPT_CHARS:,}. "
+            "Shorten it and try again.",
+            field="prompt",
+        )
+    return prompt
+
+
+# --- start ------------------------------------------------------------------------------------
+
+
+def _new_public_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_urlsafe(12).replace('-', 'x').replace('_', 'y')}"
+
+
+def _push_status(generation: Generation, status: GenerationStatus, **extra: Any) -> None:
+    now = utcnow()
+    generation.status = status.value
+    entry = {"status": status.value, "at": now.isoformat()}
+    entry.update({key: value for key, value in extra.items() if value})
+    generation.status_history = [*(generation.status_history or []), entry]
+
+
+def generation_start(
+    *,
+    session: Session,
+    user: User,
+    org_id: int,
+    model_key: str,
+    prompt: str,
+    params: dict[str, Any] | None = None,
+    project_id: int | None = None,
+    retry_of_id: int | None = None,
+    api_key_id: int | None = None,
+    request_id: str | None = None,
+) -> Generation:
+    """Validate, check every blocker, estimate, create the queued generation, hold credits.
+
+    Flushes; the caller commits (the generation and its hold land together or not at all).
+
+    Raises:
+        ValidationFailed: bad prompt or options.
+        GenerationBlocked: any blocker (its `blockers` name them all).
+    """
+    prompt = _validate_prompt(prompt)
+    blockers = generation_blockers(
+        session=session,
+        user=user,
+        org_id=org_id,
+        model_key=model_key,
+        project_id=project_id,
+        params=params,
+        prompt=prompt,
+    )
+    if blockers:
+        raise GenerationBlocked(blockers)
+    requested = registry.model_availability(session=session, org_id=org_id, model_key=model_key)
+    model = registry.model_get(session=session, key=requested.resolved_key)
+    clean = normalize_params(model.modality, params or {})
+    estimate = pricing.estimate_credits(model, {**clean, "prompt": prompt})
+    if requested.resolved_key != model_key:
+        clean["requested_model_key"] = model_key
+    generation = Generation(
+        public_id=_new_public_id("gen"),
+        org_id=org_id,
+        project_id=project_id,
+        user_id=user.id,
+        api_key_id=api_key_id,
+        model_key=model.key,
+        modality=model.modality,
+        prompt=prompt,
+        params=clean,
+        estimate_millicredits=estimate,
+        held_millicredits=estimate,
+        retry_of_id=retry_of_id,
+        request_id=request_id,
+        created_at=utcnow(),
+    )
+    _push_status(generation, GenerationStatus.queued)
+    session.add(generation)
+    session.flush()
+    try:
+        credits.credits_hold(
+            session=session,
+            org_id=org_id,
+            amount_millicredits=estimate,
+            idempotency_key=hold_key(generation.id),
+            project_id=project_id,
+            generation_id=generation.id,
+            actor_user_id=user.id,
+            memo=f"{generation.public_id} on {model.display_name}",
+        )
+    except InsufficientCredits as error:  # spent by someone else since the check
+        org = session.get(Organization, org_id)
+        raise GenerationBlocked(
+            [Blocker(error.code, error.message, "Open Billing", billing_path(org.slug))]
+        ) from None
+    return generation
+
+
+# --- run --------------------------------------------------------------------------------------
+
+
+def _lock_generation(session: Session, generation_id: int) -> Generation:
+    generation = session.exec(
+        select(Generation)
+        .where(Generation.id == generation_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+    if generation is None:
+        raise NotFound("This generation does not exist.")
+    return generation
+
+
+def generation_mark_running(*, session: Session, generation_id: int) -> bool:
+    """Move a queued generation to running and commit. False if it was not queued."""
+    generation = _lock_generation(session, generation_id)
+    if generation.status != GenerationStatus.queued.value:
+        session.rollback()
+        return False
+    generation.started_at = utcnow()
+    _push_status(generation, GenerationStatus.running)
+    session.add(generation)
+    session.commit()
+    return True
+
+
+def _store_files(generation: Generation, result: ProviderResult) -> list[dict[str, Any]]:
+    """Write output files to storage (outside any transaction); describe them for Asset rows."""
+    backend_name = default_backend_name()
+    backend = storage_for(backend_name)
+    stored = []
+    for index, output in enumerate(result.files):
+        public_id = _new_public_id("ast")
+        key = f"orgs/{generation.org_id}/{generation.public_id}/{public_id}.{output.extension}"
+        backend.put(key, output.data, output.content_type)
+        stored.append(
+            {
+                "public_id": public_id,
+                "storage_backend": backend_name,
+                "storage_key": key,
+                "content_type": output.content_type,
+                "size_bytes": len(output.data),
+                "filename": f"{generation.public_id}"
+                + (f"-{index + 1}" if len(result.files) > 1 else "")
+                + f".{output.extension}",
+            }
+        )
+    return stored
+
+
+def _add_assets(session: Session, generation: Generation, stored: list[dict[str, Any]]) -> None:
+    for item in stored:
+        session.add(
+            Asset(
+                org_id=generation.org_id,
+                project_id=generation.project_id,
+                generation_id=generation.id,
+                kind=generation.modality,
+                created_at=utcnow(),
+                **item,
+            )
+        )
+
+
+def generation_execute(
+    *,
+    session: Session,
+    generation_id: int,
+    provider: Provider | None = None,
+    on_delta: TextDelta | None = None,
+) -> Generation:
+    """Call the provider for a `running` generation and complete it (settle or release).
+
+    Commits. Exceptions that are not `Exception` (a crash, a kill) propagate and leave the
+    generation `running` with its hold open for the timeout sweep.
+    """
+    generation = session.get(Generation, generation_id)
+    if generation is None:
+        raise NotFound("This generation does not exist.")
+    if generation.status != GenerationStatus.running.value:
+        return generation
+    model = registry.model_get(session=session, key=generation.model_key)
+    session.commit()  # no transaction (and no lock) is held while the provider works
+    result: ProviderResult | None = None
+    failure: ProviderError | None = None
+    stored: list[dict[str, Any]] = []
+    try:
+        adapter = provider or provider_for(model)
+        result = provider_run(
+            adapter,
+            modality=generation.modality,
+            model_id=model.provider_model_id,
+            prompt=generation.prompt,
+            params=generation.params or {},
+            on_delta=on_delta,
+        )
+        if result.modality != "text" and not result.files:
+            raise ProviderError(ProviderErrorCode.malformed_response, "No output was returned.")
+        stored = _store_files(generation, result)
+    except ProviderError as error:
+        failure = error
+    except Exception as error:  # noqa: BLE001 - any bug in a provider fails the run cleanly
+        log.exception("generation %s: provider crashed", generation.public_id)
+        failure = ProviderError(
+            ProviderErrorCode.provider_error,
+            f"The run failed unexpectedly ({type(error).__name__}). Your credits were returned.",
+        )
+    return _complete(session, generation_id, model, result, failure, stored)
+
+
+def _complete(
+    session: Session,
+    generation_id: int,
+    model: AIModel,
+    result: ProviderResult | None,
+    failure: ProviderError | None,
+    stored: list[dict[str, Any]],
+) -> Generation:
+    generation = _lock_generation(session, generation_id)
+    now = utcnow()
+    if generation.status != GenerationStatus.running.value:
+        # Failed meanwhile (the sweep timed it out and released its hold): keep what came
+        # back so it is not lost, and never charge for it.
+        if result is not None:
+            generation.late_result = {
+                "received_at": now.isoformat(),
+                "units": result.units,
+                "text": result.text,
+                "asset_public_ids": [item["public_id"] for item in stored],
+            }
+            _add_assets(session, generation, stored)
+            session.add(generation)
+        session.commit()
+        return generation
+    if failure is not None or result is None:
+        failure = failure or ProviderError(ProviderErrorCode.provider_error)
+        credits.credits_release(
+            session=session,
+            idempotency_key=release_key(generation.id),
+            generation_id=generation.id,
+            reason=f"{failure.code.value}: {failure.message}"[:300],
+        )
+        generation.failure_code = failure.code.value
+        generation.failure_reason = failure.message[:1000]
+        generation.finished_at = now
+        _push_status(generation, GenerationStatus.failed, code=failure.code.value)
+        session.add(generation)
+        session.commit()
+        return generation
+    # The hold is the most a run can cost: the estimate shown before it started.
+    actual = min(pricing.actual_credits(model, result.units), generation.held_millicredits)
+    credits.credits_settle(
+        session=session,
+        actual_millicredits=actual,
+        idempotency_key=settle_key(generation.id),
+        generation_id=generation.id,
+        memo=f"{generation.public_id}: {result.units} units",
+    )
+    _add_assets(session, generation, stored)
+    generation.output_text = result.text
+    generation.charged_millicredits = actual
+    generation.finished_at = now
+    _push_status(generation, GenerationStatus.succeeded)
+    session.add(generation)
+    session.add(
+        UsageEvent(
+            org_id=generation.org_id,
+            project_id=generation.project_id,
+            user_id=generation.user_id,
+            generation_id=generation.id,
+            source="api" if generation.api_key_id else "studio",
+            model_key=generation.model_key,
+            modality=generation.modality,
+            units=result.units,
+            millicredits=actual,
+            provider_units=result.provider_units,
+            occurred_at=now,
+        )
+    )
+    session.commit()
+    return generation
+
+
+def generation_run(
+    *,
+    session: Session,
+    generation_id: int,
+    provider: Provider | None = None,
+    on_delta: TextDelta | None = None,
+) -> Generation:
+    """queued -> running -> succeeded | failed, committing each step (see module docstring)."""
+    generation_mark_running(session=session, generation_id=generation_id)
+    return generation_execute(
+        session=session, generation_id=generation_id, provider=provider, on_delta=on_delta
+    )
+
+
+def generation_run_in_new_session(
+    generation_id: int, *, provider: Provider | None = None, mark_running: bool = True
+) -> Generation:
+    """For background tasks and threads: run with a session of their own."""
+    with Session(get_engine(), expire_on_commit=False) as session:
+        if mark_running:
+            generation_mark_running(session=session, generation_id=generation_id)
+        return generation_execute(session=session, generation_id=generation_id, provider=provider)
+
+
+# --- retry and history ------------------------------------------------------------------------
+
+
+def _visible_generation(
+    session: Session, user: User, org_id: int, public_id: str
+) -> tuple[Generation, policy.Actor]:
+    """The generation if the user may see it (out-of-scope or other org: NotFound)."""
+    generation = session.exec(
+        select(Generation).where(Generation.public_id == public_id, Generation.org_id == org_id)
+    ).first()
+    actor = policy.actor_for(session=session, user=user, org_id=org_id)
+    if generation is None:
+        raise NotFound("This generation does not exist or you do not have access to it.")
+    try:
+        policy.require(
+            actor,
+            policy.Action.asset_view,
+            policy.target_for(session=session, org_id=org_id, project_id=generation.project_id),
+        )
+    except (NotFound, PermissionDenied):
+        raise NotFound("This generation does not exist or you do not have access to it.") from None
+    return generation, actor
+
+
+def generation_retry(*, session: Session, user: User, org_id: int, public_id: str) -> Generation:
+    """Start a new run with the same model, prompt, options and project as a failed one.
+
+    Flushes; the caller commits and then runs it. A failed run can be retried once.
+
+    Raises:
+        NotFound: not visible to the user.
+        Conflict: the run did not fail, or it was already retried.
+        GenerationBlocked: as for `generation_start`.
+    """
+    original, _ = _visible_generation(session, user, org_id, public_id)
+    if original.status != GenerationStatus.failed.value:
+        raise error_with_code(
+            "not_retryable",
+            f"Only failed runs can be retried; {original.public_id} is {original.status}.",
+            base=Conflict,
+        )
+    already = session.exec(select(Generation).where(Generation.retry_of_id == original.id)).first()
+    if already is not None:
+        raise error_with_code(
+            "already_retried",
+            f"{original.public_id} was already retried as {already.public_id}; see that run.",
+            base=Conflict,
+        )
+    params = dict(original.params or {})
+    model_key = params.pop("requested_model_key", None) or original.model_key
+    return generation_start(
+        session=session,
+        user=user,
+        org_id=org_id,
+        model_key=model_key,
+        prompt=original.prompt,
+        params=params,
+        project_id=original.project_id,
+        retry_of_id=original.id,
+    )
+
+
+@dataclass(frozen=True)
+class StatusStep:
+    status: str
+    at: datetime | None
+    code: str = ""
+
+
+@dataclass(frozen=True)
+class AssetRef:
+    public_id: str
+    kind: str
+    content_type: str
+    filename: str
+
+
+@dataclass(frozen=True)
+class GenerationView:
+    """A generation as its viewers may see it (read model for the UI and the API)."""
+
+    public_id: str
+    status: str
+    model_key: str
+    model_name: str
+    requested_model_key: str | None
+    modality: str
+    project_id: int | None
+    project_name: str
+    user_name: str
+    prompt: str
+    params: dict[str, Any]
+    created_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    steps: tuple[StatusStep, ...]
+    failure_code: str | None
+    failure_reason: str | None
+    estimate_millicredits: int
+    charged_millicredits: int
+    output_text: str | None
+    assets: tuple[AssetRef, ...]
+    late_result: bool
+    retry_of_public_id: str | None
+    retried_by_public_id: str | None
+
+
+def _steps(history: list) -> tuple[StatusStep, ...]:
+    steps = []
+    for item in history or []:
+        try:
+            at = as_utc(datetime.fromisoformat(item.get("at", "")))
+        except (TypeError, ValueError):
+            at = None
+        steps.append(StatusStep(item.get("status", ""), at, item.get("code", "")))
+    return tuple(steps)
+
+
+def _views(session: Session, rows: list[Generation]) -> list[GenerationView]:
+    if not rows:
+        return []
+    ids = [row.id for row in rows]
+    model_names = {m.key: m.display_name for m in session.exec(select(AIModel))}
+    project_ids = {row.project_id for row in rows if row.project_id}
+    projects = (
+        {
+            p.id: p.name
+            for p in session.exec(select(Project).where(col(Project.id).in_(project_ids)))
+        }
+        if project_ids
+        else {}
+    )
+    user_ids = {row.user_id for row in rows if row.user_id}
+    users = (
+        {
+            u.id: (u.name or u.email)
+            for u in session.exec(select(User).where(col(User.id).in_(user_ids)))
+        }
+        if user_ids
+        else {}
+    )
+    assets: dict[int, list[AssetRef]] = {}
+    for asset in session.exec(
+        select(Asset).where(col(Asset.generation_id).in_(ids)).order_by(col(Asset.id))
+    ):
+        assets.setdefault(asset.generation_id, []).append(
+            AssetRef(asset.public_id, asset.kind, asset.content_type, asset.filename)
+        )
+    related_ids = {row.retry_of_id for row in rows if row.retry_of_id}
+    public_by_id = (
+        dict(
+            session.exec(
+                select(Generation.id, Generation.public_id).where(
+                    col(Generation.id).in_(related_ids)
+                )
+            ).all()
+        )
+        if related_ids
+        else {}
+    )
+    retried_by = dict(
+        session.exec(
+            select(Generation.retry_of_id, Generation.public_id).where(
+                col(Generation.retry_of_id).in_(ids)
+            )
+        ).all()
+    )
+    views = []
+    for row in rows:
+        params = dict(row.params or {})
+        views.append(
+            GenerationView(
+                public_id=row.public_id,
+                status=row.status,
+                model_key=row.model_key,
+                model_name=model_names.get(row.model_key, row.model_key),
+                requested_model_key=params.get("requested_model_key"),
+                modality=row.modality,
+                project_id=row.project_id,
+                project_name=projects.get(row.project_id, "") if row.project_id else "",
+                user_name=users.get(row.user_id, "") if row.user_id else "",
+                prompt=row.prompt,
+                params=params,
+                created_at=as_utc(row.created_at),
+                started_at=as_utc(row.started_at),
+                finished_at=as_utc(row.finished_at),
+                steps=_steps(row.status_history),
+                failure_code=row.failure_code,
+                failure_reason=row.failure_reason,
+                estimate_millicredits=row.estimate_millicredits,
+                charged_millicredits=row.charged_millicredits,
+                output_text=row.output_text,
+                assets=tuple(assets.get(row.id, [])),
+                late_result=row.late_result is not None,
+                retry_of_public_id=public_by_id.get(row.retry_of_id) if row.retry_of_id else None,
+                retried_by_public_id=retried_by.get(row.id),
+            )
+        )
+    return views
+
+
+def generations_history(
+    *,
+    session: Session,
+    user: User,
+    org_id: int,
+    project_id: int | None = None,
+    limit: int = 50,
+) -> list[GenerationView]:
+    """Recent generations the user may see, newest first (scoped editors: their projects only).
+
+    Raises:
+        NotFound: not a member (and not an operator), or `project_id` outside the scope.
+    """
+    actor = policy.actor_for(session=session, user=user, org_id=org_id)
+    policy.require(
+        actor,
+        policy.Action.asset_view,
+        policy.target_for(session=session, org_id=org_id, project_id=project_id),
+    )
+    query = select(Generation).where(Generation.org_id == org_id)
+    if project_id is not None:
+        query = query.where(Generation.project_id == project_id)
+    elif actor.project_scoped and actor.role is not None and not actor.is_operator:
+        if not actor.project_ids:
+            return []
+        query = query.where(col(Generation.project_id).in_(sorted(actor.project_ids)))
+    rows = list(
+        session.exec(
+            query.order_by(col(Generation.created_at).desc(), col(Generation.id).desc()).limit(
+                max(1, min(limit, 200))
+            )
+        )
+    )
+    return _views(session, rows)
+
+
+def generation_view(*, session: Session, user: User, org_id: int, public_id: str) -> GenerationView:
+    """One generation by its public id, if visible to the user (else NotFound)."""
+    generation, _ = _visible_generation(session, user, org_id, public_id)
+    return _views(session, [generation])[0]
+
+
+def generations_count(*, session: Session, org_id: int) -> int:
+    return session.exec(
+        select(func.count()).select_from(Generation).where(Generation.org_id == org_id)
+    ).one()

@@ -1,0 +1,150 @@
+"""The AI provider interface: text (optionally streamed), image and video generation.
+
+An adapter returns a `ProviderResult` carrying the units to meter (tokens, assets or seconds,
+matching the model's rate unit) or raises a `ProviderError` whose `code` says what went
+wrong in a way a person can act on: ``timeout``, ``rate_limited``, ``provider_error``,
+``malformed_response`` (and ``not_configured`` when an endpoint is missing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+TEXT_TONES = ("friendly", "professional", "bold", "playful")
+DEFAULT_TONE = "friendly"
+IMAGE_ASPECTS = ("1:1", "16:9", "9:16")
+DEFAULT_ASPECT = "1:1"
+
+
+class ProviderErrorCode(StrEnum):
+    timeout = "timeout"
+    rate_limited = "rate_limited"
+    provider_error = "provider_error"
+    malformed_response = "malformed_response"
+    not_configured = "not_configured"
+
+
+_DEFAULT_MESSAGES = {
+    ProviderErrorCode.timeout: "The model provider did not answer in time.",
+    ProviderErrorCode.rate_limited: "The model provider is busy (rate limited).",
+    ProviderErrorCode.provider_error: "The model provider returned an error.",
+    ProviderErrorCode.malformed_response: "The model provider sent an answer we could not read.",
+    ProviderErrorCode.not_configured: "This model's provider is not configured on this server.",
+}
+
+
+class ProviderError(Exception):
+    """A provider call failed. `message` is for people; credits are released by the caller."""
+
+    def __init__(
+        self, code: ProviderErrorCode | str, message: str = "", *, status_code: int | None = None
+    ):
+        self.code = ProviderErrorCode(code)
+        self.message = message or _DEFAULT_MESSAGES[self.code]
+        self.status_code = status_code
+        super().__init__(self.message)
+
+    @property
+    def retryable(self) -> bool:
+        return self.code in (ProviderErrorCode.timeout, ProviderErrorCode.rate_limited)
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    data: bytes
+    content_type: str
+    extension: str  # "png", "gif", "txt"
+
+
+@dataclass(frozen=True)
+class ProviderResult:
+    """What a run produced, and the units to charge for (per the model's rate unit)."""
+
+    modality: str
+    units: int
+    text: str | None = None
+    files: tuple[OutputFile, ...] = ()
+    provider_units: int | None = None  # as reported by the provider, when it reports any
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+TextDelta = Callable[[str], None]
+
+
+class Provider(Protocol):
+    name: str
+
+    def generate_text(
+        self,
+        *,
+        model_id: str,
+        prompt: str,
+        tone: str = DEFAULT_TONE,
+        length: str = "medium",
+        max_tokens: int | None = None,
+        on_delta: TextDelta | None = None,
+    ) -> ProviderResult:
+        """Text for the prompt; with `on_delta`, stream and call it with each piece."""
+        ...
+
+    def generate_image(
+        self, *, model_id: str, prompt: str, aspect: str = DEFAULT_ASPECT, count: int = 1
+    ) -> ProviderResult: ...
+
+    def generate_video(
+        self, *, model_id: str, prompt: str, seconds: int = 6, aspect: str = "16:9"
+    ) -> ProviderResult: ...
+
+
+def provider_run(
+    provider: Provider,
+    *,
+    modality: str,
+    model_id: str,
+    prompt: str,
+    params: dict[str, Any],
+    on_delta: TextDelta | None = None,
+) -> ProviderResult:
+    """Dispatch one run to the adapter method for its modality."""
+    if modality == "text":
+        return provider.generate_text(
+            model_id=model_id,
+            prompt=prompt,
+            tone=params.get("tone") or DEFAULT_TONE,
+            length=params.get("length") or "medium",
+            max_tokens=params.get("max_tokens"),
+            on_delta=on_delta,
+        )
+    if modality == "image":
+        return provider.generate_image(
+            model_id=model_id,
+            prompt=prompt,
+            aspect=params.get("aspect") or DEFAULT_ASPECT,
+            count=int(params.get("count") or 1),
+        )
+    if modality == "video":
+        return provider.generate_video(
+            model_id=model_id,
+            prompt=prompt,
+            seconds=int(params.get("seconds") or 6),
+            aspect=params.get("aspect") or "16:9",
+        )
+    raise ProviderError(ProviderErrorCode.provider_error, f"Unknown modality {modality!r}.")
+
+
+def provider_for(model: Any) -> Provider:
+    """The adapter for a registry row (`provider` is "local" or "openai_compatible")."""
+    if model.provider == "local":
+        from services.providers.local import LocalProvider
+
+        return LocalProvider()
+    if model.provider == "openai_compatible":
+        from services.providers.openai_compatible import OpenAICompatibleProvider
+
+        return OpenAICompatibleProvider.for_model(model)
+    raise ProviderError(
+        ProviderErrorCode.not_configured, f"Unknown provider {model.provider!r} for this model."
+    )

@@ -1,0 +1,114 @@
+"""Creative Studio in the real app: an editor on Growth generates text and an image with local
+models and sees the outputs; a locked video model opens the upgrade modal; a swap shows the
+banner naming both models."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from services.seed import DEV_PASSWORD
+from tests.browser.conftest import screenshot, sign_in
+
+pytestmark = pytest.mark.browser
+
+STUDIO = "/org/acme/studio"
+
+
+def _open_studio(page, app_server, email="editor@acme.test"):
+    # Let the sign-in page hydrate first, so the form is handled by the app, not the browser.
+    page.goto(app_server.base_url + "/sign-in")
+    page.wait_for_load_state("networkidle")
+    sign_in(page, app_server.base_url, email, DEV_PASSWORD)
+    expect(page).to_have_url(re.compile(r"/org/acme/studio$"))
+    expect(page.get_by_role("heading", name="Creative Studio", level=1)).to_be_visible()
+    expect(page.get_by_role("button", name=re.compile("Studio Local Text"))).to_be_visible()
+
+
+def _run(page, model_name: str, prompt: str):
+    # "Studio Local Image 4 credits per image", not "Studio Local Image HD Premium ...".
+    page.get_by_role("button", name=re.compile("^" + re.escape(model_name) + r" \d")).click()
+    expect(page.get_by_text(re.compile("^Model: " + re.escape(model_name) + "$"))).to_be_visible()
+    page.get_by_label("Prompt").fill(prompt)
+    page.get_by_label("Prompt").blur()
+    expect(page.locator("#run-estimate")).to_contain_text("About")
+    page.get_by_role("button", name="Run", exact=True).click()
+
+
+def test_editor_generates_text_and_an_image_and_sees_the_outputs(app_server, page):
+    _open_studio(page, app_server)
+    expect(page.get_by_text("1 credit per 1K tokens")).to_be_visible()
+
+    _run(page, "Studio Local Text", "Launch post for our spring running shoes")
+    latest = page.locator("[data-generation]").first
+    expect(latest).to_contain_text("succeeded", timeout=60_000)
+    expect(latest).to_contain_text("Launch post for our spring running shoes")
+    expect(latest).to_contain_text(re.compile(r"queued .* → running .* → succeeded"))
+    expect(latest.get_by_text(re.compile(r"gen_"))).to_be_visible()
+    expect(page.locator("#live-status")).to_contain_text("succeeded")
+
+    _run(page, "Studio Local Image", "Trail shoes for the whole family")
+    latest = page.locator("[data-generation]").first
+    expect(latest).to_contain_text("succeeded", timeout=60_000)
+    image = latest.get_by_role("img", name=re.compile("Generated image for: Trail shoes"))
+    expect(image).to_be_visible()
+    page.wait_for_function(
+        "el => el.complete && el.naturalWidth > 0", arg=image.element_handle(), timeout=30_000
+    )
+    expect(latest.get_by_role("link", name="Download")).to_be_visible()
+    assert page.locator("[data-generation]").count() >= 2
+    screenshot(page, "studio")
+
+
+def test_locked_video_model_opens_the_upgrade_modal_from_the_keyboard_too(app_server, page):
+    _open_studio(page, app_server)
+    locked = page.get_by_role("button", name=re.compile("Studio Local Motion"))
+    expect(locked).to_contain_text("Needs Scale")
+    screenshot(page, "studio-picker")
+    locked.click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("Upgrade to Scale to use Studio Local Motion")
+    expect(dialog).to_contain_text("$399 / month")
+    expect(dialog).to_contain_text("Ask your owner (Olivia Owner)")
+    expect(page.locator("#opt-tone")).to_be_visible()  # the selection did not change to video
+    screenshot(page, "studio-upgrade-modal")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+
+    locked.focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("dialog")).to_be_visible()
+    page.get_by_role("button", name="Not now").click()
+    expect(page.get_by_role("dialog")).to_be_hidden()
+
+
+def test_swap_banner_names_both_models(app_server, page):
+    app_server.run_python(
+        "from sqlmodel import Session, select\n"
+        "from core.db import get_engine\n"
+        "from models import User\n"
+        "from services.models_registry import model_swap\n"
+        "with Session(get_engine()) as s:\n"
+        "    op = s.exec(select(User).where(User.is_operator == True)).first()\n"
+        "    model_swap(session=s, actor=op, model_key='local-image-hd', reason='test')\n"
+        "    s.commit()\n"
+    )
+    try:
+        _open_studio(page, app_server)
+        banner = page.get_by_role("status").filter(has_text="temporarily replaced")
+        expect(banner).to_contain_text(
+            "Studio Local Image HD is temporarily replaced by Studio Local Image"
+        )
+        screenshot(page, "studio-swap-banner")
+    finally:
+        app_server.run_python(
+            "from sqlmodel import Session, select\n"
+            "from core.db import get_engine\n"
+            "from models import User\n"
+            "from services.models_registry import model_enable\n"
+            "with Session(get_engine()) as s:\n"
+            "    op = s.exec(select(User).where(User.is_operator == True)).first()\n"
+            "    model_enable(session=s, actor=op, model_key='local-image-hd')\n"
+            "    s.commit()\n"
+        )

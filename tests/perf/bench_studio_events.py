@@ -1,0 +1,164 @@
+"""Benchmark: server-side work of the studio's main events, as ratios to a trivial event.
+
+Not a pass/fail test; it only prints. Each "event" below is the service work its Reflex
+handler does in `creative_studio/pages/studio.py` (same calls, same order), measured
+in-process on a seeded SQLite database:
+
+  * open page   (StudioState.load): projects, policy, model registry, blockers, history
+                 with fresh signed asset URLs;
+  * pick model  (StudioState.pick_model): blockers for the new model;
+  * start run   (StudioState.run): generation_start (validate, estimate, hold) + commit;
+  * trivial     a counter event: open a DB session and increment a number (the baseline).
+
+Reflex's own websocket/serialization overhead is the same for every event and is not
+included. Run: `python -m tests.perf.bench_studio_events` (or under pytest: small size).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+
+from sqlmodel import Session, SQLModel
+
+import models  # noqa: F401
+from core import db
+from core.clock import utcnow
+from models import Organization, User
+from models.enums import OrgRole
+from services import credits, generations, orgs, policy, storage
+from services import models_registry as registry
+from services.catalog import catalog_sync
+
+
+def _seed(engine):
+    with Session(engine, expire_on_commit=False) as session:
+        catalog_sync(session=session)
+        owner = User(email="owner@bench.test", name="Owner", email_verified_at=utcnow())
+        editor = User(email="editor@bench.test", name="Editor", email_verified_at=utcnow())
+        session.add(owner)
+        session.add(editor)
+        session.flush()
+        org = orgs.org_create(session=session, owner=owner, name="Bench", plan_key="growth")
+        org.billing_profile_added_at = utcnow()
+        project = orgs.project_create(session=session, actor=owner, org_id=org.id, name="P")
+        orgs.membership_add(session=session, org_id=org.id, user_id=editor.id, role=OrgRole.editor)
+        credits.credits_grant(
+            session=session,
+            org_id=org.id,
+            amount_millicredits=10**9,
+            idempotency_key="bench-grant",
+        )
+        session.commit()
+        for index in range(20):  # some history to render
+            generation = generations.generation_start(
+                session=session,
+                user=editor,
+                org_id=org.id,
+                model_key="local-image" if index % 2 else "local-text",
+                prompt=f"History item {index}",
+                project_id=project.id,
+            )
+            session.commit()
+            generations.generation_run(session=session, generation_id=generation.id)
+        return editor.id, org.id, project.id
+
+
+def _timed(fn: Callable[[], None], repeat: int) -> float:
+    fn()  # warm up
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def run(repeat: int = 30) -> dict[str, float]:
+    workdir = tempfile.mkdtemp(prefix="bench-studio-")
+    os.environ.setdefault("STORAGE_LOCAL_DIR", os.path.join(workdir, "assets"))
+    engine = db.make_engine(f"sqlite:///{workdir}/bench.db")
+    SQLModel.metadata.create_all(engine)
+    db.set_engine(engine)
+    user_id, org_id, project_id = _seed(engine)
+    counter = {"value": 0}
+
+    def trivial():
+        with Session(engine) as session:
+            session.get(User, user_id)
+        counter["value"] += 1
+
+    def open_page():
+        with Session(engine, expire_on_commit=False) as session:
+            user = session.get(User, user_id)
+            actor = policy.actor_for(session=session, user=user, org_id=org_id)
+            orgs.projects_visible(session=session, actor=actor, org_id=org_id)
+            policy.can(
+                actor,
+                policy.Action.tool_run,
+                policy.target_for(session=session, org_id=org_id, project_id=project_id),
+            )
+            registry.models_for_org(session=session, org_id=org_id)
+            registry.active_swaps(session=session)
+            generations.generation_blockers(
+                session=session,
+                user=user,
+                org_id=org_id,
+                model_key="local-text",
+                project_id=project_id,
+            )
+            for view in generations.generations_history(
+                session=session, user=user, org_id=org_id, limit=20
+            ):
+                for asset in view.assets:
+                    storage.asset_link_sign(asset.public_id)
+
+    def pick_model():
+        with Session(engine, expire_on_commit=False) as session:
+            user = session.get(User, user_id)
+            session.get(Organization, org_id)
+            generations.generation_blockers(
+                session=session,
+                user=user,
+                org_id=org_id,
+                model_key="local-image",
+                project_id=project_id,
+            )
+
+    def start_run():
+        with Session(engine, expire_on_commit=False) as session:
+            user = session.get(User, user_id)
+            generations.generation_start(
+                session=session,
+                user=user,
+                org_id=org_id,
+                model_key="local-text",
+                prompt="Benchmark prompt",
+                project_id=project_id,
+            )
+            session.commit()
+
+    results = {
+        "trivial counter": _timed(trivial, repeat),
+        "open page (load)": _timed(open_page, repeat),
+        "pick model": _timed(pick_model, repeat),
+        "start run": _timed(start_run, repeat),
+    }
+    baseline = results["trivial counter"]
+    print(f"\nStudio events, server-side median over {repeat} runs (SQLite):")
+    for name, seconds in results.items():
+        print(f"  {name:<18} {seconds * 1000:8.2f} ms   x{seconds / baseline:6.1f} of trivial")
+    db.set_engine(None)
+    engine.dispose()
+    return results
+
+
+def test_bench_studio_events_small():
+    run(repeat=5)
+
+
+if __name__ == "__main__":
+    run()
