@@ -235,7 +235,38 @@ def generation_blockers(
                         {"needed_millicredits": estimate, "available_millicredits": available},
                     )
                 )
+            cap_blocker = _spend_cap_blocker(session, org, estimate, is_owner, billing)
+            if cap_blocker is not None:
+                blockers.append(cap_blocker)
     return blockers
+
+
+def _spend_cap_blocker(
+    session: Session, org: Organization, estimate: int, is_owner: bool, billing: str
+) -> Blocker | None:
+    """The owner's monthly spend cap (Billing > Spend controls) stops runs that would pass it."""
+    if org.monthly_spend_cap_credits is None:
+        return None
+    from services.billing import spend_this_cycle
+
+    spent = spend_this_cycle(session=session, org_id=org.id)
+    cap = org.monthly_spend_cap_credits * 1000
+    if spent + estimate <= cap:
+        return None
+    return Blocker(
+        "spend_cap_reached",
+        f"This run (about {credits.format_credits(estimate)} credits) would pass the monthly spend "
+        f"cap of {credits.format_credits(cap)} credits; {credits.format_credits(spent)} are "
+        "already spent this cycle. "
+        + (
+            "Raise or remove the cap in Billing > Spend controls."
+            if is_owner
+            else "Ask your organization's owner to raise the cap in Billing."
+        ),
+        "Open spend controls" if is_owner else "Open Billing",
+        billing,
+        {"spent_millicredits": spent, "cap_millicredits": cap, "needed_millicredits": estimate},
+    )
 
 
 def _org_plan(session: Session, org_id: int):

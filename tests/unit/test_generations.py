@@ -515,3 +515,21 @@ def test_organization_model_row_is_untouched_by_runs(world, session):
     world.start()
     assert session.exec(select(AIModel).where(AIModel.key == "local-text")).one().status == "active"
     assert session.get(Organization, world.org.id).plan_key == "growth"
+
+
+def test_monthly_spend_cap_blocks_a_run_that_would_pass_it(world, session):
+    first = world.start()
+    done = generations.generation_run(session=session, generation_id=first.id)
+    assert done.charged_millicredits > 0
+    world.org.monthly_spend_cap_credits = 1
+    session.add(world.org)
+    session.commit()
+    blockers = world.blockers(model_key="local-image")  # 4 credits per image > 1 credit cap
+    assert codes(blockers) == ["spend_cap_reached"]
+    assert "monthly spend cap of 1 credits" in blockers[0].message
+    assert blockers[0].details["spent_millicredits"] == done.charged_millicredits
+    assert blockers[0].details["cap_millicredits"] == 1000
+    world.org.monthly_spend_cap_credits = 50
+    session.add(world.org)
+    session.commit()
+    assert world.blockers(model_key="local-image") == []
