@@ -38,3 +38,11 @@ def on_app_start() -> None:
         settings.mail_mode,
         settings.scheduler,
     )
+    # SCHEDULER=inline: background jobs in this process (once per process; never under pytest
+    # unless a test asks, never in the `reflex` CLI that only compiles). See jobs/scheduler.py.
+    try:
+        from jobs.scheduler import inline_scheduler_start
+
+        inline_scheduler_start()
+    except Exception:  # the app still serves; the job runs page and the log say why
+        log.exception("The inline background-job scheduler could not start")

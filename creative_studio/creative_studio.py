@@ -5,14 +5,19 @@ import reflex as rx
 from core.startup import on_app_start
 from creative_studio.api import build_api
 from creative_studio.pages import (  # noqa: F401
+    billing,
     dev_outbox,
     index,
+    invite,
+    local_checkout,
     org_new,
     password_reset,
     placeholders,
     register,
     settings,
     sign_in,
+    studio,
+    team,
     verify_email,
 )
 

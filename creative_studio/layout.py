@@ -12,10 +12,25 @@ SIDEBAR_WIDTH = "15rem"
 
 def _nav_item(area: routes.Area, active_key: str) -> rx.Component:
     is_active = area.key == active_key
+    # Settings carries a red dot while a connection needs reconnecting (said in its name too).
+    attention = area.key == "settings"
     return rx.link(
         rx.hstack(
             rx.icon(area.icon, size=18, aria_hidden="true"),
             rx.text(area.label, size="2", weight="medium" if is_active else "regular"),
+            rx.cond(
+                SessionState.has_expired_connection,
+                rx.box(
+                    width="0.5rem",
+                    height="0.5rem",
+                    border_radius="9999px",
+                    background=rx.color("red", 9),
+                    aria_hidden="true",
+                    title="A connection needs reconnecting",
+                ),
+            )
+            if attention
+            else rx.fragment(),
             align="center",
             spacing="3",
             padding_x="0.75rem",
@@ -29,6 +44,13 @@ def _nav_item(area: routes.Area, active_key: str) -> rx.Component:
         href="/org/" + SessionState.org_slug + "/" + area.key,
         underline="none",
         aria_current="page" if is_active else None,
+        aria_label=rx.cond(
+            SessionState.has_expired_connection,
+            f"{area.label} (a connection needs reconnecting)",
+            area.label,
+        )
+        if attention
+        else None,
         width="100%",
     )
 
@@ -290,7 +312,17 @@ def centered_card(*children: rx.Component, max_width: str = "26rem") -> rx.Compo
                 align="center",
                 spacing="2",
             ),
-            rx.card(rx.vstack(*children, spacing="4", width="100%"), width="100%", size="3"),
+            rx.card(
+                # Forms appear only once the page is live: before hydration a native submit
+                # would send the fields (a password) as a GET query string.
+                rx.cond(
+                    rx.State.is_hydrated,
+                    rx.vstack(*children, spacing="4", width="100%"),
+                    rx.center(rx.spinner(size="3"), padding="2rem", width="100%"),
+                ),
+                width="100%",
+                size="3",
+            ),
             rx.color_mode.button(variant="ghost", size="1", aria_label="Toggle dark mode"),
             spacing="5",
             align="center",

@@ -10,12 +10,9 @@ from creative_studio.layout import analytics_not_for_role, app_shell, coming_wit
 from state.session import SessionState
 
 PLACEHOLDER_AREAS: dict[str, str] = {
-    "studio": "Pick a model, write a prompt, see the credit estimate, and run it. Runs and their outputs appear in history here.",
     "assistant": "A streaming chat with the Marketing Assistant, with a daily message allowance per plan.",
     "intel": "Competitor analysis reports for your projects.",
     "analytics": "Usage by period, project, member, model and modality, with charts and CSV export.",
-    "team": "Members and their roles, project access for scoped editors, and invitations.",
-    "billing": "Your plan, credit balance and ledger, invoices, top-ups and spend controls.",
     "help": "Searchable articles and runbooks, platform status and support tickets.",
 }
 

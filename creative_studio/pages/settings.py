@@ -11,6 +11,7 @@ from core.clock import as_utc
 from core.db import get_engine
 from creative_studio.components.forms import error_callout, field, label_for, success_callout
 from creative_studio.layout import app_shell, coming_with
+from creative_studio.pages.connections import ConnectionsState, connections_section
 from services import auth as auth_service
 from services import totp as totp_service
 from services.errors import DomainError
@@ -510,7 +511,7 @@ def _password_card() -> rx.Component:
 @rx.page(
     route="/org/[org_slug]/settings",
     title="Settings · Creative Studio",
-    on_load=[SessionState.load_org, SecurityState.load],
+    on_load=[SessionState.load_org, SecurityState.load, ConnectionsState.load],
 )
 def settings_page() -> rx.Component:
     return app_shell(
@@ -524,10 +525,7 @@ def settings_page() -> rx.Component:
         _sessions_card(),
         _password_card(),
         rx.heading("Organization", size="5", as_="h2"),
-        coming_with(
-            "Connections",
-            "Connect LinkedIn, Meta, Google Ads and X; expired connections show a red dot and a one-click Reconnect.",
-        ),
+        connections_section(),
         coming_with(
             "API access",
             "API keys shown once and stored hashed, allowed models, and the request log.",

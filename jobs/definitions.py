@@ -1,0 +1,97 @@
+"""The registered jobs: stable ids, schedules, and the service each one calls."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from jobs.runner import JobOutcome, job_run_recorded
+
+
+def _generation_refund_sweep() -> Any:
+    from services.generation_sweep import generations_sweep_stuck
+
+    return generations_sweep_stuck()
+
+
+def _connections_refresh() -> Any:
+    from services.connections import connections_refresh_due
+
+    return connections_refresh_due()
+
+
+def _invites_expire() -> Any:
+    from services.housekeeping import invites_expire_due
+
+    return invites_expire_due()
+
+
+def _sessions_purge() -> Any:
+    from services.housekeeping import sessions_purge_expired
+
+    return sessions_purge_expired()
+
+
+def _monthly_credit_grants() -> Any:
+    from services.housekeeping import monthly_credit_grants
+
+    return monthly_credit_grants()
+
+
+def _usage_rollup() -> Any:
+    from services.housekeeping import usage_rollup_recent
+
+    return usage_rollup_recent()
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    id: str  # stable: the scheduler's job id and JobRun.job_id
+    function: Callable[[], Any]
+    interval_seconds: int
+    description: str
+
+    def run(self) -> JobOutcome:
+        """Run once through the recorder (what the scheduler calls)."""
+        return job_run_recorded(self.id, self.function)
+
+
+JOBS: tuple[JobSpec, ...] = (
+    JobSpec(
+        "generation_refund_sweep",
+        _generation_refund_sweep,
+        60,
+        "Fail and refund generations with no result within 15 minutes.",
+    ),
+    JobSpec(
+        "connections_refresh",
+        _connections_refresh,
+        3600,
+        "Refresh OAuth tokens that expire within the next hour.",
+    ),
+    JobSpec("invites_expire", _invites_expire, 900, "Mark pending invites past expiry as expired."),
+    JobSpec(
+        "sessions_purge", _sessions_purge, 3600, "Delete sign-in sessions past absolute expiry."
+    ),
+    JobSpec(
+        "monthly_credit_grants",
+        _monthly_credit_grants,
+        3600,
+        "Grant the monthly credits of plans not billed by Stripe (Free), once per month.",
+    ),
+    JobSpec("usage_rollup", _usage_rollup, 900, "Roll usage events up per day for Analytics."),
+)
+JOB_IDS = tuple(spec.id for spec in JOBS)
+
+
+def job_get(job_id: str) -> JobSpec:
+    for spec in JOBS:
+        if spec.id == job_id:
+            return spec
+    raise KeyError(f"unknown job {job_id!r}; known: {', '.join(JOB_IDS)}")
+
+
+def job_run_now(job_id: str) -> JobOutcome:
+    """Run one job immediately in this process (operators, tests)."""
+    return job_get(job_id).run()

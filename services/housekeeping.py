@@ -1,0 +1,259 @@
+"""Housekeeping jobs: expire invites, purge sessions, Free-plan monthly credits, usage roll-ups.
+
+Each function opens and commits its own transactions (they are job entry points) and is safe
+when two processes run it at once: bulk ``UPDATE``/``DELETE`` statements re-check their
+``WHERE`` clause on each row, credit grants carry a unique idempotency key per org and month,
+and roll-ups are recomputed totals written with an upsert.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import delete, func, or_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from core import db
+from core.clock import utcnow
+from models import (
+    CreditAccount,
+    CreditLedgerEntry,
+    Invite,
+    Organization,
+    Plan,
+    UsageDailyRollup,
+    UsageEvent,
+    UserSession,
+)
+from models.enums import InviteStatus
+from services.credits import MILLICREDITS_PER_CREDIT, credit_account_get_or_create, credits_grant
+
+log = logging.getLogger(__name__)
+
+REVOKED_SESSION_RETENTION = timedelta(days=30)
+ROLLUP_DAYS_BACK = 2  # provider usage may arrive late: recompute today and the day before
+
+
+@dataclass
+class HousekeepingResult:
+    items: int = 0
+    errors: int = 0
+    error_details: list[str] = field(default_factory=list)
+
+
+# --- invites --------------------------------------------------------------------------------------
+
+
+def invites_expire_due(*, engine: Engine | None = None, now: datetime | None = None) -> int:
+    """Mark pending invites whose link has expired as ``expired``; returns how many changed."""
+    now = now or utcnow()
+    with Session(engine or db.get_engine()) as session:
+        result = session.exec(
+            update(Invite)
+            .where(Invite.status == InviteStatus.pending.value, col(Invite.expires_at) <= now)
+            .values(status=InviteStatus.expired.value)
+        )
+        session.commit()
+        return int(result.rowcount or 0)
+
+
+# --- sessions -------------------------------------------------------------------------------------
+
+
+def sessions_purge_expired(*, engine: Engine | None = None, now: datetime | None = None) -> int:
+    """Delete sessions past their absolute expiry (and sign-in handoffs that were never used),
+    and revoked sessions older than 30 days. Returns how many rows were deleted."""
+    now = now or utcnow()
+    with Session(engine or db.get_engine()) as session:
+        result = session.exec(
+            delete(UserSession).where(
+                or_(
+                    col(UserSession.expires_at) <= now,
+                    col(UserSession.revoked_at) <= now - REVOKED_SESSION_RETENTION,
+                )
+            )
+        )
+        session.commit()
+        return int(result.rowcount or 0)
+
+
+# --- monthly credits for plans not billed by Stripe ------------------------------------------------
+
+
+def monthly_grant_key(org_id: int, moment: datetime) -> str:
+    return f"monthly-grant:{org_id}:{moment:%Y-%m}"
+
+
+def monthly_credit_grants(
+    *, engine: Engine | None = None, now: datetime | None = None
+) -> HousekeepingResult:
+    """Grant this calendar month's credits to every org on a plan without a price (Free).
+
+    Paid plans get their credits on each paid invoice (billing); this covers the rest. One
+    grant per org and month (key ``monthly-grant:{org_id}:{YYYY-MM}``), each in its own
+    transaction, so a second process or a re-run grants nothing twice.
+    """
+    engine = engine or db.get_engine()
+    now = now or utcnow()
+    month_suffix = f":{now:%Y-%m}"
+    result = HousekeepingResult()
+    with Session(engine) as session:
+        candidates = session.exec(
+            select(Organization.id, Plan.monthly_credits, Plan.name)
+            .join(Plan, Plan.key == Organization.plan_key)
+            .where(
+                col(Organization.deleted_at).is_(None),
+                Plan.price_cents_monthly == 0,
+                Plan.monthly_credits > 0,
+            )
+            .order_by(col(Organization.id))
+        ).all()
+        granted = set(
+            session.exec(
+                select(CreditLedgerEntry.idempotency_key).where(
+                    col(CreditLedgerEntry.idempotency_key).like(f"monthly-grant:%{month_suffix}")
+                )
+            ).all()
+        )
+    for org_id, monthly_credits, plan_name in candidates:
+        key = monthly_grant_key(org_id, now)
+        if key in granted:
+            continue
+        try:
+            with Session(engine) as session:
+                # Under the account lock, so a concurrent run's grant is seen and not counted.
+                credit_account_get_or_create(session=session, org_id=org_id)
+                session.exec(
+                    select(CreditAccount.id).where(CreditAccount.org_id == org_id).with_for_update()
+                ).one()
+                already = session.exec(
+                    select(CreditLedgerEntry.id).where(CreditLedgerEntry.idempotency_key == key)
+                ).first()
+                if already is not None:
+                    session.rollback()
+                    continue
+                credits_grant(
+                    session=session,
+                    org_id=org_id,
+                    amount_millicredits=int(monthly_credits) * MILLICREDITS_PER_CREDIT,
+                    idempotency_key=key,
+                    reference=f"monthly:{now:%Y-%m}",
+                    memo=f"{plan_name} plan monthly credits for {now:%B %Y}",
+                )
+                session.commit()
+            result.items += 1
+        except Exception as exc:  # next run retries this org; the others still get theirs
+            result.errors += 1
+            result.error_details.append(f"org {org_id}: {exc.__class__.__name__}: {exc}")
+            log.exception("monthly grant for org %s failed", org_id)
+    return result
+
+
+# --- usage roll-ups -------------------------------------------------------------------------------
+
+
+def _day_bounds(day: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time.min, tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
+def _upsert_rows(session: Session, rows: list[dict]) -> None:
+    if not rows:
+        return
+    insert = pg_insert if db.is_postgres(session) else sqlite_insert
+    statement = insert(UsageDailyRollup).values(rows)
+    statement = statement.on_conflict_do_update(
+        index_elements=["org_id", "day", "project_id", "user_id", "model_key"],
+        set_={
+            "modality": statement.excluded.modality,
+            "runs": statement.excluded.runs,
+            "units": statement.excluded.units,
+            "millicredits": statement.excluded.millicredits,
+            "updated_at": statement.excluded.updated_at,
+        },
+    )
+    session.exec(statement)
+
+
+def usage_rollup_day(*, session: Session, day: date) -> int:
+    """Recompute one UTC day's roll-up rows from the usage events (upsert; flushes, no commit).
+
+    Totals are recomputed, not added, so running it again (or twice at once) changes nothing.
+    Rows of that day whose group no longer has events are removed. Returns the group count.
+    """
+    start, end = _day_bounds(day)
+    project = func.coalesce(UsageEvent.project_id, 0)
+    member = func.coalesce(UsageEvent.user_id, 0)
+    groups = session.exec(
+        select(
+            UsageEvent.org_id,
+            project,
+            member,
+            UsageEvent.model_key,
+            func.max(UsageEvent.modality),
+            func.count(),
+            func.coalesce(func.sum(UsageEvent.units), 0),
+            func.coalesce(func.sum(UsageEvent.millicredits), 0),
+        )
+        .where(col(UsageEvent.occurred_at) >= start, col(UsageEvent.occurred_at) < end)
+        .group_by(UsageEvent.org_id, project, member, UsageEvent.model_key)
+    ).all()
+    now = utcnow()
+    rows = [
+        {
+            "org_id": org_id,
+            "day": day,
+            "project_id": int(project_id),
+            "user_id": int(user_id),
+            "model_key": model_key,
+            "modality": modality,
+            "runs": int(runs),
+            "units": int(units),
+            "millicredits": int(millicredits),
+            "updated_at": now,
+        }
+        for org_id, project_id, user_id, model_key, modality, runs, units, millicredits in groups
+    ]
+    for chunk_start in range(0, len(rows), 500):
+        _upsert_rows(session, rows[chunk_start : chunk_start + 500])
+    # Stale groups (e.g. events re-attributed): recomputed day must equal the events.
+    existing = session.exec(
+        select(
+            UsageDailyRollup.id,
+            UsageDailyRollup.org_id,
+            UsageDailyRollup.project_id,
+            UsageDailyRollup.user_id,
+            UsageDailyRollup.model_key,
+        ).where(UsageDailyRollup.day == day)
+    ).all()
+    live = {(r["org_id"], r["project_id"], r["user_id"], r["model_key"]) for r in rows}
+    stale = [row_id for row_id, *group in existing if tuple(group) not in live]
+    if stale:
+        session.exec(delete(UsageDailyRollup).where(col(UsageDailyRollup.id).in_(stale)))
+    session.flush()
+    return len(rows)
+
+
+def usage_rollup_recent(
+    *, engine: Engine | None = None, now: datetime | None = None, days_back: int = ROLLUP_DAYS_BACK
+) -> HousekeepingResult:
+    """Recompute the roll-ups of today and the previous `days_back - 1` UTC days."""
+    now = now or utcnow()
+    today = now.astimezone(UTC).date()
+    result = HousekeepingResult()
+    for offset in range(days_back):
+        day = today - timedelta(days=offset)
+        try:
+            with Session(engine or db.get_engine()) as session:
+                result.items += usage_rollup_day(session=session, day=day)
+                session.commit()
+        except Exception as exc:
+            result.errors += 1
+            result.error_details.append(f"{day}: {exc.__class__.__name__}: {exc}")
+            log.exception("usage roll-up for %s failed", day)
+    return result
