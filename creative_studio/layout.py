@@ -135,13 +135,13 @@ def sidebar_content(active_key: str) -> rx.Component:
 
 
 def sidebar(active_key: str) -> rx.Component:
+    # The outer box stretches with the page (background and border to the bottom); the inner
+    # one stays in view while the content scrolls.
     return rx.box(
-        sidebar_content(active_key),
+        rx.box(sidebar_content(active_key), height="100vh", position="sticky", top="0"),
         width=SIDEBAR_WIDTH,
         min_width=SIDEBAR_WIDTH,
-        height="100vh",
-        position="sticky",
-        top="0",
+        align_self="stretch",
         border_right=f"1px solid {rx.color('gray', 5)}",
         background=rx.color("gray", 2),
         display=["none", "none", "block"],

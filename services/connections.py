@@ -30,7 +30,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 from authlib.integrations.httpx_client import OAuth2Client, OAuthError
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -39,19 +38,13 @@ from sqlmodel import Session, col, or_, select
 from core import db
 from core.clock import as_utc, utcnow
 from core.crypto import decrypt, encrypt, hash_token, new_token
+from core.http import HTTP_ERRORS as _HTTP_ERRORS
 from core.settings import PROJECT_ROOT
 from models import OAuthConnection, OAuthFlowState, Organization, User
 from models.enums import ConnectionStatus
 from services import policy
 from services.audit import audit_record
 from services.errors import DomainError, NotFound, error_with_code
-
-try:  # Authlib's httpx integration runs on httpx2 when it is installed
-    import httpx2
-
-    _HTTP_ERRORS: tuple[type[BaseException], ...] = (httpx.HTTPError, httpx2.HTTPError, OSError)
-except ImportError:  # pragma: no cover - depends on the installed Authlib
-    _HTTP_ERRORS = (httpx.HTTPError, OSError)
 
 log = logging.getLogger(__name__)
 

@@ -27,6 +27,7 @@ from sqlmodel import Session, select
 
 from core.clock import as_utc, utcnow
 from core.crypto import decrypt, encrypt, hash_token, new_token
+from core.http import HTTP_ERRORS
 from core.settings import get_settings
 from models import OAuthFlowState, User, UserSession
 from services.audit import audit_record
@@ -110,7 +111,7 @@ def _http_get_json(url: str) -> dict[str, Any]:
         response = httpx.get(url, timeout=HTTP_TIMEOUT_SECONDS, follow_redirects=False)
         response.raise_for_status()
         data = response.json()
-    except (httpx.HTTPError, ValueError) as exc:
+    except (*HTTP_ERRORS, ValueError) as exc:
         raise _google_unavailable() from exc
     if not isinstance(data, dict):
         raise _google_unavailable()
@@ -429,7 +430,7 @@ def google_sign_in_complete(
             )
     except OAuthError as exc:  # the provider refused the code or the verifier
         raise _google_token_failed() from exc
-    except (httpx.HTTPError, ValueError) as exc:
+    except (*HTTP_ERRORS, ValueError) as exc:
         raise _google_unavailable() from exc
     claims = _id_token_claims(metadata, dict(token), nonce)
     try:
