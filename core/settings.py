@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     storage_local_dir: str = ""
 
     scheduler: Literal["inline", "off"] = "inline"
+    # Local payment mode hands out plans and credits without payment: a production server
+    # refuses to start without Stripe unless this is set (private demos only).
+    allow_local_payments: bool = False
     seed_demo_data: bool = True
     session_idle_minutes: int = Field(default=60 * 24 * 7, ge=5)
     session_absolute_days: int = Field(default=30, ge=1)
@@ -80,6 +83,12 @@ class Settings(BaseSettings):
                     "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`."
                 )
             self.seed_demo_data = False
+            if not self.stripe_secret_key and not self.allow_local_payments:
+                raise InsecureConfiguration(
+                    "STRIPE_SECRET_KEY is not set. Without it the app runs in local payment mode, "
+                    "where owners get plans and credits without paying. Set the Stripe keys, or "
+                    "ALLOW_LOCAL_PAYMENTS=true for a private demo."
+                )
         elif not self.secret_key:
             self.secret_key = _local_secret_key()
         return self

@@ -293,6 +293,21 @@ def user_register(*, session: Session, email: str, password: str, name: str, bas
     return user
 
 
+# One mail of each kind per account per minute: the forms that send them need no sign-in.
+MAIL_RESEND_INTERVAL = timedelta(seconds=60)
+
+
+def _mailed_recently(session: Session, user: User, purpose: EmailTokenPurpose) -> bool:
+    """A link of this kind went to this account less than a minute ago (throttle, silent)."""
+    newest = session.exec(
+        select(EmailToken.created_at)
+        .where(EmailToken.user_id == user.id, EmailToken.purpose == purpose.value)
+        .order_by(EmailToken.created_at.desc())
+        .limit(1)
+    ).first()
+    return newest is not None and utcnow() - as_utc(newest) < MAIL_RESEND_INTERVAL
+
+
 def verification_resend(*, session: Session, email: str, base_url: str) -> None:
     """Send a fresh verification link (older unused ones stop working).
 
@@ -300,7 +315,11 @@ def verification_resend(*, session: Session, email: str, base_url: str) -> None:
     be used to discover accounts.
     """
     user = _user_by_email(session, _normalize_email(email), for_update=True)
-    if user is not None and user.email_verified_at is None:
+    if (
+        user is not None
+        and user.email_verified_at is None
+        and not _mailed_recently(session, user, EmailTokenPurpose.verify_email)
+    ):
         _send_verification_mail(session, user=user, base_url=base_url)
     session.commit()
 
@@ -332,7 +351,7 @@ def password_reset_request(*, session: Session, email: str, base_url: str) -> No
     Answers the same whether or not the account exists. A new request replaces older links.
     """
     user = _user_by_email(session, _normalize_email(email), for_update=True)
-    if user is not None:
+    if user is not None and not _mailed_recently(session, user, EmailTokenPurpose.reset_password):
         token = _email_token_issue(
             session, user=user, purpose=EmailTokenPurpose.reset_password, ttl=RESET_PASSWORD_TTL
         )
@@ -408,14 +427,14 @@ def password_change(
             "'Forgot password' on the sign-in page.",
             base=PermissionDenied,
         )
-    if not verify_password(user.password_hash, current_password):
-        raise error_with_code(
-            "invalid_credentials",
-            "Your current password is not correct, so the password was not changed. "
-            "Try again, or sign out and use 'Forgot password'.",
-            base=PermissionDenied,
-            field="current_password",
-        )
+    password_reconfirm(
+        session=session,
+        user=user,
+        password=current_password,
+        wrong_message="Your current password is not correct, so the password was not changed. "
+        "Try again, or sign out and use 'Forgot password'.",
+        field="current_password",
+    )
     if new_password == current_password:
         raise error_with_code(
             "password_unchanged",
@@ -453,6 +472,27 @@ def _record_failed_attempt(session: Session, user: User, now: datetime) -> Domai
     session.add(user)
     session.commit()
     return _account_locked(user.locked_until, now) if locked else _invalid_credentials()
+
+
+def password_reconfirm(
+    *, session: Session, user: User, password: str, wrong_message: str, field: str = "password"
+) -> None:
+    """Check a re-entered password (sensitive changes from a signed-in session).
+
+    Wrong answers count toward the same lockout as sign-in, so a stolen session cannot be
+    used to guess the password without limit. The user row should be locked by the caller.
+
+    Raises:
+        DomainError: `account_locked` while locked; `invalid_credentials` with `wrong_message`.
+    """
+    now = utcnow()
+    _check_not_locked(session, user, now)
+    if verify_password(user.password_hash, password):
+        return
+    error = _record_failed_attempt(session, user, now)
+    if error.code == "account_locked":
+        raise error
+    raise error_with_code("invalid_credentials", wrong_message, base=PermissionDenied, field=field)
 
 
 def _check_not_locked(session: Session, user: User, now: datetime) -> None:

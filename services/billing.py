@@ -981,7 +981,7 @@ def _pool_amount(value: Any) -> int:
     text = str(value if value is not None else "").strip().replace(",", "")
     try:
         millicredits = int(round(float(text) * MC)) if text else 0
-    except ValueError:
+    except (ValueError, OverflowError):  # "abc", "inf", "nan"
         millicredits = 0
     if millicredits <= 0:
         raise ValidationFailed("Enter a positive number of credits.", field="credits")

@@ -83,6 +83,8 @@ def mail_send(*, session: Session, to: str, subject: str, body_text: str) -> Out
             )
         else:
             mail.delivery = "smtp"
+            # Delivered: keep the record, not the body (it may hold one-time links).
+            mail.body_text = ""
             logger.info("mail to %s (%r) sent through %s", to, subject, settings.smtp_host)
     elif settings.is_production:
         # Bodies carry one-time links; in production they stay in the outbox table only.

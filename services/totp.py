@@ -11,7 +11,7 @@ import segno
 from sqlmodel import Session, delete, select
 
 from core.clock import utcnow
-from core.crypto import decrypt, encrypt, hash_token, verify_password
+from core.crypto import decrypt, encrypt, hash_token
 from models import RecoveryCode, User
 from services.audit import audit_record
 from services.errors import (
@@ -48,7 +48,7 @@ def _user_get(session: Session, user_id: int, *, for_update: bool = False) -> Us
     return user
 
 
-def _require_password(user: User, password: str) -> None:
+def _require_password(session: Session, user: User, password: str) -> None:
     if not user.password_hash:
         raise error_with_code(
             "invalid_credentials",
@@ -56,13 +56,15 @@ def _require_password(user: User, password: str) -> None:
             "Set a password with 'Forgot password' on the sign-in page, then try again.",
             base=PermissionDenied,
         )
-    if not verify_password(user.password_hash, password):
-        raise error_with_code(
-            "invalid_credentials",
-            "That password is not correct. Enter your current account password to change "
-            "two-factor settings.",
-            base=PermissionDenied,
-        )
+    from services.auth import password_reconfirm  # auth imports this module
+
+    password_reconfirm(
+        session=session,
+        user=user,
+        password=password,
+        wrong_message="That password is not correct. Enter your current account password to "
+        "change two-factor settings.",
+    )
 
 
 def _normalize_totp_code(code: str) -> str:
@@ -248,7 +250,7 @@ def totp_disable(*, session: Session, user_id: int, password: str) -> None:
         PermissionDenied: code `invalid_credentials` when the password is wrong.
     """
     user = _user_get(session, user_id, for_update=True)
-    _require_password(user, password)
+    _require_password(session, user, password)
     was_enabled = user.totp_enabled_at is not None
     _totp_clear(session, user)
     if was_enabled:
@@ -276,7 +278,7 @@ def recovery_codes_regenerate(*, session: Session, user_id: int, password: str) 
         Conflict: code `totp_not_enabled` when 2FA is off.
     """
     user = _user_get(session, user_id, for_update=True)
-    _require_password(user, password)
+    _require_password(session, user, password)
     if user.totp_enabled_at is None:
         raise error_with_code(
             "totp_not_enabled",

@@ -186,8 +186,8 @@ class SessionState(rx.State):
                     session=session, user_id=self._user_id, session_id=self._session_id
                 )
                 session.commit()
-        self._user_id = self._session_id = None
-        self.signed_in = False
+        # Nothing the previous user loaded in this tab may outlive the session.
+        self._get_root_state().reset()
         return navigate_to_backend(backend_url(routes.API_AUTH_SIGN_OUT))
 
     # --- display vars ----------------------------------------------------------------------

@@ -52,17 +52,18 @@ async def session_handoff(request: Request) -> RedirectResponse:
 
 
 async def sign_out(request: Request) -> RedirectResponse:
-    """Clear the cookie (the session row was already revoked by the sign-out event)."""
+    """Clear the session cookie once its session has ended.
+
+    The sign-out event revokes the session over the websocket first, then navigates here.
+    A live session is never ended by this GET, so a link on another site cannot sign anyone
+    out (the cookie is SameSite=Lax, which still sends it on top-level navigations).
+    """
     token = request.cookies.get(routes.SESSION_COOKIE, "")
     if token:
         with Session(get_engine()) as session:
-            resolved = auth_service.session_resolve(session=session, token=token)
-            if resolved is not None:
-                user, user_session = resolved
-                auth_service.session_revoke(
-                    session=session, user_id=user.id, session_id=user_session.id
-                )
-                session.commit()
+            if auth_service.session_resolve(session=session, token=token) is not None:
+                return RedirectResponse(frontend_url(routes.INDEX), status_code=303)
     response = RedirectResponse(frontend_url(routes.SIGN_IN), status_code=303)
     response.delete_cookie(routes.SESSION_COOKIE, path="/")
+    response.headers["Cache-Control"] = "no-store"
     return response

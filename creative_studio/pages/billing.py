@@ -110,6 +110,7 @@ def _parse_day(value: str, field: str) -> datetime | None:
 
 
 class BillingState(rx.State):
+    _scoped_project_ids: list[int] | None = None
     loaded: bool = False
     is_owner: bool = False
     local_mode: bool = True
@@ -157,7 +158,16 @@ class BillingState(rx.State):
         session_state = await self.get_state(SessionState)
         user, org, actor = session_state._org_actor(session)
         policy.require(actor, action, policy.target_for(session=session, org_id=org.id))
+        # A project-scoped editor must not learn about other projects (names, pools, runs).
+        self._scoped_project_ids = sorted(actor.project_ids) if actor.project_scoped else None
         return user, org, actor
+
+    def _visible(self, project_id: int | None) -> bool:
+        return (
+            self._scoped_project_ids is None
+            or project_id is None
+            or project_id in self._scoped_project_ids
+        )
 
     def _fill(self, session: Session, org_id: int, is_owner: bool) -> None:
         overview = billing.billing_overview(session=session, org_id=org_id)
@@ -185,10 +195,19 @@ class BillingState(rx.State):
             else str(overview.low_balance_alert_credits)
         )
         self.billing_profile_required = overview.billing_profile_required
-        self.pools = [PoolRow(p.project_id, p.project_name, p.credits) for p in overview.pools]
-        self.projects = [ProjectOption(str(pid), name) for pid, name in overview.projects]
+        self.pools = [
+            PoolRow(p.project_id, p.project_name, p.credits)
+            for p in overview.pools
+            if self._visible(p.project_id)
+        ]
+        # Only the owner allocates pools; hosted invoice links open without signing in.
+        self.projects = (
+            [ProjectOption(str(pid), name) for pid, name in overview.projects] if is_owner else []
+        )
         self.invoices = [
-            InvoiceRow(i.id, i.date, i.kind, i.status, i.amount, i.credits, i.url)
+            InvoiceRow(
+                i.id, i.date, i.kind, i.status, i.amount, i.credits, i.url if is_owner else ""
+            )
             for i in overview.invoices
         ]
         current_rank = next((p.rank for p in overview.plans if p.current), 0)
@@ -222,6 +241,8 @@ class BillingState(rx.State):
         self._fill_ledger(session, org_id)
 
     def _ledger_filters(self):
+        if self.kind_filter not in {kind.value for kind in LedgerEntryKind}:
+            self.kind_filter = "all"  # an unknown kind from the browser means "every kind"
         kinds = None if self.kind_filter in ("", "all") else [LedgerEntryKind(self.kind_filter)]
         since = _parse_day(self.since, "since")
         until = _parse_day(self.until, "until")
@@ -251,6 +272,7 @@ class BillingState(rx.State):
                 positive=entry.amount_millicredits > 0,
             )
             for entry in entries
+            if self._visible(entry.project_id)
         ]
 
     async def _run(self, action: policy.Action, work, success: str = ""):
@@ -335,6 +357,12 @@ class BillingState(rx.State):
         with Session(get_engine(), expire_on_commit=False) as session:
             try:
                 _user, org, _actor = await self._actor(session, policy.Action.billing_view)
+                if self._scoped_project_ids is not None:
+                    self.error = (
+                        "The ledger export covers every project of the organization, so it is "
+                        "available to members with access to all projects. Ask an owner or admin."
+                    )
+                    return None
                 kinds, since, until = self._ledger_filters()
                 data = credits.ledger_csv(
                     session=session, org_id=org.id, kinds=kinds, since=since, until=until

@@ -31,7 +31,8 @@ class OutboxState(rx.State):
     @rx.event
     def load(self):
         settings = get_settings()
-        self.available = not settings.is_production
+        # Only a development server that sends no mail shows it: the bodies hold one-time links.
+        self.available = not settings.is_production and settings.mail_mode == "outbox"
         if not self.available:
             self.mails = []
             return
@@ -98,7 +99,10 @@ def dev_outbox() -> rx.Component:
                         "No mail yet. Register an account or invite a teammate and the message appears here."
                     ),
                 ),
-                rx.callout("The outbox exists only in development.", icon="info"),
+                rx.callout(
+                    "The outbox exists only on a development server without SMTP; this one sends real mail.",
+                    icon="info",
+                ),
             ),
             spacing="5",
             max_width="48rem",

@@ -22,7 +22,9 @@ def _make_page(area: routes.Area):
         content = coming_with(area.label, PLACEHOLDER_AREAS[area.key])
         if area.key == "analytics":
             content = rx.cond(
-                SessionState.allowed_actions.contains("analytics_view"), content, analytics_not_for_role()
+                SessionState.allowed_actions.contains("analytics_view"),
+                content,
+                analytics_not_for_role(),
             )
         return app_shell(area.key, area.label, area.description, content)
 

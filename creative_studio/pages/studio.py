@@ -282,6 +282,7 @@ class StudioState(rx.State):
             try:
                 user, org, actor = await self._actor(session)
             except DomainError:
+                self.reset()  # signed out or not a member: show nothing from before
                 return
             visible = org_service.projects_visible(session=session, actor=actor, org_id=org.id)
             self.projects = [ProjectOption(str(p.id), p.name) for p in visible]

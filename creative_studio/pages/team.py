@@ -210,6 +210,11 @@ class TeamState(rx.State):
         self.org_display_name, self.org_address = org.name, org.slug
 
         team = org_service.team_list(session=session, org_id=org.id)
+        # A project-scoped viewer of this page sees only the project names it may see.
+        visible_names = {
+            p.name
+            for p in org_service.projects_visible(session=session, actor=actor, org_id=org.id)
+        }
         self.members = [
             MemberRow(
                 user_id=m.user_id,
@@ -218,7 +223,7 @@ class TeamState(rx.State):
                 role_label=role_label(m.role, m.project_scoped),
                 role_choice=SCOPED_EDITOR if m.project_scoped else m.role,
                 scope=(
-                    ", ".join(m.project_names) or "No projects yet"
+                    ", ".join(n for n in m.project_names if n in visible_names) or "No projects yet"
                     if m.project_scoped
                     else "All projects"
                 ),
@@ -668,8 +673,12 @@ class TeamState(rx.State):
             self._clear("org")
             self.error = "Choose the member who should become the owner."
             return
-        new_owner_id = int(self.transfer_user_id)
         choice = next((c for c in self.transfer_choices if c.value == self.transfer_user_id), None)
+        if choice is None:
+            self._clear("org")
+            self.error = "That member is not in this organization any more. Reload the page and choose again."
+            return
+        new_owner_id = int(choice.value)
         done = await self._act(
             "org",
             Action.ownership_transfer,

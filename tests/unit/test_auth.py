@@ -146,6 +146,7 @@ def test_unknown_verification_link_is_invalid(session):
 def test_resend_replaces_the_previous_link(session):
     user = _register(session)
     [old_token] = _link_tokens(session, user.email, "verify-email")
+    _advance(seconds=61)
     verification_resend(session=session, email=" ANA@example.com", base_url=BASE_URL)
     new_token, _ = _link_tokens(session, user.email, "verify-email")
     assert new_token != old_token
@@ -237,6 +238,7 @@ def test_reset_link_expires_after_one_hour(session):
 def test_a_new_reset_request_kills_the_older_link(session):
     user = _register(session)
     password_reset_request(session=session, email=user.email, base_url=BASE_URL)
+    _advance(seconds=61)
     password_reset_request(session=session, email=user.email, base_url=BASE_URL)
     newest, older = _link_tokens(session, user.email, "reset-password")
     error = _error(password_reset_complete, session=session, token=older, new_password=NEW_PASSWORD)
@@ -431,3 +433,16 @@ def test_sign_in_upgrades_a_hash_made_with_older_parameters(session):
     sign_in_password(session=session, email=user.email, password=PASSWORD)
     upgraded = session.get(User, user.id).password_hash
     assert not crypto.password_needs_rehash(upgraded) and verify_password(upgraded, PASSWORD)
+
+
+def test_mail_forms_send_at_most_one_link_per_account_per_minute(session):
+    user = _register(session)
+    sent = len(outbox_list(session=session))
+    for _ in range(5):
+        password_reset_request(session=session, email=user.email, base_url=BASE_URL)
+        verification_resend(session=session, email=user.email, base_url=BASE_URL)
+    # one reset mail; the registration mail already covers this minute's verification link
+    assert len(outbox_list(session=session)) == sent + 1
+    _advance(seconds=61)
+    verification_resend(session=session, email=user.email, base_url=BASE_URL)
+    assert len(outbox_list(session=session)) == sent + 2

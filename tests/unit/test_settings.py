@@ -21,8 +21,19 @@ def test_production_refuses_a_weak_secret(monkeypatch, weak):
         Settings()
 
 
+def test_production_refuses_local_payment_mode_unless_allowed(monkeypatch):
+    monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", "q" * 48)
+    monkeypatch.delenv("STRIPE_SECRET_KEY", raising=False)
+    with pytest.raises(InsecureConfiguration, match="STRIPE_SECRET_KEY is not set"):
+        Settings()
+    monkeypatch.setenv("ALLOW_LOCAL_PAYMENTS", "true")
+    assert Settings().payments_mode == "local"
+
+
 def test_production_accepts_a_strong_secret_and_never_seeds(monkeypatch):
     monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_123")
     monkeypatch.setenv("SECRET_KEY", "s" * 20 + "0123456789abcdefghijk")
     monkeypatch.setenv("SEED_DEMO_DATA", "true")
     settings = Settings()
@@ -76,6 +87,7 @@ def test_backend_url_defaults_follow_the_deployment_shape(monkeypatch):
     assert Settings().backend_base_url == "http://localhost:8123"
     monkeypatch.setenv("APP_ENV", "production")
     monkeypatch.setenv("SECRET_KEY", "p" * 48)
+    monkeypatch.setenv("ALLOW_LOCAL_PAYMENTS", "true")
     monkeypatch.setenv("APP_BASE_URL", "https://studio.example.com/")
     assert Settings().backend_base_url == "https://studio.example.com"
     monkeypatch.setenv("API_BASE_URL", "https://api.example.com")

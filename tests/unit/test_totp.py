@@ -341,3 +341,27 @@ def test_five_wrong_codes_lock_the_account_and_end_the_attempt(session, user):
         _error(sign_in_password, session=session, email=user.email, password=PASSWORD).code
         == "account_locked"
     )
+
+
+def test_guessing_the_password_from_a_session_counts_toward_the_lockout(session, user):
+    from services.totp import totp_disable
+
+    _enrolled(session, user)
+    for _ in range(4):
+        assert (
+            _error(
+                totp_disable, session=session, user_id=user.id, password="not-my-password-123"
+            ).code
+            == "invalid_credentials"
+        )
+    assert (
+        _error(totp_disable, session=session, user_id=user.id, password="not-my-password-123").code
+        == "account_locked"
+    )
+    # even the right password waits out the lock
+    assert (
+        _error(totp_disable, session=session, user_id=user.id, password=PASSWORD).code
+        == "account_locked"
+    )
+    _advance(minutes=16)
+    totp_disable(session=session, user_id=user.id, password=PASSWORD)
