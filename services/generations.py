@@ -874,9 +874,11 @@ def generations_history(
         NotFound: not a member (and not an operator), or `project_id` outside the scope.
     """
     actor = policy.actor_for(session=session, user=user, org_id=org_id)
+    # Listing: project_view (a scoped editor may list; the query keeps to its projects).
+    # Each item shown is an asset of a project the actor may see.
     policy.require(
         actor,
-        policy.Action.asset_view,
+        policy.Action.asset_view if project_id is not None else policy.Action.project_view,
         policy.target_for(session=session, org_id=org_id, project_id=project_id),
     )
     query = select(Generation).where(Generation.org_id == org_id)

@@ -235,6 +235,12 @@ def can(actor: Actor, action: Action, target: Target) -> Decision:
                 "This project does not exist or you do not have access to it. "
                 "Pick one of your projects, or ask an owner or admin for access.",
             )
+        if target.project_id is None and action == Action.asset_view:
+            # Org-level assets belong to no approved project: invisible, like other projects'.
+            return _deny(
+                "project_not_found",
+                "This asset does not exist or you do not have access to it.",
+            )
         if target.project_id is None and action in (Action.tool_run, Action.asset_manage):
             return _deny(
                 "project_required",

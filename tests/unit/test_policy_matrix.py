@@ -55,7 +55,7 @@ operator        ok      ok      ok      ok      ok      ok
 owner           ok      ok      ok      ok      ok      ok
 admin           ok      ok      ok      ok      ok      ok
 editor          ok      ok      ok      ok      ok      ok
-scoped_editor   ok      ok      404     404     ok      ok
+scoped_editor   ok      ok      404     404     404     404
 viewer          ok      ok      ok      ok      ok      ok
 non_member      member  member  member  member  member  member
 operator        ok      ok      ok      ok      ok      ok
