@@ -10,6 +10,7 @@ from creative_studio.pages import (  # noqa: F401
     index,
     invite,
     local_checkout,
+    operator_jobs,
     org_new,
     password_reset,
     placeholders,

@@ -78,6 +78,18 @@ def org_switcher() -> rx.Component:
 
 def _user_footer() -> rx.Component:
     return rx.vstack(
+        rx.cond(
+            SessionState.is_operator,
+            rx.link(
+                rx.hstack(
+                    rx.icon("server-cog", size=16),
+                    rx.text("Operator: background jobs", size="2"),
+                    spacing="2",
+                ),
+                href=routes.OPERATOR_JOBS,
+                underline="none",
+            ),
+        ),
         rx.divider(),
         rx.hstack(
             rx.avatar(fallback=SessionState.user_initials, size="2", radius="full"),

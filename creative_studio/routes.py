@@ -15,6 +15,7 @@ SIGN_IN_2FA = "/sign-in/two-factor"
 DEV_OUTBOX = "/dev/outbox"
 NEW_ORG = "/orgs/new"
 ACCOUNT_SECURITY = "/account/security"
+OPERATOR_JOBS = "/operator/jobs"
 INVITE = "/invite"  # ?token=... (services.invites.INVITE_PATH)
 
 ORG_ROUTE_ARG = "org_slug"

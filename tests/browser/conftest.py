@@ -132,7 +132,8 @@ def app_server(tmp_path_factory) -> Iterator[AppServer]:
                 raise RuntimeError("app exited during start:\n" + log_path.read_text()[-4000:])
             try:
                 if (
-                    httpx.get(base_url + "/sign-in", timeout=5, follow_redirects=True).status_code == 200
+                    httpx.get(base_url + "/sign-in", timeout=5, follow_redirects=True).status_code
+                    == 200
                     and httpx.get(backend_url + "/healthz", timeout=5).status_code == 200
                 ):
                     break

@@ -56,7 +56,9 @@ def test_enrol_sign_out_and_sign_in_with_a_code_then_a_recovery_code(app_server,
 
     page.get_by_label("2. Enter the 6-digit code it shows").fill("000000")
     page.get_by_role("button", name="Turn on 2FA").click()
-    expect(page.get_by_role("alert")).to_be_visible()  # a wrong code is refused, enrolment stays open
+    expect(
+        page.get_by_role("alert")
+    ).to_be_visible()  # a wrong code is refused, enrolment stays open
 
     page.get_by_label("2. Enter the 6-digit code it shows").fill(pyotp.TOTP(secret).now())
     page.get_by_role("button", name="Turn on 2FA").click()
@@ -93,8 +95,14 @@ def test_websocket_frames_carry_no_hash_secret_or_token(app_server, page, contex
     frames: list[str] = []
 
     def _watch(ws):
-        ws.on("framesent", lambda payload: frames.append(payload if isinstance(payload, str) else repr(payload)))
-        ws.on("framereceived", lambda payload: frames.append(payload if isinstance(payload, str) else repr(payload)))
+        ws.on(
+            "framesent",
+            lambda payload: frames.append(payload if isinstance(payload, str) else repr(payload)),
+        )
+        ws.on(
+            "framereceived",
+            lambda payload: frames.append(payload if isinstance(payload, str) else repr(payload)),
+        )
 
     page.on("websocket", _watch)
     # A pending password reset for the same account: its token must never reach the page either.
