@@ -336,9 +336,14 @@ class TeamState(rx.State):
                 session.rollback()
                 self.action_notice = notice_from_error(session=session, error=error)
                 return None
-            except DomainError as error:
+            except (DomainError, TypeError, ValueError) as error:
+                # TypeError/ValueError: an id from the browser that is not a number.
                 session.rollback()
-                self.error = error.message
+                self.error = (
+                    error.message
+                    if isinstance(error, DomainError)
+                    else "That item was not found. Reload the page and try again."
+                )
                 try:
                     user, org, _ = session_state._org_actor(session)
                     self._refresh(session, user, org)
