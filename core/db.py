@@ -62,9 +62,23 @@ def set_engine(engine: Engine | None) -> None:
     _engine = engine
 
 
+def new_session() -> Session:
+    """A session on the process engine whose objects stay readable after commit.
+
+    For callers that decide themselves when to commit (the Reflex org-page skeleton, jobs that
+    commit per item). Everything else uses `session_scope()`.
+    """
+    return Session(get_engine(), expire_on_commit=False)
+
+
 @contextmanager
 def session_scope() -> Iterator[Session]:
-    """A session whose transaction commits on success and rolls back on error."""
+    """One unit of work: commits on success and rolls back on error.
+
+    The transaction rule of the project: the code that opens the unit of work commits it (a
+    service that owns its effect, such as `billing.webhook_receive`, or the state skeleton
+    `state/org_page.py`); helpers that receive a session never commit or roll back.
+    """
     with Session(get_engine(), expire_on_commit=False) as session:
         try:
             yield session

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from creative_studio import routes
+from core import routes
 from state.session import SessionState
 
 SIDEBAR_WIDTH = "15rem"

@@ -29,6 +29,7 @@ from core.settings import get_settings
 from models import EmailToken, User, UserSession
 from models.enums import EmailTokenPurpose
 from services.audit import audit_record
+from services.error_codes import Code
 from services.errors import (
     Conflict,
     DomainError,
@@ -81,14 +82,14 @@ def _normalize_email(email: str) -> str:
 
 
 def _invalid_credentials() -> DomainError:
-    return error_with_code("invalid_credentials", INVALID_CREDENTIALS_MESSAGE, http_status=401)
+    return error_with_code(Code.invalid_credentials, INVALID_CREDENTIALS_MESSAGE, http_status=401)
 
 
 def _account_locked(locked_until: datetime, now: datetime) -> DomainError:
     minutes = max(1, math.ceil((locked_until - now).total_seconds() / 60))
     unit = "minute" if minutes == 1 else "minutes"
     return error_with_code(
-        "account_locked",
+        Code.account_locked,
         f"Too many failed sign-ins. Try again in {minutes} {unit}, or reset your password.",
         http_status=429,
         minutes_left=minutes,
@@ -165,7 +166,7 @@ def _email_token_find(session: Session, *, token: str, purpose: EmailTokenPurpos
         ).first()
     if row is None:
         raise error_with_code(
-            "link_invalid",
+            Code.link_invalid,
             f"This {name} is not valid: it may be incomplete or replaced by a newer email. "
             f"{next_step}",
             base=ValidationFailed,
@@ -173,14 +174,14 @@ def _email_token_find(session: Session, *, token: str, purpose: EmailTokenPurpos
         )
     if row.used_at is not None:
         raise error_with_code(
-            "link_used",
+            Code.link_used,
             f"This {name} has already been used; each link works once. {next_step}",
             base=ValidationFailed,
             field="token",
         )
     if as_utc(row.expires_at) <= utcnow():
         raise error_with_code(
-            "link_expired",
+            Code.link_expired,
             f"This {name} has expired. {next_step}",
             base=ValidationFailed,
             field="token",
@@ -229,7 +230,7 @@ def require_verified_email(user: User) -> None:
     """Raise `email_not_verified` unless the user confirmed their email (needed for model use)."""
     if user.email_verified_at is None:
         raise error_with_code(
-            "email_not_verified",
+            Code.email_not_verified,
             f"Your email address ({user.email}) is not verified yet, and models can only be "
             "used with a verified email. Open the link we sent you, or request a new one.",
             base=PermissionDenied,
@@ -260,7 +261,7 @@ def user_register(*, session: Session, email: str, password: str, name: str, bas
     normalized = _normalize_email(email)
     if len(normalized) > _MAX_EMAIL_LENGTH or not _EMAIL_RE.match(normalized):
         raise error_with_code(
-            "invalid_email",
+            Code.invalid_email,
             f"'{email.strip()}' is not a valid email address. Enter it as name@example.com.",
             base=ValidationFailed,
             field="email",
@@ -272,7 +273,7 @@ def user_register(*, session: Session, email: str, password: str, name: str, bas
             field="name",
         )
     taken = error_with_code(
-        "email_taken",
+        Code.email_taken,
         f"An account with {normalized} already exists. Sign in instead, or reset your password "
         "if you forgot it.",
         base=Conflict,
@@ -422,7 +423,7 @@ def password_change(
     user = _user_get(session, user_id, for_update=True)
     if not user.password_hash:
         raise error_with_code(
-            "invalid_credentials",
+            Code.invalid_credentials,
             "Your account has no password yet (you sign in with Google). Set one with "
             "'Forgot password' on the sign-in page.",
             base=PermissionDenied,
@@ -437,7 +438,7 @@ def password_change(
     )
     if new_password == current_password:
         raise error_with_code(
-            "password_unchanged",
+            Code.password_unchanged,
             "The new password is the same as the current one. Choose a different password.",
             base=ValidationFailed,
             field="password",
@@ -492,7 +493,7 @@ def password_reconfirm(
     error = _record_failed_attempt(session, user, now)
     if error.code == "account_locked":
         raise error
-    raise error_with_code("invalid_credentials", wrong_message, base=PermissionDenied, field=field)
+    raise error_with_code(Code.invalid_credentials, wrong_message, base=PermissionDenied, field=field)
 
 
 def _check_not_locked(session: Session, user: User, now: datetime) -> None:
@@ -604,7 +605,7 @@ def _pending_sign_in(session: Session, handoff_code: str) -> UserSession:
         or as_utc(row.expires_at) <= utcnow()
     ):
         raise error_with_code(
-            "sign_in_expired",
+            Code.sign_in_expired,
             "This sign-in attempt has expired or was already used. Sign in again with your "
             "email and password.",
             http_status=401,
@@ -628,7 +629,7 @@ def sign_in_complete_mfa(*, session: Session, handoff_code: str, code: str) -> N
     if not (code or "").strip():
         session.rollback()
         raise error_with_code(
-            "totp_required",
+            Code.totp_required,
             "Enter the 6-digit code from your authenticator app, or one of your recovery codes.",
             base=ValidationFailed,
             field="code",
@@ -645,7 +646,7 @@ def sign_in_complete_mfa(*, session: Session, handoff_code: str, code: str) -> N
             session.commit()
             raise error
         raise error_with_code(
-            "totp_invalid",
+            Code.totp_invalid,
             "That code is not correct or was already used. Enter the current 6-digit code from "
             "your authenticator app, or an unused recovery code.",
             base=ValidationFailed,
@@ -673,7 +674,7 @@ def session_activate(*, session: Session, handoff_code: str) -> tuple[str, UserS
     if pending.mfa_pending:
         session.rollback()
         raise error_with_code(
-            "totp_required",
+            Code.totp_required,
             "Two-factor authentication is on for this account. Enter the code from your "
             "authenticator app to finish signing in.",
             http_status=401,

@@ -65,6 +65,7 @@ from models.enums import (
 from services import credits, policy, pricing
 from services.audit import audit_record
 from services.catalog import CATALOG_DIR, plan_get, plans_list
+from services.error_codes import Code
 from services.errors import (
     Conflict,
     NotFound,
@@ -170,7 +171,7 @@ def _org(session: Session, org_id: int, *, lock: bool = False) -> Organization:
     org = session.exec(query.execution_options(populate_existing=True)).first()
     if org is None or org.deleted_at is not None:
         raise error_with_code(
-            "org_not_found", "This organization does not exist or was deleted.", base=NotFound
+            Code.org_not_found, "This organization does not exist or was deleted.", base=NotFound
         )
     return org
 
@@ -228,7 +229,7 @@ def billing_profile_require(org: Organization) -> None:
     """
     if billing_profile_required(org):
         raise error_with_code(
-            "billing_required",
+            Code.billing_required,
             "Add a billing profile in Billing before using models (Free plan). "
             "It takes a minute and nothing is charged until you buy credits or upgrade.",
             base=PermissionDenied,
@@ -340,7 +341,7 @@ def checkout_start(
         )
         checkout = provider.checkout_session_create(request)
     except PaymentProviderError as exc:
-        raise error_with_code("payment_provider_error", str(exc), http_status=502) from None
+        raise error_with_code(Code.payment_provider_error, str(exc), http_status=502) from None
     audit_record(
         session=session,
         action="billing.checkout_started",
@@ -376,9 +377,9 @@ def portal_start(
         )
         return provider.portal_session_create(customer_id=customer_id, return_url=return_url)
     except PortalUnavailable as exc:
-        raise error_with_code("portal_unavailable", str(exc), http_status=409) from None
+        raise error_with_code(Code.portal_unavailable, str(exc), http_status=409) from None
     except PaymentProviderError as exc:
-        raise error_with_code("payment_provider_error", str(exc), http_status=502) from None
+        raise error_with_code(Code.payment_provider_error, str(exc), http_status=502) from None
 
 
 # --- local payment mode ---------------------------------------------------------------------
@@ -401,7 +402,7 @@ def _local_provider() -> LocalPaymentProvider:
     provider = payment_provider()
     if not isinstance(provider, LocalPaymentProvider):
         raise error_with_code(
-            "local_payments_off",
+            Code.local_payments_off,
             "Local payment mode is off because Stripe is configured. Start checkout again from Billing.",
             base=Conflict,
         )
@@ -414,7 +415,7 @@ def _local_checkout(provider: LocalPaymentProvider, token: str, org_id: int):
     except crypto.SignatureInvalid as exc:
         reason = "expired" if exc.reason == "expired" else "not valid"
         raise error_with_code(
-            "checkout_invalid",
+            Code.checkout_invalid,
             f"This checkout link is {reason}. Start again from Billing.",
             base=ValidationFailed,
         ) from None

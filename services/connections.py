@@ -35,7 +35,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, or_, select
 
-from core import db
+from core import db, routes
 from core.clock import as_utc, utcnow
 from core.crypto import decrypt, encrypt, hash_token, new_token
 from core.http import HTTP_ERRORS as _HTTP_ERRORS
@@ -44,6 +44,7 @@ from models import OAuthConnection, OAuthFlowState, Organization, User
 from models.enums import ConnectionStatus
 from services import policy
 from services.audit import audit_record
+from services.error_codes import Code
 from services.errors import DomainError, NotFound, error_with_code
 
 log = logging.getLogger(__name__)
@@ -157,7 +158,7 @@ def connection_provider_get(key: str) -> ConnectionProvider:
         if provider.key == key:
             return provider
     raise error_with_code(
-        "connection_provider_unknown",
+        Code.connection_provider_unknown,
         f"There is no connection type called {key!r}. Pick one from the list in Settings.",
         base=NotFound,
     )
@@ -234,7 +235,7 @@ def connections_need_reconnect(*, session: Session, org_id: int) -> bool:
 
 def _not_configured(provider: ConnectionProvider) -> DomainError:
     return error_with_code(
-        "connection_not_configured",
+        Code.connection_not_configured,
         f"{provider.name} is not set up on this server. An operator sets "
         f"{' and '.join(provider.missing_env)} and restarts the app.",
         http_status=409,
@@ -244,7 +245,7 @@ def _not_configured(provider: ConnectionProvider) -> DomainError:
 
 def _state_invalid(org_slug: str = "") -> DomainError:
     return error_with_code(
-        "oauth_state_invalid",
+        Code.oauth_state_invalid,
         "This connection link expired or was already used. Click Connect again in Settings.",
         http_status=400,
         org_slug=org_slug,
@@ -253,7 +254,7 @@ def _state_invalid(org_slug: str = "") -> DomainError:
 
 def _token_failed(provider: ConnectionProvider, org_slug: str) -> DomainError:
     return error_with_code(
-        "connection_token_failed",
+        Code.connection_token_failed,
         f"{provider.name} did not accept the authorization, so nothing was connected. "
         "Click Connect to try again.",
         http_status=401,
@@ -263,7 +264,7 @@ def _token_failed(provider: ConnectionProvider, org_slug: str) -> DomainError:
 
 def _unavailable(provider: ConnectionProvider, org_slug: str) -> DomainError:
     return error_with_code(
-        "connection_unavailable",
+        Code.connection_unavailable,
         f"{provider.name} could not be reached, so nothing was connected. Try again in a minute.",
         http_status=502,
         org_slug=org_slug,
@@ -341,7 +342,7 @@ def connection_connect_begin(
             nonce=nonce,
             user_id=user.id,
             org_id=org_id,
-            redirect_after=f"/org/{org.slug}/settings",
+            redirect_after=routes.org_settings(org.slug),
             expires_at=utcnow() + FLOW_TTL,
         )
     )

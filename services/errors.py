@@ -1,8 +1,14 @@
-"""Typed domain errors. Each has a stable `code` shared by the UI and the API error body."""
+"""Typed domain errors. Each has a stable `code` shared by the UI and the API error body.
+
+Codes come from the one catalogue in `services/error_codes.py`, which also gives each code its
+HTTP status and help article.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+from services.error_codes import Code, error_code_info
 
 
 class DomainError(Exception):
@@ -69,10 +75,21 @@ class InsufficientCredits(DomainError):
         self.available_millicredits = available_millicredits
 
 
-def error_with_code(code: str, message: str, *, base: type[DomainError] = DomainError, http_status: int | None = None, **details: Any) -> DomainError:
-    """A domain error with a specific stable code (e.g. `account_locked`)."""
+def error_with_code(
+    code: Code,
+    message: str,
+    *,
+    base: type[DomainError] = DomainError,
+    http_status: int | None = None,
+    **details: Any,
+) -> DomainError:
+    """A domain error with a catalogued code (e.g. `Code.account_locked`).
+
+    The HTTP status comes from the catalogue unless given; an uncatalogued code raises
+    KeyError, so a typo cannot reach a person or an API client.
+    """
+    info = error_code_info(code)
     error = base(message, **details)
-    error.code = code
-    if http_status is not None:
-        error.http_status = http_status
+    error.code = info.code.value
+    error.http_status = http_status if http_status is not None else info.http_status
     return error

@@ -28,12 +28,14 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from core import routes
 from core.clock import as_utc, utcnow
 from core.db import get_engine
 from models import AIModel, Asset, Generation, Organization, Project, UsageEvent, User
 from models.enums import GenerationStatus, OrgRole
 from services import credits, policy, pricing
 from services import models_registry as registry
+from services.error_codes import Code
 from services.errors import (
     Conflict,
     DomainError,
@@ -61,11 +63,6 @@ log = logging.getLogger(__name__)
 MAX_PROMPT_CHARS = 4000
 VIDEO_SECONDS_CHOICES = (3, 6, 10)
 TIMED_OUT_CODE = "timed_out"
-
-
-def billing_path(org_slug: str) -> str:
-    """Where owners add a billing profile, top up or upgrade (routes.org_billing)."""
-    return f"/org/{org_slug}/billing"
 
 
 def hold_key(generation_id: int) -> str:
@@ -141,7 +138,7 @@ def _policy_blockers(
         )
         sub = policy.can(as_runner, policy.Action.tool_run, target)
         if not sub:
-            blockers.append(Blocker(sub.code, sub.message, "Open Billing", billing_path(org.slug)))
+            blockers.append(Blocker(sub.code, sub.message, "Open Billing", routes.org_billing(org.slug)))
     return blockers
 
 
@@ -172,7 +169,7 @@ def generation_blockers(
     if actor.role is None and not actor.is_operator:
         raise NotFound("There is no organization at this address that you belong to.")
     is_owner = actor.role == OrgRole.owner
-    billing = billing_path(org.slug)
+    billing = routes.org_billing(org.slug)
     blockers: list[Blocker] = []
 
     if user.email_verified_at is None:
@@ -445,7 +442,7 @@ def generation_start(
     except InsufficientCredits as error:  # spent by someone else since the check
         org = session.get(Organization, org_id)
         raise GenerationBlocked(
-            [Blocker(error.code, error.message, "Open Billing", billing_path(org.slug))]
+            [Blocker(error.code, error.message, "Open Billing", routes.org_billing(org.slug))]
         ) from None
     return generation
 
@@ -696,14 +693,14 @@ def generation_retry(*, session: Session, user: User, org_id: int, public_id: st
     original, _ = _visible_generation(session, user, org_id, public_id)
     if original.status != GenerationStatus.failed.value:
         raise error_with_code(
-            "not_retryable",
+            Code.not_retryable,
             f"Only failed runs can be retried; {original.public_id} is {original.status}.",
             base=Conflict,
         )
     already = session.exec(select(Generation).where(Generation.retry_of_id == original.id)).first()
     if already is not None:
         raise error_with_code(
-            "already_retried",
+            Code.already_retried,
             f"{original.public_id} was already retried as {already.public_id}; see that run.",
             base=Conflict,
         )

@@ -16,17 +16,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import urlencode
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from core import routes
 from core.clock import as_utc, utcnow
 from core.crypto import hash_token, new_token
 from models import Invite, Membership, Organization, Project, User
 from models.enums import InviteStatus, OrgRole
 from services import orgs
 from services.audit import audit_record
+from services.error_codes import Code
 from services.errors import (
     Conflict,
     DomainError,
@@ -38,7 +39,6 @@ from services.errors import (
 from services.policy import Action
 
 INVITE_TTL = timedelta(days=7)
-INVITE_PATH = "/invite"  # the accept page; the token travels as ?token=...
 INVITABLE_ROLES = (OrgRole.admin, OrgRole.editor, OrgRole.viewer)
 _EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -59,7 +59,7 @@ class InviteView:
 
 
 def accept_url_for(*, base_url: str, token: str) -> str:
-    return f"{base_url.rstrip('/')}{INVITE_PATH}?{urlencode({'token': token})}"
+    return routes.invite_accept(base_url, token)
 
 
 def _normalize_email(email: str) -> str:
@@ -81,7 +81,7 @@ def _invitable_role(role: OrgRole | str) -> OrgRole:
         ) from exc
     if parsed == OrgRole.owner:
         raise error_with_code(
-            "role_not_invitable",
+            Code.role_not_invitable,
             "An invite cannot make someone an owner. Invite them as an admin, then transfer "
             "ownership to them in Team once they have joined.",
             base=ValidationFailed,
@@ -108,7 +108,7 @@ def _unusable_error(
     """The error for an invite that can no longer be accepted, or None if it is usable."""
     if org is None or org.deleted_at is not None:
         return error_with_code(
-            "invite_revoked",
+            Code.invite_revoked,
             "This invite is no longer valid: the organization was deleted.",
             base=Conflict,
         )
@@ -120,27 +120,27 @@ def _unusable_error(
         return None
     messages = {
         InviteStatus.accepted.value: (
-            "invite_accepted",
+            Code.invite_accepted,
             f"This invite to {org.name} has already been used. If that was you, sign in as "
             f"{invite.email} to open the organization; otherwise ask {who} for a new invite.",
         ),
         InviteStatus.revoked.value: (
-            "invite_revoked",
+            Code.invite_revoked,
             f"This invite to {org.name} was withdrawn. Ask {who} to invite you again.",
         ),
         InviteStatus.expired.value: (
-            "invite_expired",
+            Code.invite_expired,
             f"This invite to {org.name} expired on {as_utc(invite.expires_at):%Y-%m-%d %H:%M} "
             f"UTC (links last {INVITE_TTL.days} days). Ask {who} to resend it.",
         ),
         InviteStatus.superseded.value: (
-            "invite_superseded",
+            Code.invite_superseded,
             f"A newer invite to {org.name} was sent to {invite.email}, so this link no longer "
             f"works. Use the link in the most recent email, or ask {who} to resend it.",
         ),
     }
     code, message = messages.get(
-        status, ("invite_revoked", f"This invite is no longer valid. Ask {who} for a new one.")
+        status, (Code.invite_revoked, f"This invite is no longer valid. Ask {who} for a new one.")
     )
     return error_with_code(code, message, base=Conflict)
 
@@ -154,7 +154,7 @@ def _invite_by_token(session: Session, token: str, *, lock: bool = False) -> Inv
     invite = session.exec(query).first() if token else None
     if invite is None:
         raise error_with_code(
-            "invite_not_found",
+            Code.invite_not_found,
             "This invite link is not valid. Check that you copied the whole link, or ask the "
             "person who invited you to send it again.",
             base=NotFound,
@@ -166,7 +166,7 @@ def _invite_in_org(session: Session, org_id: int, invite_id: int) -> Invite:
     invite = session.get(Invite, invite_id)
     if invite is None or invite.org_id != org_id:
         raise error_with_code(
-            "invite_not_found",
+            Code.invite_not_found,
             "That invite no longer exists. Refresh the list of pending invites.",
             base=NotFound,
         )
@@ -181,7 +181,7 @@ def _already_member_check(session: Session, org: Organization, email: str) -> No
     ).first()
     if member is not None:
         raise error_with_code(
-            "already_member",
+            Code.already_member,
             f"{email} is already a member of {org.name}. Change their role in Team instead.",
             base=Conflict,
             field="email",
@@ -267,7 +267,7 @@ def invite_create(
     ).first()
     if existing is not None:
         raise error_with_code(
-            "invite_pending",
+            Code.invite_pending,
             f"An invite to {email} is already pending (sent "
             f"{as_utc(existing.created_at):%Y-%m-%d}). Use Resend on the pending invite to "
             "send a fresh link.",
@@ -435,7 +435,7 @@ def invite_accept(*, session: Session, token: str, user: User) -> Membership:
         raise error
     if user_email != invite.email:
         raise error_with_code(
-            "invite_email_mismatch",
+            Code.invite_email_mismatch,
             f"This invite was sent to {invite.email}, but you are signed in as {user_email}. "
             f"Sign out and sign in (or register) as {invite.email} to accept it, or ask "
             f"{_who_can_reissue(session, org)} to invite {user_email} instead.",

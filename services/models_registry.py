@@ -27,6 +27,7 @@ from models.enums import Modality, ModelStatus, RateUnit
 from services import policy
 from services.audit import audit_record
 from services.credits import format_credits
+from services.error_codes import Code
 from services.errors import Conflict, NotFound, ValidationFailed, error_with_code
 
 AVAILABLE = "available"
@@ -199,7 +200,7 @@ def model_availability(*, session: Session, org_id: int, model_key: str) -> Mode
         if item.key == model_key:
             return item
     raise error_with_code(
-        "model_not_found",
+        Code.model_not_found,
         f"There is no model called {model_key!r}. Pick one from the model list.",
         base=NotFound,
     )
@@ -209,7 +210,7 @@ def model_get(*, session: Session, key: str) -> AIModel:
     model = session.exec(select(AIModel).where(AIModel.key == key)).first()
     if model is None:
         raise error_with_code(
-            "model_not_found",
+            Code.model_not_found,
             f"There is no model called {key!r}. Pick one from the model list.",
             base=NotFound,
         )

@@ -32,6 +32,7 @@ from core.settings import get_settings
 from models import OAuthFlowState, User, UserSession
 from services.audit import audit_record
 from services.auth import SignInChallenge, sign_in_handoff_create
+from services.error_codes import Code
 from services.errors import Conflict, DomainError, PermissionDenied, error_with_code
 
 GOOGLE_SIGN_IN_PURPOSE = "google_sign_in"
@@ -67,7 +68,7 @@ def oidc_cache_clear() -> None:
 
 def _google_disabled() -> DomainError:
     return error_with_code(
-        "google_disabled",
+        Code.google_disabled,
         "Google sign-in is not set up on this server. Sign in with your email and password.",
         http_status=404,
     )
@@ -75,7 +76,7 @@ def _google_disabled() -> DomainError:
 
 def _google_unavailable() -> DomainError:
     return error_with_code(
-        "google_unavailable",
+        Code.google_unavailable,
         "Google could not be reached to sign you in. Try again in a minute, or sign in with "
         "your email and password.",
         http_status=502,
@@ -84,7 +85,7 @@ def _google_unavailable() -> DomainError:
 
 def _google_token_failed() -> DomainError:
     return error_with_code(
-        "google_token_failed",
+        Code.google_token_failed,
         "Google did not confirm this sign-in. Start again from the sign-in page.",
         http_status=401,
     )
@@ -92,7 +93,7 @@ def _google_token_failed() -> DomainError:
 
 def _id_token_invalid() -> DomainError:
     return error_with_code(
-        "google_id_token_invalid",
+        Code.google_id_token_invalid,
         "Google's answer could not be verified, so you were not signed in. Start again from "
         "the sign-in page.",
         http_status=401,
@@ -100,7 +101,7 @@ def _id_token_invalid() -> DomainError:
 
 
 def _state_invalid() -> DomainError:
-    return error_with_code("oauth_state_invalid", STATE_INVALID_MESSAGE, http_status=400)
+    return error_with_code(Code.oauth_state_invalid, STATE_INVALID_MESSAGE, http_status=400)
 
 
 # --- provider metadata --------------------------------------------------------------------------
@@ -303,7 +304,7 @@ def _user_for_google(session: Session, claims: CodeIDToken) -> User:
         return user
     if not email:
         raise error_with_code(
-            "google_email_missing",
+            Code.google_email_missing,
             "Google did not share an email address for this account, so we cannot sign you in. "
             "Allow email access when Google asks, or sign in with your email and password.",
             base=PermissionDenied,
@@ -317,14 +318,14 @@ def _user_for_google(session: Session, claims: CodeIDToken) -> User:
     if user is not None:
         if user.google_subject is not None:
             raise error_with_code(
-                "google_account_mismatch",
+                Code.google_account_mismatch,
                 f"The account for {email} is already linked to a different Google account. "
                 "Sign in with that Google account, or with your email and password.",
                 base=Conflict,
             )
         if not verified:
             raise error_with_code(
-                "google_email_unverified",
+                Code.google_email_unverified,
                 f"Google has not verified {email} for this Google account, so it cannot be "
                 "linked to your existing account. Sign in with your email and password instead.",
                 base=PermissionDenied,
@@ -442,7 +443,7 @@ def google_sign_in_complete(
     except IntegrityError as exc:  # the same account was created concurrently
         session.rollback()
         raise error_with_code(
-            "google_sign_in_conflict",
+            Code.google_sign_in_conflict,
             "This Google account was being signed in twice at the same time. Start again from "
             "the sign-in page.",
             base=Conflict,

@@ -35,6 +35,7 @@ from models.enums import InviteStatus, OrgRole, SubscriptionStatus
 from services import policy
 from services.audit import audit_record
 from services.catalog import plan_get
+from services.error_codes import Code
 from services.errors import (
     Conflict,
     NotFound,
@@ -92,7 +93,7 @@ def _org_get(session: Session, org_id: int) -> Organization:
     org = session.get(Organization, org_id)
     if org is None or org.deleted_at is not None:
         raise error_with_code(
-            "org_not_found",
+            Code.org_not_found,
             "This organization does not exist or was deleted. Pick another from the switcher.",
             base=NotFound,
         )
@@ -133,7 +134,7 @@ def _member_required(session: Session, org_id: int, user_id: int) -> Membership:
     membership = _membership_get(session, org_id, user_id)
     if membership is None:
         raise error_with_code(
-            "member_not_found",
+            Code.member_not_found,
             "That person is not a member of this organization (they may have left already). "
             "Refresh the team list.",
             base=NotFound,
@@ -275,7 +276,7 @@ def slug_validate(slug: str) -> str:
     slug = (slug or "").strip().lower()
     if not SLUG_MIN_LENGTH <= len(slug) <= SLUG_MAX_LENGTH or not _SLUG_PATTERN.match(slug):
         raise error_with_code(
-            "slug_invalid",
+            Code.slug_invalid,
             f"The address must be {SLUG_MIN_LENGTH}-{SLUG_MAX_LENGTH} characters of lower-case "
             "letters, digits and hyphens, starting and ending with a letter or digit "
             "(for example acme-marketing).",
@@ -284,7 +285,7 @@ def slug_validate(slug: str) -> str:
         )
     if slug in RESERVED_SLUGS:
         raise error_with_code(
-            "slug_reserved",
+            Code.slug_reserved,
             f"The address {slug!r} is reserved by the app. Choose another, e.g. {slug}-team.",
             base=ValidationFailed,
             field="slug",
@@ -301,7 +302,7 @@ def _slug_taken(session: Session, slug: str) -> bool:
 
 def _slug_taken_error(slug: str) -> Conflict:
     return error_with_code(
-        "slug_taken",
+        Code.slug_taken,
         f"The address {slug!r} is already used by another organization. Choose another.",
         base=Conflict,
         field="slug",
@@ -467,7 +468,7 @@ def org_delete(*, session: Session, actor: User, org_id: int, confirm_slug: str)
     org = _org_get(session, org_id)
     if (confirm_slug or "").strip() != org.slug:
         raise error_with_code(
-            "confirmation_mismatch",
+            Code.confirmation_mismatch,
             f"To delete this organization, type its address exactly: {org.slug}",
             base=ValidationFailed,
             field="confirm_slug",
@@ -511,7 +512,7 @@ def org_by_slug(*, session: Session, slug: str) -> Organization:
     ).first()
     if org is None or org.deleted_at is not None:
         raise error_with_code(
-            "org_not_found",
+            Code.org_not_found,
             f"There is no organization at {slug!r}. It may have been renamed or deleted; "
             "pick one from the switcher.",
             base=NotFound,
@@ -526,7 +527,7 @@ def _project_get(session: Session, org_id: int, project_id: int) -> Project:
     project = session.get(Project, project_id)
     if project is None or project.org_id != org_id:
         raise error_with_code(
-            "project_not_found",
+            Code.project_not_found,
             "This project does not exist or you do not have access to it.",
             base=NotFound,
         )
@@ -543,7 +544,7 @@ def _project_name_free(session: Session, org_id: int, name: str, exclude_id: int
     if clash is not None:
         where = " (archived)" if clash.archived_at is not None else ""
         raise error_with_code(
-            "project_name_taken",
+            Code.project_name_taken,
             f"A project named {clash.name!r}{where} already exists in this organization. "
             "Choose another name.",
             base=Conflict,
@@ -687,7 +688,7 @@ class TeamMember:
 def _admin_cannot_touch_owner(actor_membership_role: OrgRole | None, target_role: str) -> None:
     if target_role == OrgRole.owner.value and actor_membership_role != OrgRole.owner:
         raise error_with_code(
-            "role_forbidden",
+            Code.role_forbidden,
             "Only an owner can change or remove another owner. Ask an owner to do it.",
             base=PermissionDenied,
         )
@@ -695,7 +696,7 @@ def _admin_cannot_touch_owner(actor_membership_role: OrgRole | None, target_role
 
 def _last_owner_error(org: Organization, doing: str) -> Conflict:
     return error_with_code(
-        "last_owner",
+        Code.last_owner,
         f"{org.name} needs at least one owner, so you cannot {doing}. "
         "Transfer ownership to another member in Team first, or delete the organization.",
         base=Conflict,
@@ -732,13 +733,13 @@ def membership_add(
     user = session.get(User, user_id)
     if user is None:
         raise error_with_code(
-            "user_not_found",
+            Code.user_not_found,
             "That user does not exist. Invite them by email instead.",
             base=NotFound,
         )
     if _membership_get(session, org_id, user_id) is not None:
         raise error_with_code(
-            "already_member",
+            Code.already_member,
             f"{user.email} is already a member of {org.name}.",
             base=Conflict,
         )
@@ -822,7 +823,7 @@ def member_remove(*, session: Session, actor: User, org_id: int, user_id: int) -
     org = _org_get(session, org_id)
     if user_id == actor.id:
         raise error_with_code(
-            "use_leave",
+            Code.use_leave,
             "To remove yourself, use Leave organization in Team.",
             base=ValidationFailed,
         )
@@ -848,10 +849,10 @@ def member_leave(*, session: Session, actor: User, org_id: int) -> None:
     org = _org_get(session, org_id)
     membership = _membership_get(session, org_id, actor.id)
     if membership is None:
-        raise error_with_code("not_a_member", f"You are not a member of {org.name}.", base=NotFound)
+        raise error_with_code(Code.not_a_member, f"You are not a member of {org.name}.", base=NotFound)
     if membership.role == OrgRole.owner.value and _count_owners(session, org_id) <= 1:
         raise error_with_code(
-            "last_owner",
+            Code.last_owner,
             f"You are the only owner of {org.name}, so you cannot leave it yet. "
             "Transfer ownership to another member in Team first, or delete the organization.",
             base=Conflict,
@@ -877,7 +878,7 @@ def ownership_transfer(
     _org_get(session, org_id)
     if new_owner_user_id == actor.id:
         raise error_with_code(
-            "ownership_self",
+            Code.ownership_self,
             "You already own this organization. Choose another member.",
             base=ValidationFailed,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from services.error_codes import Code
 from services.errors import DomainError, ValidationFailed, error_with_code
 
 MIN_PASSWORD_LENGTH = 12
@@ -28,7 +29,7 @@ def common_passwords() -> frozenset[str]:
 
 def _weak(rule: str, message: str) -> DomainError:
     return error_with_code(
-        "weak_password", message, base=ValidationFailed, field="password", rule=rule
+        Code.weak_password, message, base=ValidationFailed, field="password", rule=rule
     )
 
 

@@ -24,6 +24,7 @@ from sqlmodel import Session, select
 
 from models import Membership, Organization, Project, ProjectAccess, Subscription, User
 from models.enums import EXECUTABLE_SUBSCRIPTION_STATUSES, OrgRole
+from services.error_codes import Code
 from services.errors import NotFound, PermissionDenied, error_with_code
 
 
@@ -190,8 +191,8 @@ _FORBIDDEN_MESSAGES: dict[Action, str] = {
 }
 
 
-def _deny(code: str, message: str) -> Decision:
-    return Decision(False, code, message)
+def _deny(code: Code, message: str) -> Decision:
+    return Decision(False, code.value, message)
 
 
 def can(actor: Actor, action: Action, target: Target) -> Decision:
@@ -205,7 +206,7 @@ def can(actor: Actor, action: Action, target: Target) -> Decision:
         if actor.is_operator:
             return ALLOW
         return _deny(
-            "operator_only",
+            Code.operator_only,
             "This is available to platform operators only. "
             "Contact support if you need help with your account.",
         )
@@ -216,12 +217,12 @@ def can(actor: Actor, action: Action, target: Target) -> Decision:
     if actor.role is None:
         if actor.is_operator:
             return _deny(
-                "not_a_member",
+                Code.not_a_member,
                 "Operators can view this organization but cannot act inside it. "
                 "Use the operator tools, or ask the customer to invite you.",
             )
         return _deny(
-            "not_a_member",
+            Code.not_a_member,
             "You are not a member of this organization. "
             "Ask one of its owners or admins to invite you.",
         )
@@ -231,19 +232,19 @@ def can(actor: Actor, action: Action, target: Target) -> Decision:
     if action in PROJECT_BOUND and actor.project_scoped:
         if target.project_id is not None and target.project_id not in actor.project_ids:
             return _deny(
-                "project_not_found",
+                Code.project_not_found,
                 "This project does not exist or you do not have access to it. "
                 "Pick one of your projects, or ask an owner or admin for access.",
             )
         if target.project_id is None and action == Action.asset_view:
             # Org-level assets belong to no approved project: invisible, like other projects'.
             return _deny(
-                "project_not_found",
+                Code.project_not_found,
                 "This asset does not exist or you do not have access to it.",
             )
         if target.project_id is None and action in (Action.tool_run, Action.asset_manage):
             return _deny(
-                "project_required",
+                Code.project_required,
                 "You can work only inside the projects you were given access to. "
                 "Open one of them and try again.",
             )
@@ -253,7 +254,7 @@ def can(actor: Actor, action: Action, target: Target) -> Decision:
             action,
             "Your role does not allow this. Ask an owner or admin of the organization.",
         )
-        return _deny("role_forbidden", message)
+        return _deny(Code.role_forbidden, message)
 
     if action in EXECUTION and not target.subscription_executable:
         if role == OrgRole.owner:
@@ -261,7 +262,7 @@ def can(actor: Actor, action: Action, target: Target) -> Decision:
         else:
             next_step = "Ask your owner to renew it in Billing to run tools again."
         return _deny(
-            "subscription_inactive",
+            Code.subscription_inactive,
             "This organization's subscription has expired or is unpaid, so tools are paused. "
             f"You can still view everything. {next_step}",
         )
@@ -322,7 +323,7 @@ def target_for(*, session: Session, org_id: int, project_id: int | None = None) 
     org = session.get(Organization, org_id)
     if org is None or org.deleted_at is not None:
         raise error_with_code(
-            "org_not_found",
+            Code.org_not_found,
             "This organization does not exist or was deleted. Pick another from the switcher.",
             base=NotFound,
         )
@@ -330,7 +331,7 @@ def target_for(*, session: Session, org_id: int, project_id: int | None = None) 
         project = session.get(Project, project_id)
         if project is None or project.org_id != org_id:
             raise error_with_code(
-                "project_not_found",
+                Code.project_not_found,
                 "This project does not exist or you do not have access to it. "
                 "Pick one of your projects, or ask an owner or admin for access.",
                 base=NotFound,

@@ -16,17 +16,19 @@ from typing import Protocol
 
 from sqlmodel import Session, select
 
+from core import routes
 from core.clock import utcnow
 from core.crypto import SignatureInvalid, sign, unsign
 from core.settings import get_settings
 from models import Asset, User
 from services import policy
+from services.error_codes import Code
 from services.errors import DomainError, NotFound, error_with_code
 
 ASSET_LINK_PURPOSE = "asset"
 # Not "/assets/": in production the frontend's own JS/CSS bundles are served under /assets/
 # by the same server, and a catch-all route there would swallow them.
-ASSET_ROUTE_PREFIX = "/signed-assets/"
+ASSET_ROUTE_PREFIX = routes.API_ASSET_PREFIX
 ASSET_LINK_TTL_SECONDS = 10 * 60
 # Hard ceiling checked by the signature itself, whatever the payload says.
 _ASSET_LINK_MAX_AGE_SECONDS = 60 * 60
@@ -168,7 +170,7 @@ def storage_for(backend: str | None = None) -> StorageBackend:
     if backend == "s3":
         if not settings.storage_bucket:
             raise error_with_code(
-                "storage_not_configured",
+                Code.storage_not_configured,
                 "This file is stored in S3, but STORAGE_BUCKET is not set on this server.",
             )
         return S3Storage(

@@ -14,6 +14,7 @@ from core.clock import utcnow
 from core.crypto import decrypt, encrypt, hash_token
 from models import RecoveryCode, User
 from services.audit import audit_record
+from services.error_codes import Code
 from services.errors import (
     Conflict,
     NotFound,
@@ -51,7 +52,7 @@ def _user_get(session: Session, user_id: int, *, for_update: bool = False) -> Us
 def _require_password(session: Session, user: User, password: str) -> None:
     if not user.password_hash:
         raise error_with_code(
-            "invalid_credentials",
+            Code.invalid_credentials,
             "Your account has no password yet, and changing two-factor settings needs one. "
             "Set a password with 'Forgot password' on the sign-in page, then try again.",
             base=PermissionDenied,
@@ -120,7 +121,7 @@ def totp_begin_enrolment(*, session: Session, user_id: int) -> TotpEnrolment:
     user = _user_get(session, user_id, for_update=True)
     if user.totp_enabled_at is not None:
         raise error_with_code(
-            "totp_already_enabled",
+            Code.totp_already_enabled,
             "Two-factor authentication is already on. To use a new authenticator app, choose "
             "Reconfigure and confirm with your password.",
             base=Conflict,
@@ -148,13 +149,13 @@ def totp_confirm_enrolment(*, session: Session, user_id: int, code: str) -> list
     user = _user_get(session, user_id, for_update=True)
     if user.totp_enabled_at is not None:
         raise error_with_code(
-            "totp_already_enabled",
+            Code.totp_already_enabled,
             "Two-factor authentication is already on for this account. Nothing to confirm.",
             base=Conflict,
         )
     if not user.totp_secret_encrypted:
         raise error_with_code(
-            "totp_not_started",
+            Code.totp_not_started,
             "There is no two-factor setup in progress. Start again from Settings > Security.",
             base=Conflict,
         )
@@ -162,7 +163,7 @@ def totp_confirm_enrolment(*, session: Session, user_id: int, code: str) -> list
     step = _matching_step(secret, _normalize_totp_code(code), after_step=user.totp_last_used_step)
     if step is None:
         raise error_with_code(
-            "totp_invalid",
+            Code.totp_invalid,
             "That code does not match. Enter the 6-digit code your authenticator app shows "
             "now for Creative Studio; check that your phone's clock is set automatically.",
             base=ValidationFailed,
@@ -281,7 +282,7 @@ def recovery_codes_regenerate(*, session: Session, user_id: int, password: str) 
     _require_password(session, user, password)
     if user.totp_enabled_at is None:
         raise error_with_code(
-            "totp_not_enabled",
+            Code.totp_not_enabled,
             "Two-factor authentication is off, so there are no recovery codes. Turn it on in "
             "Settings > Security first.",
             base=Conflict,

@@ -7,21 +7,21 @@ checks is a backend var (leading underscore) and is re-derived from the cookie i
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 
 import reflex as rx
 from sqlmodel import Session
 
+from core import routes
 from core.db import get_engine
-from creative_studio import routes
 from models import Organization, User
 from services import auth as auth_service
 from services import connections as connections_service
 from services import orgs as org_service
 from services import policy
 from services.errors import DomainError, NotFound
+from state.navigation import backend_url, navigate
 
 
 @dataclass
@@ -188,7 +188,7 @@ class SessionState(rx.State):
                 session.commit()
         # Nothing the previous user loaded in this tab may outlive the session.
         self._get_root_state().reset()
-        return navigate_to_backend(backend_url(routes.API_AUTH_SIGN_OUT))
+        return navigate(backend_url(routes.API_AUTH_SIGN_OUT))
 
     # --- display vars ----------------------------------------------------------------------
 
@@ -204,18 +204,3 @@ class SessionState(rx.State):
     def user_initials(self) -> str:
         parts = [p for p in self.user_name.replace("@", " ").split() if p]
         return "".join(p[0] for p in parts[:2]).upper() or "?"
-
-
-def navigate_to_backend(url: str):
-    """Full page navigation to a backend HTTP route (it sets or clears the HttpOnly cookie).
-
-    rx.redirect would route client-side when the backend shares the frontend's origin
-    (production mode) and never reach the server.
-    """
-    return rx.call_script(f"window.location.assign({json.dumps(url)})")
-
-
-def backend_url(path: str) -> str:
-    """Absolute URL of a plain HTTP route on the backend (its own port in development)."""
-    api_url = rx.config.get_config().api_url.rstrip("/")
-    return f"{api_url}{path}"

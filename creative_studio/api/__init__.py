@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from creative_studio import routes
+from core import routes
 from creative_studio.api import assets as asset_routes
 from creative_studio.api import auth_routes, billing_routes, connections_routes, google_routes
 

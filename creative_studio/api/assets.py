@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from core.db import get_engine
-from creative_studio import routes
+from core import routes
 from services import auth as auth_service
 from services import storage
 from services.errors import DomainError

@@ -10,7 +10,7 @@ from starlette.responses import RedirectResponse
 from core.clock import as_utc, utcnow
 from core.db import get_engine
 from core.settings import get_settings
-from creative_studio import routes
+from core import routes
 from services import auth as auth_service
 from services.errors import DomainError
 

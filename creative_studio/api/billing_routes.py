@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from creative_studio import routes
+from core import routes
 from services import billing
 from services.errors import DomainError
 from services.providers.payments import WebhookSignatureError

@@ -20,7 +20,7 @@ from starlette.responses import RedirectResponse
 
 from core.db import get_engine
 from core.settings import get_settings
-from creative_studio import routes
+from core import routes
 from creative_studio.api.auth_routes import frontend_url
 from services import auth as auth_service
 from services import connections as connections_service
@@ -29,13 +29,13 @@ from services.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
-CONNECTIONS_START = "/connections/{provider}/start"
-CONNECTIONS_CALLBACK = "/connections/{provider}/callback"
+CONNECTIONS_START = routes.API_CONNECTIONS_START
+CONNECTIONS_CALLBACK = routes.API_CONNECTIONS_CALLBACK
 
 
 def connections_redirect_uri(provider_key: str) -> str:
     """The callback URL to register at the provider; it must match exactly."""
-    return get_settings().backend_base_url + CONNECTIONS_CALLBACK.format(provider=provider_key)
+    return get_settings().backend_base_url + routes.connections_callback(provider_key)
 
 
 def _redirect(url: str) -> RedirectResponse:
@@ -45,7 +45,7 @@ def _redirect(url: str) -> RedirectResponse:
 
 
 def _settings_path(slug: str) -> str:
-    return f"/org/{slug}/settings" if slug else routes.INDEX
+    return routes.org_settings(slug) if slug else routes.INDEX
 
 
 def _back_to_settings(

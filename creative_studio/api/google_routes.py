@@ -12,15 +12,15 @@ from starlette.responses import RedirectResponse
 
 from core.db import get_engine
 from core.settings import get_settings
-from creative_studio import routes
+from core import routes
 from creative_studio.api.auth_routes import frontend_url
 from services import oidc
 from services.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
-GOOGLE_START = "/auth/google/start"
-GOOGLE_CALLBACK = "/auth/google/callback"
+GOOGLE_START = routes.API_GOOGLE_START
+GOOGLE_CALLBACK = routes.API_GOOGLE_CALLBACK
 
 
 def google_redirect_uri() -> str:

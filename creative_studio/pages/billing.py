@@ -11,7 +11,7 @@ import reflex as rx
 from sqlmodel import Session
 
 from core.db import get_engine
-from creative_studio import routes
+from core import routes
 from creative_studio.api.auth_routes import frontend_url
 from creative_studio.components.forms import error_callout, label_for, success_callout
 from creative_studio.layout import app_shell

@@ -20,7 +20,8 @@ from creative_studio.components.forms import error_callout, success_callout
 from services import connections as connections_service
 from services import policy
 from services.errors import DomainError
-from state.session import SessionState, backend_url
+from state.navigation import backend_url
+from state.session import SessionState
 
 SECTION_ID = "connections"
 

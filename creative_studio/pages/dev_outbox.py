@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 
 from core.db import get_engine
 from core.settings import get_settings
-from creative_studio import routes
+from core import routes
 from creative_studio.layout import page_header
 from models import OutboxMail
 

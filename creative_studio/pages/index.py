@@ -2,7 +2,7 @@
 
 import reflex as rx
 
-from creative_studio import routes
+from core import routes
 from creative_studio.layout import loading
 from state.session import SessionState
 

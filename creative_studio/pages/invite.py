@@ -12,13 +12,14 @@ import reflex as rx
 from sqlmodel import Session
 
 from core.db import get_engine
-from creative_studio import routes
+from core import routes
 from creative_studio.components.forms import error_callout
-from creative_studio.components.limit_notice import LimitNotice, limit_notice, notice_from_error
+from creative_studio.components.limit_notice import limit_notice
 from creative_studio.layout import centered_card
 from models import Organization
 from services import invites as invite_service
 from services.errors import DomainError, PlanLimitReached
+from state.notices import LimitNotice, notice_from_error
 from state.session import SessionState
 
 

@@ -10,7 +10,7 @@ import reflex as rx
 from sqlmodel import Session
 
 from core.db import get_engine
-from creative_studio import routes
+from core import routes
 from creative_studio.components.forms import error_callout, field
 from creative_studio.layout import app_shell
 from services import billing, policy

@@ -8,7 +8,7 @@ import reflex as rx
 from sqlmodel import Session
 
 from core.db import get_engine
-from creative_studio import routes
+from core import routes
 from creative_studio.layout import explanation_card, loading, page_header
 from jobs.definitions import JOBS
 from services import policy

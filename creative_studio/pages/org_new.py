@@ -6,7 +6,7 @@ import reflex as rx
 from sqlmodel import Session
 
 from core.db import get_engine
-from creative_studio import routes
+from core import routes
 from creative_studio.components.forms import error_callout, field
 from creative_studio.layout import centered_card
 from services import orgs as org_service

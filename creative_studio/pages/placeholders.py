@@ -5,7 +5,7 @@ When an area is built it gets its own module in pages/ and leaves PLACEHOLDER_AR
 
 import reflex as rx
 
-from creative_studio import routes
+from core import routes
 from creative_studio.layout import analytics_not_for_role, app_shell, coming_with
 from state.session import SessionState
 

@@ -9,7 +9,7 @@ from sqlmodel import Session
 
 from core.db import get_engine
 from core.settings import get_settings
-from creative_studio import routes
+from core import routes
 from creative_studio.components.forms import error_callout, field, success_callout
 from creative_studio.layout import centered_card
 from services import auth as auth_service

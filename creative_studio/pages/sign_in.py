@@ -9,12 +9,12 @@ from sqlmodel import Session
 
 from core.db import get_engine
 from core.settings import get_settings
-from creative_studio import routes
+from core import routes
 from creative_studio.components.forms import error_callout, field
 from creative_studio.layout import centered_card
 from services import auth as auth_service
 from services.errors import DomainError
-from state.session import backend_url, navigate_to_backend
+from state.navigation import backend_url, navigate
 
 _REDIRECT_ERRORS = {
     "google_disabled": "Google sign-in is not set up on this server. Sign in with your email and password.",
@@ -49,7 +49,7 @@ class SignInState(rx.State):
         query = urlencode({"code": self._handoff_code, "next": self._next_path()})
         self._handoff_code = ""
         self.needs_code = False
-        return navigate_to_backend(backend_url(routes.API_AUTH_SESSION) + "?" + query)
+        return navigate(backend_url(routes.API_AUTH_SESSION) + "?" + query)
 
     @rx.event
     def reset_form(self):
@@ -185,7 +185,7 @@ def sign_in_page() -> rx.Component:
                         size="3",
                         width="100%",
                     ),
-                    href=backend_url("/auth/google/start"),
+                    href=backend_url(routes.API_GOOGLE_START),
                     width="100%",
                 ),
                 width="100%",

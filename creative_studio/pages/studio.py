@@ -16,7 +16,7 @@ import reflex as rx
 from sqlmodel import Session
 
 from core.db import get_engine
-from creative_studio import routes
+from core import routes
 from creative_studio.components.forms import label_for
 from creative_studio.components.model_picker import ModelOption, model_picker
 from creative_studio.components.upgrade_modal import UpgradeOffer, upgrade_modal
@@ -27,7 +27,8 @@ from services import models_registry as registry
 from services import orgs as org_service
 from services.catalog import plans_list
 from services.errors import DomainError
-from state.session import SessionState, backend_url
+from state.navigation import backend_url
+from state.session import SessionState
 
 TONES = ["friendly", "professional", "bold", "playful"]
 LENGTHS = ["short", "medium", "long"]

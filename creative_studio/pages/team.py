@@ -18,14 +18,9 @@ from sqlmodel import Session
 from core.clock import as_utc, utcnow
 from core.db import get_engine
 from core.settings import get_settings
-from creative_studio import routes
+from core import routes
 from creative_studio.components.forms import error_callout, field, label_for, success_callout
-from creative_studio.components.limit_notice import (
-    LimitNotice,
-    limit_notice,
-    notice_for,
-    notice_from_error,
-)
+from creative_studio.components.limit_notice import limit_notice
 from creative_studio.layout import app_shell
 from models import Organization, User
 from models.enums import OrgRole
@@ -34,6 +29,7 @@ from services import orgs as org_service
 from services import policy
 from services.errors import DomainError, PlanLimitReached
 from services.mail import mail_send
+from state.notices import LimitNotice, notice_for, notice_from_error
 from state.session import SessionState
 
 Action = policy.Action

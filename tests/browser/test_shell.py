@@ -5,7 +5,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from creative_studio.routes import AREAS
+from core.routes import AREAS
 from services.seed import DEV_PASSWORD
 from tests.browser.conftest import screenshot, sign_in
 

@@ -5,7 +5,7 @@ from starlette.testclient import TestClient
 from core.clock import utcnow
 from core.crypto import hash_password
 from creative_studio.api import build_api
-from creative_studio.routes import SESSION_COOKIE
+from core.routes import SESSION_COOKIE
 from models import User
 from services import auth
 

@@ -38,7 +38,7 @@ from starlette.testclient import TestClient
 from core.clock import utcnow
 from core.crypto import encrypt, hash_password
 from core.settings import get_settings, reset_settings_cache
-from creative_studio import routes
+from core import routes
 from creative_studio.api import build_api
 from creative_studio.api.auth_routes import frontend_url
 from models import AuditLogEntry, OAuthFlowState, User, UserSession

@@ -71,7 +71,7 @@ def test_manage_refuses_to_start_in_production_without_secret(monkeypatch, capsy
 
 
 def test_org_slug_from_path_and_safe_redirects():
-    from creative_studio import routes
+    from core import routes
 
     assert routes.org_slug_from_path("/org/Acme/billing") == "acme"
     assert routes.org_slug_from_path("/sign-in") == ""

@@ -23,7 +23,7 @@ from core.clock import utcnow
 from core.crypto import hash_token, sign
 from core.settings import reset_settings_cache
 from creative_studio.api import assets as asset_routes
-from creative_studio.routes import SESSION_COOKIE
+from core.routes import SESSION_COOKIE
 from models import Asset, UserSession
 from services import generations, storage
 from tests.unit.test_generations import World

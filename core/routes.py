@@ -1,4 +1,8 @@
-"""Route constants and URL builders. Every link in the app is built here."""
+"""Route constants and URL builders. Every link in the app is built here.
+
+Lives below `services/` (no Reflex import) so services, jobs, the HTTP API and pages all
+build links the same way.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ DEV_OUTBOX = "/dev/outbox"
 NEW_ORG = "/orgs/new"
 ACCOUNT_SECURITY = "/account/security"
 OPERATOR_JOBS = "/operator/jobs"
-INVITE = "/invite"  # ?token=... (services.invites.INVITE_PATH)
+INVITE = "/invite"  # ?token=...
 
 ORG_ROUTE_ARG = "org_slug"
 
@@ -81,6 +85,31 @@ def org_team(slug: str) -> str:
     return org_area(slug, "team")
 
 
+def org_settings(slug: str) -> str:
+    return org_area(slug, "settings")
+
+
+def org_local_checkout(slug: str, checkout_id: str | int) -> str:
+    return f"{org_billing(slug)}/local-checkout?{urlencode({'checkout': str(checkout_id)})}"
+
+
+def org_page_route(area: str) -> str:
+    """The Reflex route pattern of an org area page: /org/[org_slug]/<area>."""
+    if area not in AREA_KEYS:
+        raise ValueError(f"unknown area {area!r}")
+    return f"/org/[{ORG_ROUTE_ARG}]/{area}"
+
+
+def absolute(base_url: str, path: str) -> str:
+    """`path` on a deployment's public base URL (mail links, OAuth redirect URIs)."""
+    return f"{base_url.rstrip('/')}{path}"
+
+
+def invite_accept(base_url: str, token: str) -> str:
+    """The link in an invitation mail; the token travels in the query string."""
+    return absolute(base_url, f"{INVITE}?{urlencode({'token': token})}")
+
+
 def org_slug_from_path(path: str) -> str:
     """The <slug> of /org/<slug>/..., lower-cased; "" for any other path."""
     parts = [part for part in (path or "").split("/") if part]
@@ -113,4 +142,19 @@ API_AUTH_SESSION = "/auth/session"
 API_AUTH_SIGN_OUT = "/auth/sign-out"
 API_HEALTH = "/healthz"
 API_STRIPE_WEBHOOK = "/webhooks/stripe"
+API_GOOGLE_START = "/auth/google/start"
+API_GOOGLE_CALLBACK = "/auth/google/callback"
+API_CONNECTIONS_START = "/connections/{provider}/start"
+API_CONNECTIONS_CALLBACK = "/connections/{provider}/callback"
+API_ASSET_PREFIX = "/signed-assets/"
+
+
+def connections_start(provider_key: str) -> str:
+    return API_CONNECTIONS_START.format(provider=quote(provider_key, safe=""))
+
+
+def connections_callback(provider_key: str) -> str:
+    return API_CONNECTIONS_CALLBACK.format(provider=quote(provider_key, safe=""))
+
+
 SESSION_COOKIE = "cs_session"

@@ -1,0 +1,182 @@
+"""The one skeleton every org page's handlers use: who acts, may they, one unit of work, one
+error map, then refresh.
+
+A page State mixes `OrgPageState` in and writes each public handler as
+
+    @rx.event
+    async def revoke_invite(self, invite_id: str):
+        await self._act(
+            Action.team_manage,
+            lambda a: invite_service.invite_revoke(
+                session=a.session, actor=a.user, org_id=a.org.id, invite_id=browser_id(invite_id)
+            ).email,
+            success=lambda email: f"The invite to {email} was withdrawn.",
+        )
+
+`_act` re-derives the person from the session cookie and the organization from the URL on
+every call (the browser can call any public handler with any arguments), asks the policy
+module, runs the work inside one transaction that it commits, maps every domain error to what
+the page shows, and refreshes the page's read models through `_refresh`.
+
+Transaction rule: the skeleton commits; services called through it never commit or roll back.
+A service that owns its unit of work (it opens `core.db.session_scope()` itself) is called
+outside `_act`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import reflex as rx
+from sqlmodel import Session
+
+from core import db
+from models import Organization, User
+from models.enums import OrgRole
+from services import policy
+from services.errors import DomainError, NotFound, PlanLimitReached
+from state.notices import LimitNotice, notice_from_error
+from state.session import SessionState
+
+T = TypeVar("T")
+
+NOT_FOUND_RELOAD = "That item was not found. Reload the page and try again."
+
+
+@dataclass(frozen=True)
+class Acting:
+    """Who acts, in which organization, inside which unit of work. Server-side only."""
+
+    session: Session
+    user: User
+    org: Organization
+    actor: policy.Actor
+
+    @property
+    def is_owner(self) -> bool:
+        return self.actor.role == OrgRole.owner
+
+    def can(self, action: policy.Action, *, project_id: int | None = None) -> bool:
+        """A policy answer for showing what is possible (enforcement is `_act`'s job)."""
+        target = policy.target_for(session=self.session, org_id=self.org.id, project_id=project_id)
+        return bool(policy.can(self.actor, action, target))
+
+
+def browser_id(value: Any) -> int:
+    """An id that came from the browser. Anything but a positive integer is "not found"."""
+    if isinstance(value, bool):
+        raise NotFound(NOT_FOUND_RELOAD)
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):
+        raise NotFound(NOT_FOUND_RELOAD) from None
+    if number <= 0:
+        raise NotFound(NOT_FOUND_RELOAD)
+    return number
+
+
+def bounded(value: Any, max_chars: int) -> str:
+    """Text from the browser for a setter: always a string, never longer than `max_chars`."""
+    return str(value if value is not None else "")[:max_chars]
+
+
+class OrgPageState(rx.State, mixin=True):
+    """Mixed into every /org/<slug>/... page State (a mixin keeps the state tree shallow)."""
+
+    error: str = ""
+    error_code: str = ""
+    notice: str = ""
+    limit_notice: LimitNotice = LimitNotice()
+
+    # --- what each page provides ------------------------------------------------------------
+
+    def _view_action(self) -> policy.Action:
+        """What a person must be allowed to do to see the page. Pages override it."""
+        return policy.Action.org_view
+
+    def _refresh(self, acting: Acting) -> None:
+        """Reload the page's read models for `acting`. Pages override it."""
+
+    def _forget(self) -> None:
+        """Drop everything shown when the person may no longer see the page."""
+        self.reset()
+
+    # --- the skeleton -----------------------------------------------------------------------
+
+    def _clear_messages(self) -> None:
+        self.error = self.error_code = self.notice = ""
+        self.limit_notice = LimitNotice()
+
+    def _show_error(self, session: Session, error: DomainError) -> None:
+        """The one error map. Pages extend it for errors they show in their own place."""
+        self.error_code = error.code
+        if isinstance(error, PlanLimitReached):
+            self.limit_notice = notice_from_error(session=session, error=error)
+        else:
+            self.error = error.message
+
+    async def _acting(
+        self, session: Session, action: policy.Action, *, project_id: int | None = None
+    ) -> Acting:
+        """Who acts (cookie), where (URL), re-checked against the database and the policy."""
+        session_state = await self.get_state(SessionState)
+        user, org, actor = session_state._org_actor(session)
+        policy.require(
+            actor, action, policy.target_for(session=session, org_id=org.id, project_id=project_id)
+        )
+        return Acting(session=session, user=user, org=org, actor=actor)
+
+    async def _act(
+        self,
+        action: policy.Action,
+        work: Callable[[Acting], T],
+        *,
+        success: str | Callable[[T], str] = "",
+        project_id: int | None = None,
+        refresh: bool = True,
+    ) -> T | bool | None:
+        """Check, run `work` in one transaction, commit, refresh, say what happened.
+
+        Returns the work's result (True when it returned None), or None when it was refused;
+        the refusal is then on the page (`error` or `limit_notice`) and the page refreshed.
+        """
+        self._clear_messages()
+        with db.new_session() as session:
+            try:
+                acting = await self._acting(session, action, project_id=project_id)
+                result = work(acting)
+                session.commit()
+            except DomainError as error:
+                session.rollback()
+                self._show_error(session, error)
+                await self._refresh_quietly(session)
+                return None
+            if refresh:
+                session.refresh(acting.org)
+                if acting.org.deleted_at is None:
+                    self._refresh(acting)
+        self.notice = success(result) if callable(success) else success
+        return True if result is None else result
+
+    async def _load(self) -> Acting | None:
+        """on_load: show the page to someone who may see it, and nothing to anyone else."""
+        with db.new_session() as session:
+            try:
+                acting = await self._acting(session, self._view_action())
+            except DomainError as error:
+                self._forget()
+                self._show_error(session, error)
+                return None
+            self._clear_messages()
+            self._refresh(acting)
+            return acting
+
+    async def _refresh_quietly(self, session: Session) -> None:
+        """After a refused action, show the current truth (it may be why it was refused)."""
+        try:
+            acting = await self._acting(session, self._view_action())
+        except DomainError:
+            return
+        self._refresh(acting)
