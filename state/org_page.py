@@ -1,7 +1,8 @@
 """The one skeleton every org page's handlers use: who acts, may they, one unit of work, one
 error map, then refresh.
 
-A page State mixes `OrgPageState` in and writes each public handler as
+A page State is declared `class TeamState(OrgPageState, rx.State)` (a subclass of the mixin
+alone would be another mixin) and writes each public handler as
 
     @rx.event
     async def revoke_invite(self, invite_id: str):
