@@ -1,6 +1,7 @@
 """Reflex configuration. Database and Redis URLs come from the environment (see core/settings.py)."""
 
 import os
+import sys
 
 import reflex as rx
 
@@ -15,6 +16,46 @@ os.environ.setdefault(
     "REFLEX_HOT_RELOAD_EXCLUDE_PATHS",
     os.pathsep.join(str(p) for p in (DATA_DIR, PROJECT_ROOT / "tests", PROJECT_ROOT / "catalog")),
 )
+
+# `reflex run --env prod` sets REFLEX_ENV_MODE=prod for its server processes.
+_prod_build = os.environ.get("REFLEX_ENV_MODE", "") == "prod"
+
+
+def _port(name: str, default: int, *, flag_excludes: str) -> int | None:
+    """A port from FRONTEND_PORT / BACKEND_PORT; none when this process does not serve that half.
+
+    `reflex run --backend-only` refuses a configured frontend port (and --frontend-only a
+    backend port), so a split deployment must not get one from here.
+    """
+    if flag_excludes in sys.argv:
+        return None
+    return int(os.environ.get(name) or default)
+
+
+def _public_urls() -> dict:
+    """Where browsers reach this deployment: APP_BASE_URL (pages, websocket) and API_BASE_URL.
+
+    Without these Reflex builds the frontend against http://localhost:<port>, so a deployed
+    site would open its websocket to the visitor's own machine. In development the defaults
+    (localhost ports) are right unless the base URLs are set explicitly.
+    """
+    split = "--backend-only" in sys.argv or "--frontend-only" in sys.argv
+    if not (_settings.is_production or os.environ.get("APP_BASE_URL") or split):
+        return {}
+    urls = {"deploy_url": _settings.app_base_url.rstrip("/")}
+    if _settings.is_production or os.environ.get("API_BASE_URL") or split:
+        urls["api_url"] = _settings.backend_base_url
+    return urls
+
+
+def _state_manager_mode() -> str:
+    """Redis when REDIS_URL is set (several workers); in memory for a one-process production
+    build (the disk manager pickles every state to .states/ and stalls under load); the disk
+    manager only for development, where it keeps tabs alive across hot reloads."""
+    if _settings.redis_url:
+        return "redis"
+    return "memory" if (_prod_build or _settings.is_production) else "disk"
+
 
 config = rx.Config(
     app_name="creative_studio",
@@ -31,6 +72,8 @@ config = rx.Config(
         )
     ],
     disable_plugins=[rx.plugins.SitemapPlugin],
-    frontend_port=int(os.environ.get("FRONTEND_PORT", "3000")),
-    backend_port=int(os.environ.get("BACKEND_PORT", "8000")),
+    frontend_port=_port("FRONTEND_PORT", 3000, flag_excludes="--backend-only"),
+    backend_port=_port("BACKEND_PORT", 8000, flag_excludes="--frontend-only"),
+    state_manager_mode=_state_manager_mode(),
+    **_public_urls(),
 )

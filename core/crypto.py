@@ -1,4 +1,10 @@
-"""Hashing, signing, encryption and random tokens. All keys derive from SECRET_KEY."""
+"""Hashing, signing, encryption and random tokens. All keys derive from SECRET_KEY.
+
+Key rotation: set the new SECRET_KEY and list the old one(s) in SECRET_KEY_PREVIOUS. Encrypted
+values (2FA secrets, OAuth tokens) still decrypt with an old key and are re-encrypted with the
+new one when next used (`reencrypt_if_stale`); signed links made with an old key still verify.
+Keyed token hashes are looked up under every key (`token_hash_candidates`).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from core.settings import get_settings
@@ -42,7 +48,15 @@ def new_token(nbytes: int = 32) -> str:
 
 def hash_token(token: str) -> str:
     """Keyed SHA-256 of a high-entropy token; what the database stores instead of the token."""
-    key = _derive_key(b"token-hash")
+    return _token_hash(_derive_key(b"token-hash"), token)
+
+
+def token_hash_candidates(token: str) -> list[str]:
+    """The token's hash under the current key, then under each previous key (look-ups)."""
+    return [_token_hash(_derive_key(b"token-hash", secret), token) for secret in _all_secrets()]
+
+
+def _token_hash(key: bytes, token: str) -> str:
     return hmac.new(key, token.encode(), hashlib.sha256).hexdigest()
 
 
@@ -50,13 +64,35 @@ def constant_time_equals(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
-def _derive_key(purpose: bytes) -> bytes:
-    secret = get_settings().secret_key.encode()
-    return hmac.new(secret, b"creative-studio:" + purpose, hashlib.sha256).digest()
+def _all_secrets() -> list[str]:
+    """The current SECRET_KEY first, then the previous ones (SECRET_KEY_PREVIOUS)."""
+    settings = get_settings()
+    return [settings.secret_key, *settings.previous_secret_keys]
 
 
-def _fernet() -> Fernet:
-    return Fernet(base64.urlsafe_b64encode(_derive_key(b"encryption-at-rest")))
+def _derive_key(purpose: bytes, secret: str | None = None) -> bytes:
+    secret_bytes = (secret if secret is not None else get_settings().secret_key).encode()
+    return hmac.new(secret_bytes, b"creative-studio:" + purpose, hashlib.sha256).digest()
+
+
+def _fernet_for(secret: str) -> Fernet:
+    return Fernet(base64.urlsafe_b64encode(_derive_key(b"encryption-at-rest", secret)))
+
+
+def _fernet() -> MultiFernet:
+    """Encrypts with the current key; decrypts with the current or any previous key."""
+    return MultiFernet([_fernet_for(secret) for secret in _all_secrets()])
+
+
+class SecretUndecryptable(ValueError):
+    """A stored secret was encrypted with a key this server no longer has."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "A stored secret cannot be decrypted with SECRET_KEY or SECRET_KEY_PREVIOUS: it was "
+            "encrypted with a key this server no longer has. Add that key to "
+            "SECRET_KEY_PREVIOUS, or have the secret set up again."
+        )
 
 
 def encrypt(plaintext: str) -> str:
@@ -65,14 +101,32 @@ def encrypt(plaintext: str) -> str:
 
 
 def decrypt(ciphertext: str) -> str:
+    """Decrypt with the current or a previous key. Raises SecretUndecryptable."""
     try:
         return _fernet().decrypt(ciphertext.encode()).decode()
-    except InvalidToken as exc:  # wrong key or tampered value
-        raise ValueError("stored secret cannot be decrypted with the current SECRET_KEY") from exc
+    except InvalidToken:  # wrong key or tampered value
+        raise SecretUndecryptable() from None
+
+
+def reencrypt_if_stale(ciphertext: str) -> str | None:
+    """The value re-encrypted under the current key, or None when it already is.
+
+    Raises SecretUndecryptable when no known key decrypts it.
+    """
+    try:
+        _fernet_for(get_settings().secret_key).decrypt(ciphertext.encode())
+        return None
+    except InvalidToken:
+        pass
+    try:
+        return _fernet().rotate(ciphertext.encode()).decode()
+    except InvalidToken:
+        raise SecretUndecryptable() from None
 
 
 def _serializer(purpose: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(get_settings().secret_key, salt=f"creative-studio:{purpose}")
+    # itsdangerous signs with the last key and verifies with any of them.
+    return URLSafeTimedSerializer(list(reversed(_all_secrets())), salt=f"creative-studio:{purpose}")
 
 
 def sign(value, *, purpose: str) -> str:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
+import zlib
+from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -18,6 +21,11 @@ SECRET_KEY_FILE = PROJECT_ROOT / ".secret_key"
 # Values that must never be used as a production secret.
 _WEAK_SECRETS = {"", "changeme", "change-me", "secret", "dev", "development", "test", "password"}
 MIN_SECRET_LENGTH = 32
+# A secret must carry at least this much estimated randomness (bits), so "a" * 32 or a
+# repeated word is refused even though it is long enough. token_urlsafe(48) carries ~380.
+MIN_SECRET_BITS = 100
+_ZLIB_OVERHEAD_BYTES = 8  # header and checksum of a zlib stream
+_LOCAL_HOSTS = ("localhost", "127.0.0.1", "0.0.0.0", "[::1]", "::1")
 
 
 class InsecureConfiguration(RuntimeError):
@@ -33,6 +41,9 @@ class Settings(BaseSettings):
     database_url: str = ""
     redis_url: str = ""
     secret_key: str = ""
+    # Earlier SECRET_KEYs, comma-separated: still accepted to decrypt and verify what they
+    # protected (2FA secrets, OAuth tokens, signed links); data is re-encrypted on use.
+    secret_key_previous: str = ""
 
     smtp_host: str = ""
     smtp_port: int = 587
@@ -75,23 +86,63 @@ class Settings(BaseSettings):
         if not self.storage_local_dir:
             self.storage_local_dir = str(DATA_DIR / "assets")
         if self.app_env == "production":
-            secret = self.secret_key.strip()
-            if secret.lower() in _WEAK_SECRETS or len(secret) < MIN_SECRET_LENGTH:
-                raise InsecureConfiguration(
-                    "SECRET_KEY is missing or weak. In production set SECRET_KEY to a random "
-                    f"value of at least {MIN_SECRET_LENGTH} characters, e.g. the output of "
-                    "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`."
-                )
             self.seed_demo_data = False
-            if not self.stripe_secret_key and not self.allow_local_payments:
+            problems = self.production_problems()
+            if problems:
                 raise InsecureConfiguration(
-                    "STRIPE_SECRET_KEY is not set. Without it the app runs in local payment mode, "
-                    "where owners get plans and credits without paying. Set the Stripe keys, or "
-                    "ALLOW_LOCAL_PAYMENTS=true for a private demo."
+                    "This configuration is not safe to run in production:\n- "
+                    + "\n- ".join(problems)
                 )
         elif not self.secret_key:
             self.secret_key = _local_secret_key()
         return self
+
+    def production_problems(self) -> list[str]:
+        """Everything that would make a production deployment unsafe or broken, each saying
+        what to set. Empty when the configuration can serve real customers."""
+        problems = []
+        secret = self.secret_key.strip()
+        if secret.lower() in _WEAK_SECRETS or len(secret) < MIN_SECRET_LENGTH:
+            problems.append(
+                "SECRET_KEY is missing or weak. Set SECRET_KEY to a random value of at least "
+                f"{MIN_SECRET_LENGTH} characters, e.g. the output of "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`."
+            )
+        elif secret_entropy_bits(secret) < MIN_SECRET_BITS:
+            problems.append(
+                "SECRET_KEY is long enough but not random (it repeats a few characters). Set it "
+                "to the output of `python -c 'import secrets; print(secrets.token_urlsafe(48))'`."
+            )
+        if not self.stripe_secret_key and not self.allow_local_payments:
+            problems.append(
+                "STRIPE_SECRET_KEY is not set. Without it the app runs in local payment mode, "
+                "where owners get plans and credits without paying. Set the Stripe keys, or "
+                "ALLOW_LOCAL_PAYMENTS=true for a private demo."
+            )
+        if self.stripe_secret_key and not self.stripe_webhook_secret:
+            problems.append(
+                "STRIPE_WEBHOOK_SECRET is not set, so every Stripe webhook would be refused and "
+                "paid checkouts would never add credits. Set it to the signing secret (whsec_...) "
+                "of the webhook endpoint <API_BASE_URL>/webhooks/stripe."
+            )
+        if not self.smtp_host:
+            problems.append(
+                "SMTP_HOST is not set, so verification links, password resets and invitations "
+                "would never be delivered. Set SMTP_HOST (and SMTP_PORT, SMTP_USERNAME, "
+                "SMTP_PASSWORD, SMTP_FROM)."
+            )
+        for name, url in (("APP_BASE_URL", self.app_base_url), ("API_BASE_URL", self.api_base_url)):
+            if url and _is_local_url(url):
+                problems.append(
+                    f"{name} is {url}, a local address: links in mail, OAuth redirects and the "
+                    f"browser's connection would point at the visitor's own machine. Set {name} "
+                    "to the public https:// address of this deployment."
+                )
+        return problems
+
+    @property
+    def previous_secret_keys(self) -> list[str]:
+        return [k.strip() for k in self.secret_key_previous.split(",") if k.strip()]
 
     @property
     def is_production(self) -> bool:
@@ -121,6 +172,27 @@ class Settings(BaseSettings):
         if self.is_production:
             return self.app_base_url.rstrip("/")
         return f"http://localhost:{os.environ.get('BACKEND_PORT', '8000')}"
+
+
+def secret_entropy_bits(secret: str) -> float:
+    """A conservative estimate of the randomness of `secret` in bits.
+
+    The smaller of two views: characters' frequencies (Shannon: "aaaa..." carries nothing) and
+    compressibility (a repeated word such as "password" x 6 compresses to a few bytes).
+    """
+    if not secret:
+        return 0.0
+    counts = Counter(secret)
+    per_char = -sum(n / len(secret) * math.log2(n / len(secret)) for n in counts.values())
+    compressed_bits = 8 * max(0, len(zlib.compress(secret.encode(), 9)) - _ZLIB_OVERHEAD_BYTES)
+    return min(per_char * len(secret), compressed_bits)
+
+
+def _is_local_url(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url).hostname or "").lower()
+    return host in {h.strip("[]") for h in _LOCAL_HOSTS} or host.endswith(".localhost")
 
 
 def _local_secret_key() -> str:

@@ -5,6 +5,59 @@ import pytest
 from core import settings as settings_module
 from core.settings import InsecureConfiguration, Settings
 
+STRONG_SECRET = "Zq7-vB2xLk9pW4mN8rT1yH6cF3jD5sA0gE_uI2oQ"
+
+
+def _production(monkeypatch, **overrides):
+    """A complete production environment; overrides set (or with None remove) variables."""
+    values = {
+        "APP_ENV": "production",
+        "SECRET_KEY": STRONG_SECRET,
+        "APP_BASE_URL": "https://studio.example.com",
+        "STRIPE_SECRET_KEY": "sk_live_123",
+        "STRIPE_WEBHOOK_SECRET": "whsec_123",
+        "SMTP_HOST": "smtp.example.com",
+        **overrides,
+    }
+    for name, value in values.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+
+
+def test_a_complete_production_configuration_is_accepted(monkeypatch):
+    _production(monkeypatch)
+    settings = Settings()
+    assert settings.is_production and settings.production_problems() == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "says"),
+    [
+        ({"SECRET_KEY": "a" * 48}, "SECRET_KEY is long enough but not random"),
+        ({"SECRET_KEY": "password" * 6}, "SECRET_KEY is long enough but not random"),
+        ({"STRIPE_WEBHOOK_SECRET": None}, "STRIPE_WEBHOOK_SECRET is not set"),
+        ({"SMTP_HOST": None}, "SMTP_HOST is not set"),
+        ({"APP_BASE_URL": None}, "APP_BASE_URL is http://localhost:3000, a local address"),
+        ({"APP_BASE_URL": "http://127.0.0.1:3000"}, "APP_BASE_URL is http://127.0.0.1:3000"),
+        ({"API_BASE_URL": "http://localhost:8000"}, "API_BASE_URL is http://localhost:8000"),
+    ],
+)
+def test_production_refuses_what_would_break_it_and_says_what_to_set(monkeypatch, overrides, says):
+    _production(monkeypatch, **overrides)
+    with pytest.raises(InsecureConfiguration, match=says) as refused:
+        Settings()
+    assert "Set " in str(refused.value)
+
+
+def test_production_lists_every_problem_at_once(monkeypatch):
+    _production(monkeypatch, SMTP_HOST=None, STRIPE_WEBHOOK_SECRET=None, APP_BASE_URL=None)
+    with pytest.raises(InsecureConfiguration) as refused:
+        Settings()
+    message = str(refused.value)
+    assert all(name in message for name in ("SMTP_HOST", "STRIPE_WEBHOOK_SECRET", "APP_BASE_URL"))
+
 
 def test_production_refuses_a_missing_secret(monkeypatch):
     monkeypatch.setenv("APP_ENV", "production")
@@ -22,9 +75,7 @@ def test_production_refuses_a_weak_secret(monkeypatch, weak):
 
 
 def test_production_refuses_local_payment_mode_unless_allowed(monkeypatch):
-    monkeypatch.setenv("APP_ENV", "production")
-    monkeypatch.setenv("SECRET_KEY", "q" * 48)
-    monkeypatch.delenv("STRIPE_SECRET_KEY", raising=False)
+    _production(monkeypatch, STRIPE_SECRET_KEY=None, STRIPE_WEBHOOK_SECRET=None)
     with pytest.raises(InsecureConfiguration, match="STRIPE_SECRET_KEY is not set"):
         Settings()
     monkeypatch.setenv("ALLOW_LOCAL_PAYMENTS", "true")
@@ -32,10 +83,7 @@ def test_production_refuses_local_payment_mode_unless_allowed(monkeypatch):
 
 
 def test_production_accepts_a_strong_secret_and_never_seeds(monkeypatch):
-    monkeypatch.setenv("APP_ENV", "production")
-    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_123")
-    monkeypatch.setenv("SECRET_KEY", "s" * 20 + "0123456789abcdefghijk")
-    monkeypatch.setenv("SEED_DEMO_DATA", "true")
+    _production(monkeypatch, SEED_DEMO_DATA="true")
     settings = Settings()
     assert settings.is_production and settings.seed_demo_data is False
 
@@ -85,10 +133,18 @@ def test_backend_url_defaults_follow_the_deployment_shape(monkeypatch):
     monkeypatch.delenv("API_BASE_URL", raising=False)
     monkeypatch.setenv("BACKEND_PORT", "8123")
     assert Settings().backend_base_url == "http://localhost:8123"
-    monkeypatch.setenv("APP_ENV", "production")
-    monkeypatch.setenv("SECRET_KEY", "p" * 48)
-    monkeypatch.setenv("ALLOW_LOCAL_PAYMENTS", "true")
-    monkeypatch.setenv("APP_BASE_URL", "https://studio.example.com/")
+    _production(monkeypatch, APP_BASE_URL="https://studio.example.com/")
     assert Settings().backend_base_url == "https://studio.example.com"
     monkeypatch.setenv("API_BASE_URL", "https://api.example.com")
     assert Settings().backend_base_url == "https://api.example.com"
+
+
+def test_check_config_names_every_refusal(monkeypatch, capsys):
+    from core import manage
+    from core.settings import reset_settings_cache
+
+    _production(monkeypatch, SMTP_HOST=None, SECRET_KEY="a" * 40)
+    reset_settings_cache()
+    assert manage.main(["check-config"]) == 2
+    err = capsys.readouterr().err
+    assert "SMTP_HOST is not set" in err and "SECRET_KEY is long enough but not random" in err
