@@ -57,6 +57,24 @@ def _state_manager_mode() -> str:
     return "memory" if (_prod_build or _settings.is_production) else "disk"
 
 
+_frontend_port = _port("FRONTEND_PORT", 3000, flag_excludes="--backend-only")
+_backend_port = _port("BACKEND_PORT", 8000, flag_excludes="--frontend-only")
+# Reflex's default is "*": any site could drive a signed-in person's websocket. Only the
+# deployment's own origins may. Ports given to `reflex run` on the command line reach the
+# server processes as REFLEX_FRONTEND_PORT / REFLEX_BACKEND_PORT.
+_cli_ports = tuple(
+    int(value)
+    for value in (
+        *(sys.argv[i + 1] for i, a in enumerate(sys.argv[:-1]) if a.endswith("-port")),
+        os.environ.get("REFLEX_FRONTEND_PORT", ""),
+        os.environ.get("REFLEX_BACKEND_PORT", ""),
+    )
+    if value.isdigit()
+)
+_origins = _settings.browser_origins(
+    dev_ports=tuple(p for p in (_frontend_port, _backend_port, *_cli_ports) if p)
+)
+
 config = rx.Config(
     app_name="creative_studio",
     db_url=normalize_database_url(_settings.database_url),
@@ -72,8 +90,9 @@ config = rx.Config(
         )
     ],
     disable_plugins=[rx.plugins.SitemapPlugin],
-    frontend_port=_port("FRONTEND_PORT", 3000, flag_excludes="--backend-only"),
-    backend_port=_port("BACKEND_PORT", 8000, flag_excludes="--frontend-only"),
+    frontend_port=_frontend_port,
+    backend_port=_backend_port,
+    cors_allowed_origins=_origins,
     state_manager_mode=_state_manager_mode(),
     **_public_urls(),
 )

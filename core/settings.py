@@ -37,6 +37,9 @@ class Settings(BaseSettings):
 
     app_env: Literal["development", "production"] = "development"
     app_base_url: str = "http://localhost:3000"
+    # Other browser origins allowed to open the app's websocket and call its routes with
+    # cookies (comma-separated, e.g. a second public hostname). The /v1 API needs none.
+    allowed_origins: str = ""
     api_base_url: str = ""  # backend URL for plain HTTP routes; defaults to app_base_url in prod
     database_url: str = ""
     redis_url: str = ""
@@ -140,6 +143,19 @@ class Settings(BaseSettings):
                 )
         return problems
 
+    def browser_origins(self, *, dev_ports: tuple[int, ...] = ()) -> list[str]:
+        """Origins whose pages may use the websocket and the cookie-bearing HTTP routes.
+
+        The public base URLs and ALLOWED_ORIGINS; in development also this machine's own
+        localhost ports (never any other site).
+        """
+        origins = [_origin(self.app_base_url), _origin(self.backend_base_url)]
+        origins += [_origin(o) for o in self.allowed_origins.split(",") if o.strip()]
+        if not self.is_production:
+            for port in dev_ports:
+                origins += [f"http://localhost:{port}", f"http://127.0.0.1:{port}"]
+        return list(dict.fromkeys(o for o in origins if o))
+
     @property
     def previous_secret_keys(self) -> list[str]:
         return [k.strip() for k in self.secret_key_previous.split(",") if k.strip()]
@@ -186,6 +202,16 @@ def secret_entropy_bits(secret: str) -> float:
     per_char = -sum(n / len(secret) * math.log2(n / len(secret)) for n in counts.values())
     compressed_bits = 8 * max(0, len(zlib.compress(secret.encode(), 9)) - _ZLIB_OVERHEAD_BYTES)
     return min(per_char * len(secret), compressed_bits)
+
+
+def _origin(url: str) -> str:
+    """scheme://host[:port] of a URL, lower-cased; "" when it has none."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url.strip())
+    if not parts.scheme or not parts.netloc:
+        return ""
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
 
 
 def _is_local_url(url: str) -> bool:

@@ -148,3 +148,22 @@ def test_check_config_names_every_refusal(monkeypatch, capsys):
     assert manage.main(["check-config"]) == 2
     err = capsys.readouterr().err
     assert "SMTP_HOST is not set" in err and "SECRET_KEY is long enough but not random" in err
+
+
+def test_browser_origins_are_the_deployment_own_never_any_site(monkeypatch):
+    _production(monkeypatch, ALLOWED_ORIGINS="https://www.studio.example.com/, ")
+    origins = Settings().browser_origins(dev_ports=(3000,))
+    assert origins == ["https://studio.example.com", "https://www.studio.example.com"]
+    assert "*" not in origins
+
+
+def test_development_allows_its_own_localhost_ports_only(monkeypatch):
+    monkeypatch.delenv("APP_BASE_URL", raising=False)
+    monkeypatch.delenv("ALLOWED_ORIGINS", raising=False)
+    origins = Settings().browser_origins(dev_ports=(3000, 8000))
+    assert set(origins) == {
+        "http://localhost:3000",
+        "http://localhost:8000",
+        "http://127.0.0.1:3000",
+        "http://127.0.0.1:8000",
+    }
