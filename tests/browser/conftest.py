@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import expect
+
+from tests.factories import free_port
 
 # Generous assertion timeouts: the machine has 2 cores shared with the server and browser.
 expect.set_options(timeout=30_000)
@@ -36,12 +37,6 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 START_TIMEOUT_S = 600
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -74,7 +69,7 @@ def app_server(tmp_path_factory) -> Iterator[AppServer]:
     data_dir = tmp_path_factory.mktemp("app-data")
     (data_dir / "no-reload").mkdir()
     # Production mode: a static build served with the backend on one port, as deployed.
-    port = _free_port()
+    port = free_port()
     database_url = f"sqlite:///{data_dir / 'app.db'}"
     venv_bin = str(Path(sys.executable).parent)
     env = {

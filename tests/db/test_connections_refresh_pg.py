@@ -15,9 +15,9 @@ from sqlmodel import Session
 
 from core.clock import as_utc, utcnow
 from core.crypto import decrypt
-from models import Organization
 from services import connections as svc
 from tests.conftest import requires_postgres
+from tests.factories import make_org
 from tests.unit import test_connections as shared
 from tests.unit.test_connections import LoopbackOAuth, add_connection, connection
 
@@ -28,16 +28,8 @@ provider_catalog = shared.provider_catalog
 pytestmark = [requires_postgres, pytest.mark.postgres]
 
 
-def make_org(engine, slug: str) -> int:
-    with Session(engine) as session:
-        org = Organization(slug=slug, name=slug)
-        session.add(org)
-        session.commit()
-        return org.id
-
-
 def test_refresh_success_rotation_and_invalid_grant(pg_engine, provider_catalog: LoopbackOAuth):
-    org_id = make_org(pg_engine, "refresh")
+    org_id = make_org(pg_engine, slug="refresh").id
     provider_catalog.valid_refresh.add("rt-1")
     good = add_connection(
         pg_engine, org_id, refresh_token="rt-1", expires_in=timedelta(minutes=40), account_id="a"
@@ -69,7 +61,7 @@ def test_refresh_success_rotation_and_invalid_grant(pg_engine, provider_catalog:
 def test_two_concurrent_refreshes_call_the_token_endpoint_once(
     pg_engine, provider_catalog: LoopbackOAuth
 ):
-    org_id = make_org(pg_engine, "concurrent")
+    org_id = make_org(pg_engine, slug="concurrent").id
     provider_catalog.valid_refresh.add("rt-once")
     provider_catalog.refresh_delay = 0.5  # the first worker holds the row lock while it waits
     connection_id = add_connection(
@@ -104,7 +96,7 @@ def test_two_concurrent_refreshes_call_the_token_endpoint_once(
 def test_network_error_keeps_active_and_retries_next_run(
     pg_engine, provider_catalog: LoopbackOAuth, monkeypatch
 ):
-    org_id = make_org(pg_engine, "flaky")
+    org_id = make_org(pg_engine, slug="flaky").id
     provider_catalog.valid_refresh.add("rt-net")
     connection_id = add_connection(
         pg_engine, org_id, refresh_token="rt-net", expires_in=timedelta(minutes=15)

@@ -32,34 +32,11 @@ from services.credits import (
 )
 from services.errors import InsufficientCredits
 from tests.conftest import requires_postgres
+from tests.factories import make_org, make_projects
 
 pytestmark = [requires_postgres, pytest.mark.postgres]
 
 C = 1000
-
-
-def make_org(
-    engine: Engine, slug: str, *, credits: int = 0, projects: int = 0
-) -> tuple[int, list[int]]:
-    with Session(engine, expire_on_commit=False) as session:
-        org = Organization(slug=slug, name=slug)
-        session.add(org)
-        session.flush()
-        project_ids = []
-        for index in range(projects):
-            project = Project(org_id=org.id, name=f"P{index}")
-            session.add(project)
-            session.flush()
-            project_ids.append(project.id)
-        if credits:
-            credits_grant(
-                session=session,
-                org_id=org.id,
-                amount_millicredits=credits,
-                idempotency_key=f"seed-{slug}",
-            )
-        session.commit()
-        return org.id, project_ids
 
 
 def run_parallel(
@@ -96,7 +73,7 @@ def check_invariants(engine: Engine, org_id: int) -> None:
 
 
 def test_fifty_parallel_holds_against_twenty_credits(pg_engine):
-    org_id, _ = make_org(pg_engine, "hot", credits=20 * C)
+    org_id = make_org(pg_engine, slug="hot", credits=20 * C).id
     calls = [
         (
             lambda s, i=i: credits_hold(
@@ -128,7 +105,7 @@ def test_fifty_parallel_holds_against_twenty_credits(pg_engine):
 
 
 def test_same_key_from_ten_threads_moves_once(pg_engine):
-    org_id, _ = make_org(pg_engine, "same-key", credits=10 * C)
+    org_id = make_org(pg_engine, slug="same-key", credits=10 * C).id
     calls = [
         lambda s: credits_hold(
             session=s,
@@ -151,7 +128,7 @@ def test_same_key_from_ten_threads_moves_once(pg_engine):
 
 
 def test_same_grant_key_from_ten_threads_moves_once(pg_engine):
-    org_id, _ = make_org(pg_engine, "grant-key")
+    org_id = make_org(pg_engine, slug="grant-key").id
     calls = [
         lambda s: credits_grant(
             session=s,
@@ -170,7 +147,7 @@ def test_same_grant_key_from_ten_threads_moves_once(pg_engine):
 
 
 def test_concurrent_settle_and_release_of_one_hold_move_once(pg_engine):
-    org_id, _ = make_org(pg_engine, "close-race", credits=10 * C)
+    org_id = make_org(pg_engine, slug="close-race", credits=10 * C).id
     with Session(pg_engine) as session:
         hold = credits_hold(
             session=session,
@@ -214,7 +191,7 @@ def test_concurrent_settle_and_release_of_one_hold_move_once(pg_engine):
 
 
 def test_same_key_settle_from_many_threads_returns_one_entry(pg_engine):
-    org_id, _ = make_org(pg_engine, "settle-key", credits=10 * C)
+    org_id = make_org(pg_engine, slug="settle-key", credits=10 * C).id
     with Session(pg_engine) as session:
         hold_id = credits_hold(
             session=session, org_id=org_id, amount_millicredits=4 * C, idempotency_key="h2"
@@ -235,8 +212,8 @@ def test_same_key_settle_from_many_threads_returns_one_entry(pg_engine):
 def test_key_race_across_orgs_uses_the_savepoint(pg_engine):
     """Two orgs (two different account locks) insert the same key: the loser blocks on the
     unique index, gets a unique violation, rolls back to its SAVEPOINT and reports the reuse."""
-    org_a, _ = make_org(pg_engine, "org-a")
-    org_b, _ = make_org(pg_engine, "org-b")
+    org_a = make_org(pg_engine, slug="org-a").id
+    org_b = make_org(pg_engine, slug="org-b").id
     outcome: dict[str, Any] = {}
     with Session(pg_engine) as first:
         credits_grant(session=first, org_id=org_a, amount_millicredits=C, idempotency_key="dup")
@@ -265,7 +242,7 @@ def test_key_race_across_orgs_uses_the_savepoint(pg_engine):
 
 
 def test_concurrent_account_creation_yields_one_account(pg_engine):
-    org_id, _ = make_org(pg_engine, "fresh")
+    org_id = make_org(pg_engine, slug="fresh").id
     results = run_parallel(
         pg_engine, [lambda s: credit_account_get_or_create(session=s, org_id=org_id).id] * 10
     )
@@ -274,7 +251,7 @@ def test_concurrent_account_creation_yields_one_account(pg_engine):
 
 
 def test_parallel_grants_first_use_of_account(pg_engine):
-    org_id, _ = make_org(pg_engine, "first-use")
+    org_id = make_org(pg_engine, slug="first-use").id
     calls = [
         (
             lambda s, i=i: credits_grant(
@@ -291,7 +268,9 @@ def test_parallel_grants_first_use_of_account(pg_engine):
 
 
 def test_random_concurrent_mix_keeps_invariants(pg_engine):
-    org_id, projects = make_org(pg_engine, "mix", credits=30 * C, projects=2)
+    org = make_org(pg_engine, slug="mix", credits=30 * C)
+    org_id = org.id
+    projects = [project.id for project in make_projects(pg_engine, org, 2, name="P{index}")]
     rng = random.Random(7)
     calls = []
     for i in range(60):

@@ -12,38 +12,23 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from core.clock import utcnow
-from models import AuditLogEntry, CreditLedgerEntry, Generation, Organization
+from models import AuditLogEntry, CreditLedgerEntry, Generation
 from models.enums import LedgerEntryKind
 from services.credits import (
     HoldAlreadyClosed,
     balance_get,
-    credits_grant,
     credits_hold,
     credits_settle,
     ledger_sum,
 )
 from services.generation_sweep import generations_sweep_stuck
 from tests.conftest import requires_postgres
+from tests.factories import make_org
 
 pytestmark = [requires_postgres, pytest.mark.postgres]
 
 C = 1000
 _ids = itertools.count(1)
-
-
-def make_org(engine: Engine, slug: str, credits: int = 10_000 * C) -> int:
-    with Session(engine) as session:
-        org = Organization(slug=slug, name=slug)
-        session.add(org)
-        session.flush()
-        credits_grant(
-            session=session,
-            org_id=org.id,
-            amount_millicredits=credits,
-            idempotency_key=f"seed-{slug}",
-        )
-        session.commit()
-        return org.id
 
 
 def make_generations(
@@ -113,7 +98,7 @@ def closing_entries(session: Session) -> list[CreditLedgerEntry]:
 
 
 def test_two_concurrent_sweeps_refund_each_generation_once(pg_engine):
-    orgs = [make_org(pg_engine, f"sweep-{i}") for i in range(3)]
+    orgs = [make_org(pg_engine, slug=f"sweep-{i}", credits=10_000 * C).id for i in range(3)]
     stuck = [
         g
         for org_id in orgs
@@ -180,7 +165,7 @@ def _complete_like_the_studio(engine: Engine, generation_id: int) -> str:
 
 
 def test_sweep_racing_completions_closes_each_hold_once(pg_engine):
-    org_id = make_org(pg_engine, "race")
+    org_id = make_org(pg_engine, slug="race", credits=10_000 * C).id
     stuck = make_generations(pg_engine, org_id, 30, minutes_ago=16, hold=2 * C)
 
     def completions():

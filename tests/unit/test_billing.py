@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 import pytest
 from sqlmodel import Session, select
 
-from core.clock import utcnow
 from core.settings import get_settings
 from models import (
     CreditLedgerEntry,
@@ -28,21 +27,15 @@ from services.providers.payments import (
     payment_provider,
     signature_header,
 )
+from tests.factories import make_user
 
 C = 1000
 
 
-def _user(session: Session, email: str) -> User:
-    user = User(email=email, name=email.split("@")[0], email_verified_at=utcnow())
-    session.add(user)
-    session.flush()
-    return user
-
-
 @pytest.fixture
 def acme(session):
-    owner = _user(session, "owner@b.test")
-    viewer = _user(session, "viewer@b.test")
+    owner = make_user(session, "owner@b.test", "owner")
+    viewer = make_user(session, "viewer@b.test", "viewer")
     org = orgs.org_create(session=session, owner=owner, name="Acme", slug="acme-b", plan_key="free")
     orgs.membership_add(
         session=session, org_id=org.id, user_id=viewer.id, role="viewer", actor_user_id=owner.id

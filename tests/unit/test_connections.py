@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import socket
 import threading
 import time
 from collections import Counter
@@ -29,9 +28,10 @@ from starlette.routing import Route
 
 from core import clock
 from core.crypto import decrypt, encrypt, hash_token
-from models import AuditLogEntry, Membership, OAuthConnection, OAuthFlowState, Organization, User
+from models import AuditLogEntry, OAuthConnection, OAuthFlowState, User
 from services import connections as svc
 from services.errors import DomainError, PermissionDenied
+from tests.factories import add_member, free_port, make_org
 
 CLIENT_ID = "test-client-id"
 CLIENT_SECRET = "test-client-secret"
@@ -39,12 +39,6 @@ NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
 
 # --- a real OAuth 2.0 provider on loopback ------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -227,22 +221,11 @@ def connection(engine, connection_id: int) -> OAuthConnection:
 # --- org fixtures (SQLite) ------------------------------------------------------------------------
 
 
-def make_member(session: Session, org: Organization, email: str, role: str) -> User:
-    user = User(email=email, name=email.split("@")[0].title(), email_verified_at=NOW)
-    session.add(user)
-    session.flush()
-    session.add(Membership(org_id=org.id, user_id=user.id, role=role))
-    session.flush()
-    return user
-
-
 @pytest.fixture
 def org_setup(session):
-    org = Organization(slug="acme", name="Acme", plan_key="growth")
-    session.add(org)
-    session.flush()
-    owner = make_member(session, org, "owner@acme.test", "owner")
-    editor = make_member(session, org, "editor@acme.test", "editor")
+    org = make_org(session, slug="acme", plan_key="growth")
+    owner = add_member(session, org, "owner@acme.test", "owner")
+    editor = add_member(session, org, "editor@acme.test", "editor")
     session.commit()
     return org, owner, editor
 
@@ -396,7 +379,7 @@ def test_another_person_cannot_finish_someone_elses_flow(
     engine, session, org_setup, provider_catalog
 ):
     org, owner, _ = org_setup
-    admin = make_member(session, org, "admin@acme.test", "admin")
+    admin = add_member(session, org, "admin@acme.test", "admin")
     session.commit()
     url = svc.connection_connect_begin(
         session=session,

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from sqlmodel import Session, SQLModel, select
 
 from core import clock, db
-from models import CreditAccount, CreditLedgerEntry, CreditPool, Organization, Project
+from models import CreditAccount, CreditLedgerEntry, CreditPool
 from models.enums import LedgerEntryKind
 from services import credits
 from services.credits import (
@@ -41,6 +41,7 @@ from services.credits import (
     pools_list,
 )
 from services.errors import Conflict, InsufficientCredits, NotFound, ValidationFailed
+from tests.factories import make_org, make_projects
 
 C = 1000  # millicredits per credit
 _keys = itertools.count()
@@ -48,19 +49,6 @@ _keys = itertools.count()
 
 def key(prefix: str = "k") -> str:
     return f"{prefix}-{next(_keys)}"
-
-
-def make_org(session: Session, slug: str = "acme", projects: int = 2) -> tuple[int, list[int]]:
-    org = Organization(slug=slug, name=slug.title())
-    session.add(org)
-    session.flush()
-    project_ids = []
-    for index in range(projects):
-        project = Project(org_id=org.id, name=f"Project {index}")
-        session.add(project)
-        session.flush()
-        project_ids.append(project.id)
-    return org.id, project_ids
 
 
 def assert_invariants(session: Session, org_id: int) -> None:
@@ -85,9 +73,10 @@ def assert_invariants(session: Session, org_id: int) -> None:
 
 @pytest.fixture
 def org(session):
-    org_id, project_ids = make_org(session)
+    acme = make_org(session, slug="acme")
+    project_ids = [project.id for project in make_projects(session, acme, 2)]
     session.commit()
-    return org_id, project_ids
+    return acme.id, project_ids
 
 
 # --- formatting ---------------------------------------------------------------------------
@@ -278,7 +267,7 @@ def test_same_key_with_different_parameters_conflicts(session, org):
 
 
 def test_key_from_another_org_conflicts(session, org):
-    other_id, _ = make_org(session, "other", projects=0)
+    other_id = make_org(session, slug="other").id
     credits_grant(session=session, org_id=org[0], amount_millicredits=C, idempotency_key="shared")
     with pytest.raises(IdempotencyKeyReused):
         credits_grant(
@@ -768,7 +757,7 @@ def test_ledger_csv(session, org):
 
 def test_orgs_are_isolated(session, org):
     org_id, _ = org
-    other_id, _ = make_org(session, "other", projects=0)
+    other_id = make_org(session, slug="other").id
     credits_grant(session=session, org_id=org_id, amount_millicredits=5 * C, idempotency_key=key())
     credits_grant(session=session, org_id=other_id, amount_millicredits=C, idempotency_key=key())
     assert ledger_sum(session=session, org_id=org_id) == 5 * C
@@ -867,7 +856,8 @@ _org_counter = itertools.count()
 @given(operations=st.lists(_operation, min_size=1, max_size=40))
 def test_random_sequences_keep_invariants(property_engine, operations):
     with Session(property_engine, expire_on_commit=False) as session:
-        org_id, projects = make_org(session, f"prop-{next(_org_counter)}")
+        org = make_org(session, slug=f"prop-{next(_org_counter)}")
+        org_id, projects = org.id, [project.id for project in make_projects(session, org, 2)]
         holds: list[CreditLedgerEntry] = []
         used_keys: list[tuple] = []  # (function, kwargs) of successful calls, for replays
         for step, operation in enumerate(operations):

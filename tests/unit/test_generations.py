@@ -23,6 +23,7 @@ from services import models_registry as registry
 from services.errors import Conflict, NotFound, ValidationFailed
 from services.providers.base import ProviderError, ProviderErrorCode
 from services.providers.local import LocalProvider
+from tests.factories import make_user
 
 
 @pytest.fixture(autouse=True)
@@ -30,18 +31,6 @@ def _local_assets(tmp_path, monkeypatch):
     monkeypatch.setenv("STORAGE_LOCAL_DIR", str(tmp_path / "assets"))
     monkeypatch.delenv("STORAGE_BUCKET", raising=False)
     reset_settings_cache()
-
-
-def make_user(session, email: str, *, verified: bool = True, operator: bool = False) -> User:
-    user = User(
-        email=email,
-        name=email.split("@")[0].title(),
-        email_verified_at=utcnow() if verified else None,
-        is_operator=operator,
-    )
-    session.add(user)
-    session.flush()
-    return user
 
 
 class World:

@@ -9,11 +9,10 @@ import pytest
 from sqlmodel import Session, select
 
 from core import clock
-from models import AuditLogEntry, CreditLedgerEntry, Generation, Organization
+from models import AuditLogEntry, CreditLedgerEntry, Generation
 from models.enums import LedgerEntryKind
 from services.credits import (
     balance_get,
-    credits_grant,
     credits_hold,
     credits_release,
     credits_settle,
@@ -26,6 +25,7 @@ from services.generation_sweep import (
     generations_sweep_stuck,
     release_key,
 )
+from tests.factories import make_org
 
 C = 1000
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -37,17 +37,6 @@ def frozen():
     clock.freeze(NOW)
     yield
     clock.freeze(None)
-
-
-def make_org(session: Session, slug: str = "acme", credits: int = 100 * C) -> int:
-    org = Organization(slug=slug, name=slug.title())
-    session.add(org)
-    session.flush()
-    credits_grant(
-        session=session, org_id=org.id, amount_millicredits=credits, idempotency_key=f"seed-{slug}"
-    )
-    session.commit()
-    return org.id
 
 
 def make_generation(
@@ -105,7 +94,7 @@ def get(session: Session, generation_id: int) -> Generation:
 
 
 def test_stuck_running_generation_is_failed_and_refunded_once(engine, session):
-    org_id = make_org(session)
+    org_id = make_org(session, credits=100 * C).id
     stuck = make_generation(session, org_id, minutes_ago=16)
     assert balance_get(session=session, org_id=org_id).balance == 98 * C
 
@@ -138,7 +127,7 @@ def test_stuck_running_generation_is_failed_and_refunded_once(engine, session):
 
 
 def test_recent_and_finished_generations_are_left_alone(engine, session):
-    org_id = make_org(session)
+    org_id = make_org(session, credits=100 * C).id
     recent = make_generation(session, org_id, minutes_ago=14)
     done = make_generation(session, org_id, minutes_ago=60)
     session.rollback()
@@ -163,7 +152,7 @@ def test_recent_and_finished_generations_are_left_alone(engine, session):
 
 
 def test_queued_generation_uses_created_at(engine, session):
-    org_id = make_org(session)
+    org_id = make_org(session, credits=100 * C).id
     queued_old = make_generation(session, org_id, minutes_ago=20, status="queued")
     queued_new = make_generation(session, org_id, minutes_ago=5, status="queued")
     running_without_start = make_generation(session, org_id, minutes_ago=30, started=False)
@@ -178,7 +167,7 @@ def test_queued_generation_uses_created_at(engine, session):
 
 
 def test_hold_already_released_elsewhere_is_not_refunded_twice(engine, session):
-    org_id = make_org(session)
+    org_id = make_org(session, credits=100 * C).id
     stuck = make_generation(session, org_id, minutes_ago=30)
     # The studio path released the hold (its own key) but crashed before marking the run.
     credits_release(
@@ -197,7 +186,7 @@ def test_hold_already_released_elsewhere_is_not_refunded_twice(engine, session):
 
 
 def test_hold_settled_elsewhere_says_no_refund(engine, session):
-    org_id = make_org(session)
+    org_id = make_org(session, credits=100 * C).id
     stuck = make_generation(session, org_id, minutes_ago=30)
     credits_settle(
         session=session,
@@ -215,7 +204,7 @@ def test_hold_settled_elsewhere_says_no_refund(engine, session):
 
 
 def test_generation_without_hold_is_failed_without_refund(engine, session):
-    org_id = make_org(session)
+    org_id = make_org(session, credits=100 * C).id
     stuck = make_generation(session, org_id, minutes_ago=30, hold=0)
 
     result = sweep(session)
@@ -225,8 +214,8 @@ def test_generation_without_hold_is_failed_without_refund(engine, session):
 
 
 def test_batches_cover_every_stuck_generation(engine, session):
-    org_a = make_org(session, "org-a")
-    org_b = make_org(session, "org-b")
+    org_a = make_org(session, slug="org-a", credits=100 * C).id
+    org_b = make_org(session, slug="org-b", credits=100 * C).id
     ids = [
         make_generation(session, org_a if i % 2 else org_b, minutes_ago=20, hold=C)
         for i in range(7)
@@ -242,7 +231,7 @@ def test_batches_cover_every_stuck_generation(engine, session):
 
 
 def test_one_failing_row_does_not_block_the_others(engine, session, monkeypatch):
-    org_id = make_org(session)
+    org_id = make_org(session, credits=100 * C).id
     bad = make_generation(session, org_id, minutes_ago=20)
     good = make_generation(session, org_id, minutes_ago=20)
     from services import generation_sweep

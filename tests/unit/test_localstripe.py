@@ -8,7 +8,6 @@ supports; Checkout and the Customer Portal are tested at the adapter boundary el
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -26,18 +25,13 @@ from core.settings import get_settings
 from models import Invoice, Organization, ProcessedWebhookEvent, Subscription, User
 from services import billing, credits, orgs
 from services.providers.payments import StripeProvider
+from tests.factories import free_port
 
 LOCALSTRIPE = Path(sys.executable).parent / "localstripe"
 WEBHOOK_SECRET = "whsec_localstripe_test_secret"
 pytestmark = pytest.mark.skipif(
     not LOCALSTRIPE.exists() and not shutil.which("localstripe"), reason="localstripe not installed"
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_http(url: str, timeout: float = 30) -> None:
@@ -53,7 +47,7 @@ def _wait_http(url: str, timeout: float = 30) -> None:
 
 @pytest.fixture
 def localstripe_url(tmp_path):
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [str(LOCALSTRIPE), "--port", str(port), "--from-scratch"],
         cwd=tmp_path,
@@ -73,7 +67,7 @@ def localstripe_url(tmp_path):
 def app_url(engine):
     from creative_studio.api import build_api
 
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(build_api(), host="127.0.0.1", port=port, log_level="warning")
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import socket
 import ssl
 from collections.abc import Iterator
 from email import message_from_bytes
@@ -22,6 +21,7 @@ from sqlmodel import select
 from core.settings import reset_settings_cache
 from models import OutboxMail
 from services.mail import mail_send, outbox_list
+from tests.factories import free_port
 
 
 class CollectingHandler:
@@ -35,12 +35,6 @@ class CollectingHandler:
         return "250 Message accepted for delivery"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _configure_smtp(monkeypatch, port: int, **extra: str) -> None:
     monkeypatch.setenv("SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("SMTP_PORT", str(port))
@@ -52,7 +46,7 @@ def _configure_smtp(monkeypatch, port: int, **extra: str) -> None:
 @pytest.fixture
 def smtp_server(monkeypatch) -> Iterator[CollectingHandler]:
     handler = CollectingHandler()
-    port = _free_port()
+    port = free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
     _configure_smtp(monkeypatch, port, SMTP_STARTTLS="true")
@@ -122,7 +116,7 @@ def test_starttls_and_login_are_used_when_the_server_offers_them(session, monkey
         return AuthResult(success=accepted, handled=False)
 
     handler = CollectingHandler()
-    port = _free_port()
+    port = free_port()
     controller = Controller(
         handler,
         hostname="127.0.0.1",
@@ -150,7 +144,7 @@ def test_starttls_and_login_are_used_when_the_server_offers_them(session, monkey
 
 
 def test_a_refused_connection_marks_the_mail_failed_and_keeps_it(session, monkeypatch, caplog):
-    _configure_smtp(monkeypatch, _free_port())  # nothing listens there
+    _configure_smtp(monkeypatch, free_port())  # nothing listens there
     with caplog.at_level("ERROR", logger="services.mail"):
         mail = mail_send(session=session, to="cy@example.com", subject="Lost?", body_text="x")
     session.commit()
@@ -163,7 +157,7 @@ def test_a_refused_connection_marks_the_mail_failed_and_keeps_it(session, monkey
 
 def test_a_wrong_smtp_password_marks_the_mail_failed(session, monkeypatch):
     handler = CollectingHandler()
-    port = _free_port()
+    port = free_port()
     controller = Controller(
         handler,
         hostname="127.0.0.1",

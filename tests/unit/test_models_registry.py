@@ -10,7 +10,7 @@ from models import AuditLogEntry
 from services import models_registry as registry
 from services.catalog import plan_get
 from services.errors import Conflict, PermissionDenied, ValidationFailed
-from tests.unit.test_generations import make_user
+from tests.factories import make_user
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
-from core.clock import utcnow
 from models import (
     AuditLogEntry,
     CreditAccount,
@@ -21,20 +20,9 @@ from services import orgs
 from services.errors import Conflict, NotFound, PermissionDenied, PlanLimitReached, ValidationFailed
 from services.invites import invite_create
 from services.policy import Action, actor_for
+from tests.factories import add_member, make_user
 
 BASE_URL = "http://testserver"
-
-
-def make_user(session, email: str, name: str | None = None, *, operator: bool = False) -> User:
-    user = User(
-        email=email,
-        name=name if name is not None else email.split("@")[0].title(),
-        email_verified_at=utcnow(),
-        is_operator=operator,
-    )
-    session.add(user)
-    session.flush()
-    return user
 
 
 def audit_actions(session, org_id: int) -> list[str]:
@@ -54,14 +42,6 @@ def owner(session) -> User:
 @pytest.fixture
 def org(session, owner) -> Organization:
     return orgs.org_create(session=session, owner=owner, name="Acme Marketing")
-
-
-def add_member(session, org, email, role, project_ids=None) -> User:
-    user = make_user(session, email)
-    orgs.membership_add(
-        session=session, org_id=org.id, user_id=user.id, role=role, project_ids=project_ids
-    )
-    return user
 
 
 def set_plan(session, org, plan_key: str) -> None:

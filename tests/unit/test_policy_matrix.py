@@ -24,12 +24,13 @@ import pytest
 from sqlmodel import select
 
 from core.clock import utcnow
-from models import Membership, Project, ProjectAccess, Subscription, User
+from models import Membership, Project, ProjectAccess, Subscription
 from models.enums import OrgRole, SubscriptionStatus
 from services import policy
 from services.errors import NotFound, PermissionDenied
 from services.orgs import org_create
 from services.policy import Action, Actor, Decision, Target
+from tests.factories import make_user
 
 MATRIX = """
                 in:act  in:exp  out:act out:exp org:act org:exp
@@ -383,23 +384,11 @@ def test_require_returns_none_when_allowed():
 # --- loaders against the database ---------------------------------------------------------------
 
 
-def _user(session, email: str, *, operator: bool = False) -> User:
-    user = User(
-        email=email,
-        name=email.split("@")[0].title(),
-        email_verified_at=utcnow(),
-        is_operator=operator,
-    )
-    session.add(user)
-    session.flush()
-    return user
-
-
 def test_actor_for_loads_role_and_scoped_projects(session):
-    owner = _user(session, "owner@example.com")
-    scoped = _user(session, "scoped@example.com")
-    outsider = _user(session, "outsider@example.com")
-    staff = _user(session, "staff@example.com", operator=True)
+    owner = make_user(session, "owner@example.com")
+    scoped = make_user(session, "scoped@example.com")
+    outsider = make_user(session, "outsider@example.com")
+    staff = make_user(session, "staff@example.com", operator=True)
     org = org_create(session=session, owner=owner, name="Acme")
     approved = Project(org_id=org.id, name="Launch")
     other = Project(org_id=org.id, name="Other")
@@ -428,7 +417,7 @@ def test_actor_for_loads_role_and_scoped_projects(session):
 
 
 def test_target_for_reads_subscription_status(session):
-    owner = _user(session, "owner@example.com")
+    owner = make_user(session, "owner@example.com")
     org = org_create(session=session, owner=owner, name="Acme")
     assert policy.target_for(session=session, org_id=org.id).subscription_executable is True
 
@@ -449,7 +438,7 @@ def test_target_for_reads_subscription_status(session):
 
 
 def test_target_for_org_without_subscription_counts_as_active(session):
-    owner = _user(session, "owner@example.com")
+    owner = make_user(session, "owner@example.com")
     org = org_create(session=session, owner=owner, name="Acme")
     session.delete(session.exec(select(Subscription).where(Subscription.org_id == org.id)).one())
     session.flush()
@@ -457,9 +446,9 @@ def test_target_for_org_without_subscription_counts_as_active(session):
 
 
 def test_target_for_missing_deleted_or_foreign_targets_are_not_found(session):
-    owner = _user(session, "owner@example.com")
+    owner = make_user(session, "owner@example.com")
     org = org_create(session=session, owner=owner, name="Acme")
-    other_org = org_create(session=session, owner=_user(session, "b@example.com"), name="Beta")
+    other_org = org_create(session=session, owner=make_user(session, "b@example.com"), name="Beta")
     foreign = Project(org_id=other_org.id, name="Theirs")
     session.add(foreign)
     session.flush()

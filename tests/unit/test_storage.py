@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,11 +20,12 @@ from starlette.testclient import TestClient
 from core import clock
 from core.clock import utcnow
 from core.crypto import hash_token, sign
+from core.routes import SESSION_COOKIE
 from core.settings import reset_settings_cache
 from creative_studio.api import assets as asset_routes
-from core.routes import SESSION_COOKIE
 from models import Asset, UserSession
 from services import generations, storage
+from tests.factories import free_port
 from tests.unit.test_generations import World
 
 
@@ -150,18 +150,12 @@ def test_signed_out_expired_tampered_other_org_and_out_of_scope_are_refused(sess
 # --- S3 through a real moto_server --------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def moto_endpoint():
     executable = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
     if not Path(executable).exists():
         pytest.skip("moto_server is not installed (pip install -e '.[dev]')")
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [executable, "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
