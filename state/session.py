@@ -13,8 +13,7 @@ from http.cookies import CookieError, SimpleCookie
 import reflex as rx
 from sqlmodel import Session
 
-from core import routes
-from core.db import get_engine
+from core import db, routes
 from models import Organization, User
 from services import auth as auth_service
 from services import connections as connections_service
@@ -114,20 +113,19 @@ class SessionState(rx.State):
     @rx.event
     def require_signed_in(self):
         """on_load for pages that need a user but no organization."""
-        with Session(get_engine(), expire_on_commit=False) as session:
+        with db.session_scope() as session:
             user = self._current_user(session)
             if user is None:
                 self.ready = False
                 return self._sign_in_redirect()
             self._fill_user(session, user)
-            session.commit()
         self.ready = True
 
     @rx.event
     def load_org(self):
         """on_load for /org/<slug>/...: the user must be a member (or an operator)."""
         slug = routes.org_slug_from_path(self.router.url.path)
-        with Session(get_engine(), expire_on_commit=False) as session:
+        with db.session_scope() as session:
             user = self._current_user(session)
             if user is None:
                 self.ready = False
@@ -157,13 +155,12 @@ class SessionState(rx.State):
             else:
                 self.allowed_actions = []
                 self.has_expired_connection = False
-            session.commit()
         self.ready = True
 
     @rx.event
     def go_home(self):
         """/ : the first organization's studio, or sign-in."""
-        with Session(get_engine(), expire_on_commit=False) as session:
+        with db.new_session() as session:
             user = self._current_user(session)
             if user is None:
                 return rx.redirect(routes.SIGN_IN)
@@ -180,12 +177,11 @@ class SessionState(rx.State):
 
     @rx.event
     def sign_out(self):
-        with Session(get_engine()) as session:
+        with db.session_scope() as session:
             if self._current_user(session) is not None and self._session_id is not None:
                 auth_service.session_revoke(
                     session=session, user_id=self._user_id, session_id=self._session_id
                 )
-                session.commit()
         # Nothing the previous user loaded in this tab may outlive the session.
         self._get_root_state().reset()
         return navigate(backend_url(routes.API_AUTH_SIGN_OUT))
