@@ -5,6 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from core import routes
+from creative_studio.components.page import card
 from state.session import SessionState
 
 SIDEBAR_WIDTH = "15rem"
@@ -41,7 +42,7 @@ def _nav_item(area: routes.Area, active_key: str) -> rx.Component:
             _hover={"background": rx.color("accent", 3)},
             width="100%",
         ),
-        href="/org/" + SessionState.org_slug + "/" + area.key,
+        href=routes.org_area(SessionState.org_slug, area.key),
         underline="none",
         aria_current="page" if is_active else None,
         aria_label=rx.cond(
@@ -224,18 +225,11 @@ def not_found_card() -> rx.Component:
 
 def explanation_card(title: str, *lines) -> rx.Component:
     """A page (or part) this role may not use: say why and what to do instead of erroring."""
-    return rx.card(
-        rx.vstack(
-            rx.hstack(
-                rx.icon("lock", size=18),
-                rx.heading(title, size="4", as_="h2"),
-                align="center",
-                spacing="2",
-            ),
-            *[rx.text(line, color=rx.color("gray", 11)) for line in lines],
-            spacing="2",
-        ),
-        width="100%",
+    return card(
+        title,
+        *[rx.text(line, color=rx.color("gray", 11)) for line in lines],
+        icon="lock",
+        spacing="2",
         role="note",
     )
 
@@ -350,16 +344,9 @@ def centered_card(*children: rx.Component, max_width: str = "26rem") -> rx.Compo
 
 def coming_with(area_title: str, what: str) -> rx.Component:
     """Placeholder for an area whose feature set lands later; no fake data."""
-    return rx.card(
-        rx.vstack(
-            rx.hstack(
-                rx.icon("construction", size=18),
-                rx.heading(f"Coming with {area_title}", size="4", as_="h2"),
-                align="center",
-                spacing="2",
-            ),
-            rx.text(what, color=rx.color("gray", 11)),
-            spacing="2",
-        ),
-        width="100%",
+    return card(
+        f"Coming with {area_title}",
+        rx.text(what, color=rx.color("gray", 11)),
+        icon="construction",
+        spacing="2",
     )

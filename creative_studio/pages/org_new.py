@@ -1,46 +1,17 @@
-"""/orgs/new: create an organization (a new account's first step, or another org later)."""
+"""/orgs/new: create an organization (a new account's first step, or another org later).
+
+State: state/org_new.py.
+"""
 
 from __future__ import annotations
 
 import reflex as rx
-from sqlmodel import Session
 
-from core.db import get_engine
 from core import routes
 from creative_studio.components.forms import error_callout, field
 from creative_studio.layout import centered_card
-from services import orgs as org_service
-from services.errors import DomainError, PlanLimitReached
+from state.org_new import NewOrgState
 from state.session import SessionState
-
-
-class NewOrgState(rx.State):
-    error: str = ""
-    limit_hit: bool = False
-
-    @rx.event
-    def load(self):
-        self.error = ""
-        self.limit_hit = False
-
-    @rx.event
-    async def create(self, form: dict):
-        session_state = await self.get_state(SessionState)
-        with Session(get_engine(), expire_on_commit=False) as session:
-            user = session_state._current_user(session)
-            if user is None:
-                return rx.redirect(routes.sign_in(routes.NEW_ORG))
-            try:
-                org = org_service.org_create(
-                    session=session, owner=user, name=str(form.get("name", ""))
-                )
-                session.commit()
-            except DomainError as error:
-                session.rollback()
-                self.error = error.message
-                self.limit_hit = isinstance(error, PlanLimitReached)
-                return
-        return rx.redirect(routes.org_home(org.slug))
 
 
 @rx.page(

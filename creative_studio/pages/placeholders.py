@@ -35,7 +35,7 @@ def _make_page(area: routes.Area):
 for _area in routes.AREAS:
     if _area.key in PLACEHOLDER_AREAS:
         rx.page(
-            route=f"/org/[{routes.ORG_ROUTE_ARG}]/{_area.key}",
+            route=routes.org_page_route(_area.key),
             title=f"{_area.label} · Creative Studio",
             on_load=SessionState.load_org,
         )(_make_page(_area))

@@ -1,89 +1,16 @@
-"""Create an account; a verification link goes to the address (resend offered here)."""
+"""Create an account; a verification link goes to the address (resend offered here).
+
+State: state/register.py.
+"""
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs
-
 import reflex as rx
-from sqlmodel import Session
 
-from core.db import get_engine
-from core.settings import get_settings
 from core import routes
 from creative_studio.components.forms import error_callout, field, success_callout
 from creative_studio.layout import centered_card
-from services import auth as auth_service
-from services import invites as invite_service
-from services.errors import DomainError
-
-
-class RegisterState(rx.State):
-    # Where to go after signing in (e.g. back to /invite?token=...): backend-only.
-    _next_path: str = ""
-    verified_by_invite: bool = False
-    error: str = ""
-    error_field: str = ""
-    registered_email: str = ""
-    notice: str = ""
-    locked_email: str = ""  # pre-filled and locked when arriving from an invitation
-
-    @rx.event
-    def load(self):
-        self.error = self.error_field = self.notice = ""
-        self.registered_email = ""
-        self.locked_email = self.router.url.query_parameters.get("email", "").strip().lower()
-        next_path = self.router.url.query_parameters.get("next", "")
-        self._next_path = next_path if routes.is_safe_next(next_path) else ""
-        self.verified_by_invite = False
-
-    def _invite_token(self) -> str:
-        """The token of an invite this registration came from ("" otherwise)."""
-        path, _, query = self._next_path.partition("?")
-        if path != routes.INVITE:
-            return ""
-        return parse_qs(query).get("token", [""])[0]
-
-    @rx.event
-    def submit(self, form: dict):
-        email = self.locked_email or str(form.get("email", ""))
-        if str(form.get("password", "")) != str(form.get("password_confirm", "")):
-            self.error_field = "password_confirm"
-            self.error = "The two passwords differ. Type the same password in both fields."
-            return
-        with Session(get_engine(), expire_on_commit=False) as session:
-            try:
-                user = auth_service.user_register(
-                    session=session,
-                    email=email,
-                    password=str(form.get("password", "")),
-                    name=str(form.get("name", "")),
-                    base_url=get_settings().app_base_url,
-                )
-            except DomainError as error:
-                self.error, self.error_field = error.message, str(error.details.get("field") or "")
-                return
-            token = self._invite_token()
-            if token and invite_service.invite_confirms_email(
-                session=session, token=token, user=user
-            ):
-                session.commit()
-                self.verified_by_invite = True
-        self.error = self.error_field = ""
-        self.registered_email = user.email
-
-    @rx.event
-    def continue_to_sign_in(self):
-        return rx.redirect(routes.sign_in(self._next_path or None))
-
-    @rx.event
-    def resend(self):
-        if not self.registered_email:
-            return
-        with Session(get_engine()) as session:
-            auth_service.verification_resend(
-                session=session, email=self.registered_email, base_url=get_settings().app_base_url
-            )
-        self.notice = f"We sent a new verification link to {self.registered_email}. Older links no longer work."
+from state.register import RegisterState
 
 
 def _form() -> rx.Component:

@@ -1,132 +1,14 @@
-"""Sign in with email and password (then a 2FA code when enrolled)."""
+"""Sign in with email and password (then a 2FA code when enrolled). State: state/sign_in.py."""
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 import reflex as rx
-from sqlmodel import Session
 
-from core.db import get_engine
-from core.settings import get_settings
 from core import routes
 from creative_studio.components.forms import error_callout, field
 from creative_studio.layout import centered_card
-from services import auth as auth_service
-from services.errors import DomainError
-from state.navigation import backend_url, navigate
-
-_REDIRECT_ERRORS = {
-    "google_disabled": "Google sign-in is not set up on this server. Sign in with your email and password.",
-    "google_denied": "Google sign-in was cancelled. Try again, or sign in with your email and password.",
-    "oauth_state_invalid": "This Google sign-in link expired or was already used. Start again below.",
-    "google_email_unverified": "Google has not verified that email address, so it cannot be linked to an "
-    "existing account. Sign in with your password instead.",
-    "google_email_missing": "Google did not share an email address. Sign in with your email and password.",
-    "google_account_mismatch": "This email is already linked to a different Google account. Sign in with "
-    "that Google account or with your password.",
-    "account_locked": "Too many failed sign-ins. Wait 15 minutes or reset your password.",
-    "google_failed": "Google sign-in failed. Try again in a moment, or sign in with your email and password.",
-}
-
-
-class SignInState(rx.State):
-    _handoff_code: str = ""
-    error: str = ""
-    error_code: str = ""
-    needs_code: bool = False
-    working: bool = False
-
-    @rx.var
-    def google_enabled(self) -> bool:
-        return get_settings().google_enabled
-
-    def _next_path(self) -> str:
-        target = self.router.url.query_parameters.get("next", "")
-        return target if routes.is_safe_next(target) else routes.INDEX
-
-    def _finish(self):
-        query = urlencode({"code": self._handoff_code, "next": self._next_path()})
-        self._handoff_code = ""
-        self.needs_code = False
-        return navigate(backend_url(routes.API_AUTH_SESSION) + "?" + query)
-
-    @rx.event
-    def reset_form(self):
-        self.error = self.error_code = ""
-        self.needs_code = False
-        self._handoff_code = ""
-        self.working = False
-        query = self.router.url.query_parameters
-        if query.get("google_mfa"):
-            # Google confirmed who this is; 2FA is on, so the code is still needed.
-            self._handoff_code = query["google_mfa"]
-            self.needs_code = True
-        elif query.get("error"):
-            self.error_code = query["error"][:64]
-            self.error = _REDIRECT_ERRORS.get(self.error_code, _REDIRECT_ERRORS["google_failed"])
-        elif query.get("expired"):
-            self.error_code = "sign_in_expired"
-            self.error = "That sign-in link expired or was already used. Sign in again."
-
-    @rx.event
-    def submit_password(self, form: dict):
-        email = str(form.get("email", "")).strip()
-        password = str(form.get("password", ""))
-        if not email or not password:
-            self.error_code = "validation_failed"
-            self.error = "Enter your email and password to sign in."
-            return
-        headers = self.router.headers
-        with Session(get_engine(), expire_on_commit=False) as session:
-            try:
-                challenge = auth_service.sign_in_password(
-                    session=session,
-                    email=email,
-                    password=password,
-                    ip_address=self.router.session.client_ip or "",
-                    user_agent=headers.user_agent or "",
-                )
-                session.commit()
-            except DomainError as error:
-                session.commit()  # failed-attempt counters must persist
-                self.error_code, self.error = error.code, error.message
-                return
-        self.error = self.error_code = ""
-        self._handoff_code = challenge.handoff_code
-        if challenge.mfa_required:
-            self.needs_code = True
-            return
-        return self._finish()
-
-    @rx.event
-    def submit_code(self, form: dict):
-        code = str(form.get("code", "")).strip().replace(" ", "")
-        if not self._handoff_code:
-            self.needs_code = False
-            self.error_code, self.error = (
-                "session_expired",
-                "Your sign-in expired. Enter your password again.",
-            )
-            return
-        if not code:
-            self.error_code, self.error = (
-                "totp_required",
-                "Enter the 6-digit code from your authenticator app, or a recovery code.",
-            )
-            return
-        with Session(get_engine(), expire_on_commit=False) as session:
-            try:
-                auth_service.sign_in_complete_mfa(
-                    session=session, handoff_code=self._handoff_code, code=code
-                )
-                session.commit()
-            except DomainError as error:
-                session.commit()
-                self.error_code, self.error = error.code, error.message
-                return
-        self.error = self.error_code = ""
-        return self._finish()
+from state.navigation import backend_url
+from state.sign_in import SignInState
 
 
 def _password_form() -> rx.Component:

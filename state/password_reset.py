@@ -1,0 +1,53 @@
+"""Forgot password (request a link) and reset password (set a new one from the link)."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from core import db
+from core.settings import get_settings
+from services import auth as auth_service
+from services.errors import DomainError
+
+
+class PasswordResetState(rx.State):
+    error: str = ""
+    notice: str = ""
+    done: bool = False
+
+    @rx.event
+    def load(self):
+        self.error = self.notice = ""
+        self.done = False
+
+    @rx.event
+    def request_link(self, form: dict):
+        email = str(form.get("email", "")).strip()
+        if "@" not in email:
+            self.error = "Enter the email address of your account."
+            return
+        with db.session_scope() as session:
+            auth_service.password_reset_request(
+                session=session, email=email, base_url=get_settings().app_base_url
+            )
+        self.error = ""
+        # Same answer whether or not the account exists.
+        self.notice = f"If an account exists for {email}, a reset link is on its way. It works once, within 1 hour."
+
+    @rx.event
+    def set_password(self, form: dict):
+        token = self.router.url.query_parameters.get("token", "")
+        password = str(form.get("password", ""))
+        if password != str(form.get("password_confirm", "")):
+            self.error = "The two passwords differ. Type the same password in both fields."
+            return
+        with db.new_session() as session:
+            try:
+                auth_service.password_reset_complete(
+                    session=session, token=token, new_password=password
+                )
+            except DomainError as error:
+                self.error = error.message
+                return
+        self.error = ""
+        self.done = True
