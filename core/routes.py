@@ -100,6 +100,16 @@ def org_page_route(area: str) -> str:
     return f"/org/[{ORG_ROUTE_ARG}]/{area}"
 
 
+def org_local_checkout_route() -> str:
+    """The Reflex route pattern of local payment mode's checkout page (under Billing)."""
+    return f"{org_page_route('billing')}/local-checkout"
+
+
+def org_billing_after_checkout(slug: str, outcome: str) -> str:
+    """Billing, telling it how a checkout ended ("success" or "canceled")."""
+    return f"{org_billing(slug)}?{urlencode({'checkout': outcome})}"
+
+
 def absolute(base_url: str, path: str) -> str:
     """`path` on a deployment's public base URL (mail links, OAuth redirect URIs)."""
     return f"{base_url.rstrip('/')}{path}"

@@ -1,89 +1,18 @@
 """Local payment mode's checkout page: the owner reviews and confirms; no real money moves.
 
 Confirming produces the same signed event JSON as Stripe and sends it through the same
-verification and fulfilment code (`services.billing.local_checkout_confirm`).
+verification and fulfilment code; the state is `state.local_checkout`.
 """
 
 from __future__ import annotations
 
 import reflex as rx
-from sqlmodel import Session
 
-from core.db import get_engine
 from core import routes
 from creative_studio.components.forms import error_callout, field
 from creative_studio.layout import app_shell
-from services import billing, policy
-from services.errors import DomainError
+from state.local_checkout import LocalCheckoutState
 from state.session import SessionState
-
-
-class LocalCheckoutState(rx.State):
-    _token: str = ""
-    ready: bool = False
-    title: str = ""
-    lines: list[str] = []
-    amount: str = ""
-    purpose: str = ""
-    cancel_path: str = ""
-    error: str = ""
-    done: bool = False
-
-    async def _owner(self, session: Session):
-        session_state = await self.get_state(SessionState)
-        user, org, actor = session_state._org_actor(session)
-        policy.require(
-            actor, policy.Action.billing_manage, policy.target_for(session=session, org_id=org.id)
-        )
-        return user, org
-
-    @rx.event
-    async def load(self):
-        self.ready = self.done = False
-        self.error = ""
-        self._token = self.router.url.query_parameters.get("session", "")
-        self.cancel_path = (
-            routes.org_billing(routes.org_slug_from_path(self.router.url.path))
-            + "?checkout=canceled"
-        )
-        with Session(get_engine(), expire_on_commit=False) as session:
-            try:
-                user, org = await self._owner(session)
-                view = billing.local_checkout_view(
-                    session=session, actor=user, org_id=org.id, token=self._token
-                )
-            except DomainError as exc:
-                self.error = exc.message
-                return
-        self.title, self.lines, self.amount, self.purpose = (
-            view.title,
-            view.lines,
-            view.amount,
-            view.purpose,
-        )
-        self.ready = True
-
-    @rx.event
-    async def confirm(self, form: dict):
-        self.error = ""
-        with Session(get_engine(), expire_on_commit=False) as session:
-            try:
-                user, org = await self._owner(session)
-            except DomainError as exc:
-                self.error = exc.message
-                return None
-        try:
-            billing.local_checkout_confirm(
-                actor_user_id=user.id,
-                org_id=org.id,
-                token=self._token,
-                billing_name=str(form.get("billing_name", "")),
-            )
-        except DomainError as exc:
-            self.error = exc.message
-            return None
-        self.done = True
-        return rx.redirect(routes.org_billing(org.slug) + "?checkout=success")
 
 
 def _checkout_card() -> rx.Component:
@@ -155,7 +84,7 @@ def _checkout_card() -> rx.Component:
 
 
 @rx.page(
-    route=f"/org/[{routes.ORG_ROUTE_ARG}]/billing/local-checkout",
+    route=routes.org_local_checkout_route(),
     title="Local checkout · Creative Studio",
     on_load=[SessionState.load_org, LocalCheckoutState.load],
 )
