@@ -89,10 +89,6 @@ def org_settings(slug: str) -> str:
     return org_area(slug, "settings")
 
 
-def org_local_checkout(slug: str, checkout_id: str | int) -> str:
-    return f"{org_billing(slug)}/local-checkout?{urlencode({'checkout': str(checkout_id)})}"
-
-
 def org_page_route(area: str) -> str:
     """The Reflex route pattern of an org area page: /org/[org_slug]/<area>."""
     if area not in AREA_KEYS:
