@@ -7,25 +7,9 @@ not-configured rows say why in text; choosing one repeats the reason instead of 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import reflex as rx
 
-
-@dataclass
-class ModelOption:
-    """A registry row for the browser (no provider URLs or ids)."""
-
-    key: str = ""
-    name: str = ""
-    modality: str = ""
-    description: str = ""
-    rate_label: str = ""
-    state: str = "available"  # available | locked | disabled | not_configured
-    state_label: str = ""  # "Needs Scale", "Turned off", "Not configured", "" when available
-    note: str = ""  # the reason, or the swap notice
-    min_plan_name: str = ""
-    tier: str = "standard"
+from state.model_choice import ModelOption
 
 
 def _state_badge(model: ModelOption) -> rx.Component:

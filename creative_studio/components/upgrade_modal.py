@@ -4,23 +4,11 @@ Tab stays inside, Escape closes it and focus returns to the model row."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import reflex as rx
 
 
-@dataclass
-class UpgradeOffer:
-    model_name: str = ""
-    plan_name: str = ""
-    price_label: str = ""  # "$399 / month"
-    unlocks: list[str] = field(default_factory=list)
-    billing_href: str = ""
-    is_owner: bool = False
-    owner_names: str = ""  # "Olivia Owner"
-
-
 def upgrade_modal(offer, open_var, on_open_change) -> rx.Component:
+    """`offer`: an `UpgradeOffer` var (state/model_choice.py); `open_var` opens the dialog."""
     return rx.dialog.root(
         rx.dialog.content(
             rx.vstack(

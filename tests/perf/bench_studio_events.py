@@ -1,7 +1,7 @@
 """Benchmark: server-side work of the studio's main events, as ratios to a trivial event.
 
 Not a pass/fail test; it only prints. Each "event" below is the service work its Reflex
-handler does in `creative_studio/pages/studio.py` (same calls, same order), measured
+handler does in `state/studio.py` (same calls, same order), measured
 in-process on a seeded SQLite database:
 
   * open page   (StudioState.load): projects, policy, model registry, blockers, history

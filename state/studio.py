@@ -1,0 +1,568 @@
+"""Creative Studio's state: pick a model, write a prompt, see the estimate, run it, follow it live.
+
+Every public handler goes through the org-page skeleton (`state/org_page.py`): runs and retries
+need `Action.tool_run` in their project, picking a model or an option needs only what the page
+needs (`Action.org_view`), the operator's model controls need `Action.operator_models`. Every
+rule lives in services (generations, models_registry, storage); this module holds read models
+and their formatting. Runs execute in a background event that touches state only inside
+`async with self`, so the page stays live while the provider works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import reflex as rx
+from sqlmodel import Session
+
+from core import db, routes
+from models.enums import OrgRole
+from services import credits, generations, policy, pricing, storage
+from services import models_registry as registry
+from services import orgs as org_service
+from services.catalog import plans_list
+from services.error_codes import Code
+from services.errors import (
+    DomainError,
+    NotFound,
+    PlanLimitReached,
+    ValidationFailed,
+    error_with_code,
+)
+from state.model_choice import ModelOption, UpgradeOffer, model_option
+from state.navigation import backend_url
+from state.org_page import NOT_FOUND_RELOAD, Acting, OrgPageState, bounded, browser_id
+
+Action = policy.Action
+
+TONES = ["friendly", "professional", "bold", "playful"]
+LENGTHS = ["short", "medium", "long"]
+ASPECTS = [("1:1", "Square 1:1"), ("16:9", "Landscape 16:9"), ("9:16", "Portrait 9:16")]
+SECONDS = ["3", "6", "10"]
+# What the option selects may send; anything else is refused without changing the page.
+OPTION_CHOICES: dict[str, frozenset[str]] = {
+    "tone": frozenset(TONES),
+    "length": frozenset(LENGTHS),
+    "aspect": frozenset(value for value, _ in ASPECTS),
+    "seconds": frozenset(SECONDS),
+}
+MAX_PROMPT_CHARS = generations.MAX_PROMPT_CHARS  # the prompt field's own limit
+# A little over the service's limit, so a too-long prompt is named by its validation message.
+PROMPT_INPUT_CHARS = MAX_PROMPT_CHARS + 100
+_MODEL_KEY_CHARS = 100
+_PUBLIC_ID = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+MODEL_NOT_LISTED = "That model is not in the list. Reload the page to see the models you can use."
+OPTION_NOT_OFFERED = "That option is not offered here. Reload the page and try again."
+
+
+@dataclass
+class ProjectOption:
+    id: str = ""
+    name: str = ""
+
+
+@dataclass
+class BlockerView:
+    code: str = ""
+    message: str = ""
+    link_label: str = ""
+    link_href: str = ""
+
+
+@dataclass
+class SwapNotice:
+    model_name: str = ""
+    backup_name: str = ""
+
+
+@dataclass
+class HistoryItem:
+    public_id: str = ""
+    status: str = ""
+    modality: str = ""
+    model_name: str = ""
+    project_name: str = ""
+    prompt: str = ""
+    created_label: str = ""
+    transitions: str = ""
+    failure_reason: str = ""
+    credits_label: str = ""
+    output_text: str = ""
+    preview_url: str = ""
+    download_url: str = ""
+    can_retry: bool = False
+    note: str = ""
+
+
+@dataclass
+class _RateProbe:
+    rate_millicredits: int
+    rate_unit: str
+    modality: str
+
+
+def _clock(moment: datetime | None) -> str:
+    return moment.strftime("%H:%M:%S") if moment else ""
+
+
+def _history_item(view: generations.GenerationView, can_run: bool) -> HistoryItem:
+    steps = " → ".join(f"{step.status} {_clock(step.at)}" for step in view.steps)
+    preview = download = ""
+    shown = [a for a in view.assets if a.kind != "text"] or list(view.assets)
+    if shown:
+        signed = storage.asset_link_sign(shown[0].public_id)
+        preview = backend_url(storage.asset_path(signed))
+        download = backend_url(storage.asset_path(signed, download=True))
+    if view.status == "succeeded":
+        money = f"{credits.format_credits(view.charged_millicredits)} credits charged"
+    elif view.status == "failed":
+        money = "No credits charged (hold returned)"
+    else:
+        money = f"{credits.format_credits(view.estimate_millicredits)} credits held"
+    notes = []
+    if view.requested_model_key:
+        notes.append("Ran on the backup model while the requested one was swapped.")
+    if view.retry_of_public_id:
+        notes.append(f"Retry of {view.retry_of_public_id}.")
+    if view.retried_by_public_id:
+        notes.append(f"Retried as {view.retried_by_public_id}.")
+    if view.late_result:
+        notes.append("The result arrived after the run timed out; it is kept, not charged.")
+    return HistoryItem(
+        public_id=view.public_id,
+        status=view.status,
+        modality=view.modality,
+        model_name=view.model_name,
+        project_name=view.project_name or "No project",
+        prompt=view.prompt,
+        created_label=view.created_at.strftime("%Y-%m-%d %H:%M UTC") if view.created_at else "",
+        transitions=steps + " UTC" if steps else "",
+        failure_reason=(
+            f"{view.failure_code}: {view.failure_reason}" if view.status == "failed" else ""
+        ),
+        credits_label=money,
+        output_text=(view.output_text or "")[:4000],
+        preview_url=preview if view.modality != "text" else "",
+        download_url=download,
+        can_retry=can_run and view.status == "failed" and not view.retried_by_public_id,
+        note=" ".join(notes),
+    )
+
+
+def _blocker_views(blockers: list[generations.Blocker]) -> list[BlockerView]:
+    return [BlockerView(b.code, b.message, b.link_label, b.link_href) for b in blockers]
+
+
+def _public_id(value: Any) -> str:
+    """A generation id from the browser, or "" when it cannot be one."""
+    return value if isinstance(value, str) and _PUBLIC_ID.match(value) else ""
+
+
+def _mark_running(generation_id: int) -> None:
+    """queued -> running in a session of its own (the service commits the step)."""
+    with db.new_session() as session:
+        generations.generation_mark_running(session=session, generation_id=generation_id)
+
+
+class StudioState(OrgPageState, rx.State):
+    text_models: list[ModelOption] = []
+    image_models: list[ModelOption] = []
+    video_models: list[ModelOption] = []
+    selected_key: str = ""
+    selected_name: str = ""
+    modality: str = "text"
+    projects: list[ProjectOption] = []
+    project_id: str = ""
+    prompt: str = ""
+    tone: str = "friendly"
+    length: str = "medium"
+    aspect: str = "1:1"
+    seconds: str = "6"
+    estimate_label: str = ""
+    blockers: list[BlockerView] = []
+    swaps: list[SwapNotice] = []
+    history: list[HistoryItem] = []
+    live_id: str = ""
+    live_status: str = ""
+    running: bool = False
+    upgrade_open: bool = False
+    offer: UpgradeOffer = UpgradeOffer()
+    can_run: bool = False
+    operator_models: list[ModelOption] = []
+    operator_notice: str = ""
+
+    # Backend-only: rates of the model a run would use (swap-aware), per picker key.
+    _rates: dict[str, tuple[int, str, str]] = {}
+    _pending_id: int | None = None
+    # The project of each run in history, so a retry is checked against its own project.
+    _history_projects: dict[str, int | None] = {}
+    # The blockers of a refused run stay on the page instead of being recomputed.
+    _blockers_from_refusal: bool = False
+
+    # --- the skeleton's hooks --------------------------------------------------------------
+
+    def _view_action(self) -> policy.Action:
+        """Every member (and an operator) may open the studio; running is checked per run."""
+        return Action.org_view
+
+    def _refresh(self, acting: Acting) -> None:
+        self._load_projects(acting)
+        self._load_models(acting)
+        if self._blockers_from_refusal:
+            self._blockers_from_refusal = False
+        else:
+            self._refresh_blockers(acting)
+        self._refresh_history(acting)
+        self._update_estimate()
+        self.operator_models = self._all_models() if acting.user.is_operator else []
+
+    def _clear_messages(self) -> None:
+        super()._clear_messages()
+        self._blockers_from_refusal = False
+
+    def _show_error(self, session: Session, error: DomainError) -> None:
+        super()._show_error(session, error)
+        if isinstance(error, generations.GenerationBlocked):
+            self.blockers = _blocker_views(error.blockers)
+            self._blockers_from_refusal = True
+        elif isinstance(error, PlanLimitReached):
+            self.error = error.message  # this page has no limit notice: say it next to Run
+
+    # --- read models -----------------------------------------------------------------------
+
+    def _all_models(self) -> list[ModelOption]:
+        return [*self.text_models, *self.image_models, *self.video_models]
+
+    def _project_id(self) -> int | None:
+        return int(self.project_id) if self.project_id.isdigit() else None
+
+    def _params(self) -> dict:
+        if self.modality == "text":
+            return {"tone": self.tone, "length": self.length}
+        if self.modality == "image":
+            return {"aspect": self.aspect, "count": 1}
+        return {"aspect": self.aspect if self.aspect != "1:1" else "16:9", "seconds": self.seconds}
+
+    def _update_estimate(self) -> None:
+        rate = self._rates.get(self.selected_key)
+        if rate is None:
+            self.estimate_label = ""
+            return
+        probe = _RateProbe(*rate)
+        try:
+            estimate = pricing.estimate_credits(probe, {**self._params(), "prompt": self.prompt})
+        except DomainError as error:
+            self.estimate_label = error.message
+            return
+        self.estimate_label = f"About {credits.format_credits(estimate)} credits"
+
+    def _load_projects(self, acting: Acting) -> None:
+        visible = org_service.projects_visible(
+            session=acting.session, actor=acting.actor, org_id=acting.org.id
+        )
+        self.projects = [ProjectOption(str(p.id), p.name) for p in visible]
+        if self.project_id not in {p.id for p in self.projects}:
+            self.project_id = self.projects[0].id if self.projects else ""
+        self.can_run = acting.can(Action.tool_run, project_id=self._project_id())
+
+    def _load_models(self, acting: Acting) -> None:
+        rows = registry.models_for_org(session=acting.session, org_id=acting.org.id)
+        by_key = {row.key: row for row in rows}
+        options = [model_option(row) for row in rows]
+        self._rates = {}
+        for row in rows:
+            resolved = by_key.get(row.resolved_key, row)
+            self._rates[row.key] = (
+                resolved.rate_millicredits,
+                resolved.rate_unit,
+                resolved.modality,
+            )
+        self.text_models = [o for o in options if o.modality == "text"]
+        self.image_models = [o for o in options if o.modality == "image"]
+        self.video_models = [o for o in options if o.modality == "video"]
+        usable = [o for o in options if o.state == registry.AVAILABLE]
+        if self.selected_key not in {o.key for o in usable}:
+            first = usable[0] if usable else None
+            self.selected_key = first.key if first else ""
+            self.selected_name = first.name if first else ""
+            self.modality = first.modality if first else "text"
+        self.swaps = [
+            SwapNotice(model_name=s.model_name, backup_name=s.backup_name)
+            for s in registry.active_swaps(session=acting.session)
+        ]
+
+    def _refresh_blockers(self, acting: Acting) -> None:
+        if not self.selected_key:
+            self.blockers = [
+                BlockerView("no_model", "No model is available to this organization right now.")
+            ]
+            return
+        found = generations.generation_blockers(
+            session=acting.session,
+            user=acting.user,
+            org_id=acting.org.id,
+            model_key=self.selected_key,
+            project_id=self._project_id(),
+            params=self._params(),
+            prompt=self.prompt,
+        )
+        self.blockers = _blocker_views(found)
+
+    def _refresh_history(self, acting: Acting) -> None:
+        views = generations.generations_history(
+            session=acting.session, user=acting.user, org_id=acting.org.id, limit=20
+        )
+        self.history = [_history_item(view, self.can_run) for view in views]
+        self._history_projects = {view.public_id: view.project_id for view in views}
+
+    def _open_upgrade(self, acting: Acting, model: ModelOption) -> None:
+        plans = plans_list(session=acting.session)
+        plan = next((p for p in plans if p.name == model.min_plan_name), None)
+        unlocks = [
+            m.name
+            for m in self._all_models()
+            if m.state == registry.LOCKED and m.min_plan_name == model.min_plan_name
+        ]
+        owners = [
+            m.name
+            for m in org_service.team_list(session=acting.session, org_id=acting.org.id)
+            if m.role == OrgRole.owner.value
+        ]
+        price = (
+            f"${plan.price_cents_monthly / 100:,.0f} / month" if plan is not None else "see Billing"
+        )
+        self.offer = UpgradeOffer(
+            model_name=model.name,
+            plan_name=model.min_plan_name,
+            price_label=price,
+            unlocks=[f"Models: {', '.join(unlocks)}", *(plan.features if plan else [])],
+            billing_href=routes.org_billing(acting.org.slug),
+            is_owner=acting.is_owner,
+            owner_names=", ".join(owners) or "the owner",
+        )
+        self.upgrade_open = True
+
+    async def _look(self, work: Callable[[Acting], Any]) -> None:
+        """A read after a browser event (a choice, a blur): checked like any action, but a
+        message already on the page stays there when the read succeeds."""
+        shown = (self.error, self.error_code)
+        if await self._act(self._view_action(), work, refresh=False) is not None:
+            self.error, self.error_code = shown
+
+    async def _show_current(self, *, everything: bool) -> None:
+        """Background steps: re-read for whoever is acting now (nothing to refuse or to say)."""
+        with db.new_session() as session:
+            try:
+                acting = await self._acting(session, self._view_action())
+            except DomainError:
+                return
+            if everything:
+                self._refresh(acting)
+            else:
+                self._refresh_history(acting)
+
+    def _begin(self, generation) -> None:
+        self._pending_id = generation.id
+        self.live_id = generation.public_id
+        self.live_status = "queued"
+        self.running = True
+
+    # --- events ----------------------------------------------------------------------------
+
+    @rx.event
+    async def load(self):
+        self.upgrade_open = False
+        self.operator_notice = ""
+        await self._load()
+
+    def _pick(self, acting: Acting, key: Any) -> ModelOption:
+        options = {o.key: o for o in self._all_models()}
+        model = options.get(key) if isinstance(key, str) else None
+        if model is None:
+            raise error_with_code(Code.model_not_found, MODEL_NOT_LISTED, base=NotFound)
+        if model.state == registry.LOCKED:
+            self._open_upgrade(acting, model)
+        elif model.state == registry.AVAILABLE:
+            self.selected_key, self.selected_name, self.modality = key, model.name, model.modality
+            if self.modality == "video" and self.aspect == "1:1":
+                self.aspect = "16:9"
+            self._refresh_blockers(acting)
+            self._update_estimate()
+        return model
+
+    @rx.event
+    async def pick_model(self, key: str):
+        """A usable model is selected; a locked one opens the upgrade offer; others say why."""
+        model = await self._act(self._view_action(), lambda a: self._pick(a, key), refresh=False)
+        if model is None or model.state in (registry.AVAILABLE, registry.LOCKED):
+            return
+        self.error = model.note
+        return rx.toast.warning(model.note)
+
+    @rx.event
+    def set_upgrade_open(self, value: bool):
+        self.upgrade_open = bool(value)
+
+    def _choose_project(self, acting: Acting, value: Any) -> None:
+        project_id = browser_id(value)
+        target = policy.target_for(
+            session=acting.session, org_id=acting.org.id, project_id=project_id
+        )
+        policy.require(acting.actor, Action.project_view, target)
+        self.project_id = str(project_id)
+        self.can_run = acting.can(Action.tool_run, project_id=project_id)
+        self._refresh_blockers(acting)
+
+    @rx.event
+    async def set_project(self, value: str):
+        await self._look(lambda a: self._choose_project(a, value))
+
+    @rx.event
+    def set_prompt(self, value: str):
+        self.prompt = bounded(value, PROMPT_INPUT_CHARS)
+        self._update_estimate()
+
+    @rx.event
+    async def check_blockers(self):
+        await self._look(self._refresh_blockers)
+
+    def _choose_option(self, acting: Acting, name: Any, value: Any) -> None:
+        choices = OPTION_CHOICES.get(name) if isinstance(name, str) else None
+        value = bounded(value, 16)
+        if choices is None or value not in choices:
+            raise ValidationFailed(OPTION_NOT_OFFERED)
+        setattr(self, name, value)
+        self._update_estimate()
+        self._refresh_blockers(acting)
+
+    @rx.event
+    async def set_option(self, name: str, value: str):
+        await self._look(lambda a: self._choose_option(a, name, value))
+
+    def _start(self, acting: Acting, start: Callable[[], Any]):
+        generation = start()
+        self._refresh_history(acting)  # the new run is flushed: history shows it queued
+        return generation
+
+    @rx.event
+    async def run(self, form_data: dict | None = None):
+        """Start a run. The prompt comes with the form, so a pending keystroke is never lost."""
+        self._clear_messages()
+        if isinstance(form_data, dict) and isinstance(form_data.get("prompt"), str):
+            self.prompt = bounded(form_data["prompt"], PROMPT_INPUT_CHARS)
+            self._update_estimate()
+        if self.running:
+            return rx.toast.info("A run is already in progress; it shows its status below.")
+        project_id = self._project_id()
+        generation = await self._act(
+            Action.tool_run,
+            lambda a: self._start(
+                a,
+                lambda: generations.generation_start(
+                    session=a.session,
+                    user=a.user,
+                    org_id=a.org.id,
+                    model_key=self.selected_key,
+                    prompt=self.prompt,
+                    params=self._params(),
+                    project_id=project_id,
+                ),
+            ),
+            project_id=project_id,
+            refresh=False,
+        )
+        if generation is None:
+            return
+        self._begin(generation)
+        return StudioState.execute_pending
+
+    @rx.event
+    async def retry(self, public_id: str):
+        """Retry one failed run from history, checked against that run's project."""
+        self._clear_messages()
+        if self.running:
+            return rx.toast.info("A run is already in progress; wait for it to finish.")
+        run_id = _public_id(public_id)
+        if run_id not in self._history_projects:
+            await self._act(self._view_action(), _not_found, refresh=False)
+            return
+        generation = await self._act(
+            Action.tool_run,
+            lambda a: self._start(
+                a,
+                lambda: generations.generation_retry(
+                    session=a.session, user=a.user, org_id=a.org.id, public_id=run_id
+                ),
+            ),
+            project_id=self._history_projects[run_id],
+            refresh=False,
+        )
+        if generation is None:
+            return
+        self._begin(generation)
+        return StudioState.execute_pending
+
+    @rx.event(background=True)
+    async def execute_pending(self):
+        """queued -> running -> succeeded | failed, shown live; the provider runs in a thread."""
+        async with self:
+            generation_id, self._pending_id = self._pending_id, None
+        if generation_id is None:
+            return
+        await asyncio.to_thread(_mark_running, generation_id)
+        async with self:
+            self.live_status = "running"
+            await self._show_current(everything=False)
+        try:
+            result = await asyncio.to_thread(
+                generations.generation_run_in_new_session, generation_id, mark_running=False
+            )
+            status, reason = result.status, result.failure_reason or ""
+        except Exception as error:  # noqa: BLE001 - shown to the person; the sweep cleans up
+            status, reason = "running", f"The run stopped unexpectedly ({type(error).__name__})."
+        async with self:
+            live_id = self.live_id
+            self.live_status = status
+            self.running = False
+            await self._show_current(everything=True)
+        if status == "succeeded":
+            return rx.toast.success(f"{live_id} succeeded. The output is in history below.")
+        return rx.toast.error(f"{live_id} {status}. {reason}")
+
+    # --- operator controls (they move to an operator console later) ------------------------
+
+    async def _operate(self, change: Callable[..., Any], key: Any, verb: str) -> None:
+        """A model status change by platform staff; its outcome shows in the operator panel."""
+        self.operator_notice = ""
+        model_key = bounded(key, _MODEL_KEY_CHARS)
+        model = await self._act(
+            Action.operator_models,
+            lambda a: change(
+                session=a.session, actor=a.user, model_key=model_key, reason="from Studio"
+            ),
+        )
+        if model is None:
+            self.operator_notice, self.error, self.error_code = self.error, "", ""
+            return
+        self.operator_notice = f"{model.display_name} {verb}."
+
+    @rx.event
+    async def operator_disable(self, key: str):
+        await self._operate(registry.model_disable, key, "is turned off")
+
+    @rx.event
+    async def operator_enable(self, key: str):
+        await self._operate(registry.model_enable, key, "is back in service")
+
+    @rx.event
+    async def operator_swap(self, key: str):
+        await self._operate(registry.model_swap, key, "now runs on its backup")
+
+
+def _not_found(_acting: Acting) -> None:
+    raise NotFound(NOT_FOUND_RELOAD)
