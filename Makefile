@@ -1,6 +1,7 @@
 # Creative Studio — two commands:
 #   make run    set up everything (virtualenv, packages, database, demo data) and start the app
 #   make test   set up everything (plus Chromium for browser tests) and run the whole test suite
+# and for CI: make lint (ruff check + ruff format --check; `make format` fixes what it finds)
 
 PYTHON ?= python3
 VENV := .venv
