@@ -5,7 +5,9 @@ expires after 7 days. Resending marks the old row `superseded` and creates a new
 new token, so the old link stops working and says a newer invite was sent.
 
 Transaction boundary: like `services.orgs`, these functions flush but never commit; the
-caller commits. Sending mail is the caller's job: create/resend return the accept URL.
+caller commits. Create and resend also send the invitation mail (`services.mail.mail_send`,
+recorded in the outbox in the same transaction), so every caller (Team page, API) sends the
+same mail; they still return the accept URL.
 `invite_accept` locks the invite row (SELECT ... FOR UPDATE on PostgreSQL) so two accepts
 of the same link at once create exactly one membership; the unique (org_id, user_id)
 constraint is the last line of defence.
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from core import routes
 from core.clock import as_utc, utcnow
@@ -36,6 +38,7 @@ from services.errors import (
     ValidationFailed,
     error_with_code,
 )
+from services.mail import mail_send
 from services.policy import Action
 
 INVITE_TTL = timedelta(days=7)
@@ -232,6 +235,55 @@ def _issue(
     return invite, token
 
 
+def invite_mail_body(
+    *, org_name: str, inviter: str, role: str, projects: list[str], url: str, expires_at: datetime
+) -> str:
+    """The text of an invitation mail (`role` is admin, editor or viewer)."""
+    access = f" in the projects {', '.join(projects)}" if projects else ""
+    return (
+        f"Hello,\n\n{inviter} invited you to join {org_name} on Creative Studio as "
+        f"{role.replace('_', ' ').lower()}{access}.\n\n"
+        f"Open this link to accept the invitation:\n{url}\n\n"
+        f"The link works once and expires on {as_utc(expires_at):%Y-%m-%d %H:%M} UTC "
+        f"({INVITE_TTL.days} days). If you have no account yet, you can create "
+        "one from that page with this email address.\n\n"
+        "If you were not expecting this invitation, you can ignore this email.\n"
+    )
+
+
+def _invite_mail_send(
+    session: Session, *, inviter: User, org: Organization, invite: Invite, url: str
+) -> None:
+    """Mail the accept link of `invite` (flushed into the outbox; the caller commits)."""
+    projects: list[str] = []
+    if invite.project_ids:
+        projects = list(
+            session.exec(
+                select(Project.name)
+                .where(
+                    Project.org_id == org.id,
+                    col(Project.id).in_(list(invite.project_ids)),
+                    col(Project.archived_at).is_(None),
+                )
+                .order_by(func.lower(Project.name), Project.id)
+            )
+        )
+    who = inviter.name or inviter.email
+    mail_send(
+        session=session,
+        to=invite.email,
+        subject=f"{who} invited you to {org.name} on Creative Studio",
+        body_text=invite_mail_body(
+            org_name=org.name,
+            inviter=who,
+            role=invite.role,
+            projects=projects,
+            url=url,
+            expires_at=invite.expires_at,
+        ),
+    )
+
+
 def invite_create(
     *,
     session: Session,
@@ -242,7 +294,10 @@ def invite_create(
     project_ids: list[int] | None = None,
     base_url: str,
 ) -> tuple[Invite, str]:
-    """Invite `email` to the org with `role`; returns the invite and the accept URL to mail.
+    """Invite `email` to the org with `role` and mail them the accept link.
+
+    Returns:
+        The invite and its accept URL (already mailed).
 
     Raises:
         PermissionDenied: the actor may not manage the team.
@@ -289,7 +344,9 @@ def invite_create(
         target_id=invite.id,
         details={"email": email, "role": role.value, "project_ids": ids},
     )
-    return invite, accept_url_for(base_url=base_url, token=token)
+    url = accept_url_for(base_url=base_url, token=token)
+    _invite_mail_send(session, inviter=actor, org=org, invite=invite, url=url)
+    return invite, url
 
 
 def invite_resend(
@@ -298,7 +355,8 @@ def invite_resend(
     """Send a fresh link for a pending or expired invite.
 
     The old row becomes `superseded` (its link then says a newer invite was sent) and a
-    new pending row with a new token and a new 7-day expiry is returned with its URL.
+    new pending row with a new token and a new 7-day expiry is mailed and returned with
+    its URL.
 
     Raises:
         Conflict: the invite was accepted or revoked (code invite_accepted/invite_revoked,
@@ -337,7 +395,9 @@ def invite_resend(
         target_id=invite.id,
         details={"email": old.email, "replaces_invite_id": old.id},
     )
-    return invite, accept_url_for(base_url=base_url, token=token)
+    url = accept_url_for(base_url=base_url, token=token)
+    _invite_mail_send(session, inviter=actor, org=org, invite=invite, url=url)
+    return invite, url
 
 
 def invite_revoke(*, session: Session, actor: User, org_id: int, invite_id: int) -> Invite:

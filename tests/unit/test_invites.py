@@ -11,7 +11,16 @@ from sqlmodel import func, select
 from core import clock
 from core.clock import as_utc, utcnow
 from core.crypto import hash_token
-from models import AuditLogEntry, Invite, Membership, Organization, Plan, Subscription, User
+from models import (
+    AuditLogEntry,
+    Invite,
+    Membership,
+    Organization,
+    OutboxMail,
+    Plan,
+    Subscription,
+    User,
+)
 from services import invites, orgs
 from services.errors import Conflict, NotFound, PermissionDenied, PlanLimitReached, ValidationFailed
 from services.policy import actor_for
@@ -158,6 +167,44 @@ def test_pending_invite_for_same_email_suggests_resend(session, owner, org, froz
     # Once the first link expired, a new invite can be created.
     clock.freeze(frozen_now + timedelta(days=7))
     invite(session, owner, org)
+
+
+def mails_to(session, email: str) -> list[OutboxMail]:
+    return list(
+        session.exec(
+            select(OutboxMail).where(OutboxMail.to_address == email).order_by(OutboxMail.id)
+        )
+    )
+
+
+def test_invite_create_mails_the_accept_link(session, owner, org, frozen_now):
+    launch = orgs.project_create(session=session, actor=owner, org_id=org.id, name="Launch")
+    brand = orgs.project_create(session=session, actor=owner, org_id=org.id, name="brand kit")
+    row, url = invite(session, owner, org, role="editor", project_ids=[launch.id, brand.id])
+    [mail] = mails_to(session, "pat@example.com")
+    assert mail.subject == "Olivia Owner invited you to Acme on Creative Studio"
+    expires = as_utc(row.expires_at)
+    assert mail.body_text == (
+        "Hello,\n\nOlivia Owner invited you to join Acme on Creative Studio as editor in the "
+        "projects brand kit, Launch.\n\n"
+        f"Open this link to accept the invitation:\n{url}\n\n"
+        f"The link works once and expires on {expires:%Y-%m-%d %H:%M} UTC (7 days). If you have "
+        "no account yet, you can create one from that page with this email address.\n\n"
+        "If you were not expecting this invitation, you can ignore this email.\n"
+    )
+
+
+def test_invite_resend_mails_the_new_link_and_refusals_mail_nothing(session, owner, org):
+    old, old_url = invite(session, owner, org, role="viewer")
+    new, new_url = invites.invite_resend(
+        session=session, actor=owner, org_id=org.id, invite_id=old.id, base_url=BASE_URL
+    )
+    first, second = mails_to(session, "pat@example.com")
+    assert old_url in first.body_text and "as viewer." in first.body_text
+    assert new_url in second.body_text and old_url not in second.body_text
+    with pytest.raises(Conflict):
+        invite(session, owner, org)  # already pending: no second mail
+    assert len(mails_to(session, "pat@example.com")) == 2
 
 
 # --- guardrails --------------------------------------------------------------------------------
