@@ -28,8 +28,6 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("creative_studio", "state", "services", "models", "core", "jobs")
 
@@ -220,10 +218,6 @@ def test_components_and_layout_hold_views_only():
     assert not problems, "View code doing state's work:\n" + "\n".join(problems)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="pages are moving their handlers into state/ now; the mark goes when the moves land",
-)
 def test_pages_hold_views_only():
     files = [
         path for path in _source_files() if module_name(path).startswith("creative_studio.pages")
