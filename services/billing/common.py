@@ -1,0 +1,150 @@
+"""Shared billing helpers: catalog terms, money formatting, the org and owner checks, the
+billing-profile rule of the Free plan, and small parsers for provider payloads.
+
+Transactions: nothing here commits; functions taking ``session`` read or flush inside the
+caller's transaction.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from sqlmodel import Session, select
+
+from core.settings import get_settings
+from models import Organization, Subscription, User
+from services import credits, policy
+from services.catalog import CATALOG_DIR
+from services.error_codes import Code
+from services.errors import NotFound, PermissionDenied, error_with_code
+
+FREE_PLAN_KEY = "free"
+PROVIDER_STRIPE = "stripe"  # local mode records its events under the same provider name
+MAX_SPEND_CAP_CREDITS = 10_000_000
+MC = credits.MILLICREDITS_PER_CREDIT
+
+
+# --- catalog --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TopUpTerms:
+    """How credits are sold: blocks of `block_credits` at `block_price_cents` each."""
+
+    block_credits: int
+    block_price_cents: int
+    max_blocks: int
+    currency: str
+
+    def describe(self) -> str:
+        return (
+            f"Credits are sold in blocks of {self.block_credits} "
+            f"({format_money(self.block_price_cents, self.currency)} per block)."
+        )
+
+
+@lru_cache(maxsize=4)
+def _billing_catalog(path: str) -> dict[str, Any]:
+    with open(path, "rb") as handle:
+        return tomllib.load(handle).get("billing", {})
+
+
+def top_up_terms() -> TopUpTerms:
+    """The top-up block size and price from catalog/plans.toml ([billing])."""
+    data = _billing_catalog(str(CATALOG_DIR / "plans.toml"))
+    return TopUpTerms(
+        block_credits=int(data.get("top_up_block_credits", 10)),
+        block_price_cents=int(data.get("top_up_block_price_cents", 100)),
+        max_blocks=int(data.get("top_up_max_blocks", 1000)),
+        currency=str(data.get("currency", "usd")),
+    )
+
+
+def format_money(cents: int, currency: str = "usd") -> str:
+    symbol = "$" if currency.lower() == "usd" else currency.upper() + " "
+    return f"{symbol}{cents / 100:,.2f}"
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _org(session: Session, org_id: int, *, lock: bool = False) -> Organization:
+    query = select(Organization).where(Organization.id == org_id)
+    if lock:
+        query = query.with_for_update()
+    org = session.exec(query.execution_options(populate_existing=True)).first()
+    if org is None or org.deleted_at is not None:
+        raise error_with_code(
+            Code.org_not_found, "This organization does not exist or was deleted.", base=NotFound
+        )
+    return org
+
+
+def _require_owner(session: Session, actor: User, org_id: int) -> Organization:
+    policy.require(
+        policy.actor_for(session=session, user=actor, org_id=org_id),
+        policy.Action.billing_manage,
+        policy.target_for(session=session, org_id=org_id),
+    )
+    return _org(session, org_id)
+
+
+def _subscription(session: Session, org_id: int) -> Subscription | None:
+    return session.exec(
+        select(Subscription)
+        .where(Subscription.org_id == org_id)
+        .execution_options(populate_existing=True)
+    ).first()
+
+
+def _ts(value: Any) -> datetime | None:
+    if value in (None, ""):
+        return None
+    try:
+        return datetime.fromtimestamp(int(value), UTC)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _id(value: Any) -> str | None:
+    """A Stripe reference that may be an id string or an expanded object."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return str(value) if value else None
+
+
+def payments_mode() -> str:
+    return get_settings().payments_mode
+
+
+# --- free plan: billing profile -------------------------------------------------------------
+
+
+def billing_profile_required(org: Organization) -> bool:
+    """True when the org is on the Free plan and has not added a billing profile yet."""
+    return org.plan_key == FREE_PLAN_KEY and org.billing_profile_added_at is None
+
+
+def billing_profile_require(org: Organization) -> None:
+    """Raise `billing_required` for a Free org without a billing profile (the studio calls this).
+
+    Raises:
+        DomainError: code "billing_required" (HTTP 402).
+    """
+    if billing_profile_required(org):
+        raise error_with_code(
+            Code.billing_required,
+            "Add a billing profile in Billing before using models (Free plan). "
+            "It takes a minute and nothing is charged until you buy credits or upgrade.",
+            base=PermissionDenied,
+            http_status=402,
+        )
+
+
+def _billing_profile_mark(org: Organization, when: datetime) -> None:
+    if org.billing_profile_added_at is None:
+        org.billing_profile_added_at = when

@@ -1,0 +1,297 @@
+"""What the Billing page shows: the plan, balance, pools, usage this cycle, invoices, offers,
+and the credit rates of models and tools. Plain values, no rows, no secrets.
+
+Transactions: read only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from core.clock import as_utc, utcnow
+from models import AIModel, CreditLedgerEntry, Invoice, Project, Subscription, Tool
+from models.enums import (
+    EXECUTABLE_SUBSCRIPTION_STATUSES,
+    LedgerEntryKind,
+    Modality,
+    SubscriptionStatus,
+)
+from services import credits, pricing
+from services.billing.common import (
+    MC,
+    TopUpTerms,
+    _org,
+    _subscription,
+    billing_profile_required,
+    format_money,
+    payments_mode,
+    top_up_terms,
+)
+from services.catalog import plans_list
+from services.orgs import org_plan, plan_usage
+
+_STATUS_LABELS = {
+    "active": "Active",
+    "trialing": "Trial",
+    "past_due": "Payment overdue",
+    "unpaid": "Unpaid",
+    "canceled": "Canceled",
+    "expired": "Expired",
+    "incomplete": "Awaiting payment",
+}
+
+
+# --- read models ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanOffer:
+    key: str
+    name: str
+    price: str
+    monthly_credits: str
+    seats: str
+    projects: str
+    features: list[str]
+    rank: int
+    current: bool
+    purchasable: bool
+
+
+@dataclass(frozen=True)
+class PoolView:
+    project_id: int
+    project_name: str
+    credits: str
+
+
+@dataclass(frozen=True)
+class InvoiceView:
+    id: str
+    date: str
+    kind: str
+    status: str
+    amount: str
+    credits: str
+    url: str
+
+
+@dataclass(frozen=True)
+class BillingOverview:
+    payments_mode: str
+    plan_key: str
+    plan_name: str
+    plan_price: str
+    status: str
+    status_label: str
+    executable: bool
+    renewal: str
+    cancel_at_period_end: bool
+    balance_millicredits: int
+    pooled_millicredits: int
+    available_millicredits: int
+    pools: list[PoolView]
+    seats_used: int
+    seats_allowed: int | None
+    cycle_start: str
+    usage_this_cycle_millicredits: int
+    monthly_cap_credits: int | None
+    low_balance_alert_credits: int | None
+    low_balance: bool
+    billing_profile_added: bool
+    billing_profile_required: bool
+    invoices: list[InvoiceView]
+    plans: list[PlanOffer]
+    top_up: TopUpTerms
+    projects: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _cycle_start(subscription: Subscription | None) -> datetime:
+    start = as_utc(subscription.current_period_start) if subscription else None
+    if start is not None and start <= utcnow():
+        return start
+    now = utcnow()
+    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def spend_this_cycle(*, session: Session, org_id: int, since: datetime | None = None) -> int:
+    """Millicredits spent since the cycle start: holds minus their settle/release returns."""
+    if since is None:
+        since = _cycle_start(_subscription(session, org_id))
+    total = session.exec(
+        select(func.coalesce(func.sum(CreditLedgerEntry.amount_millicredits), 0)).where(
+            CreditLedgerEntry.org_id == org_id,
+            col(CreditLedgerEntry.kind).in_(
+                [
+                    LedgerEntryKind.hold.value,
+                    LedgerEntryKind.settle.value,
+                    LedgerEntryKind.release.value,
+                ]
+            ),
+            CreditLedgerEntry.created_at >= since,
+        )
+    ).one()
+    return max(-int(total), 0)
+
+
+def _limit_text(value: int | None) -> str:
+    return "Unlimited" if value is None else f"{value:,}"
+
+
+def billing_overview(*, session: Session, org_id: int) -> BillingOverview:
+    """Everything the Billing page shows, as plain values (no rows, no secrets)."""
+    org = _org(session, org_id)
+    plan = org_plan(session=session, org_id=org_id)
+    subscription = _subscription(session, org_id)
+    status = subscription.status if subscription else SubscriptionStatus.active.value
+    balance = credits.balance_get(session=session, org_id=org_id)
+    usage = plan_usage(session=session, org_id=org_id)
+    cycle_start = _cycle_start(subscription)
+    renewal = as_utc(subscription.current_period_end) if subscription else None
+    projects = {
+        p.id: p.name
+        for p in session.exec(
+            select(Project).where(Project.org_id == org_id).order_by(col(Project.name))
+        )
+    }
+    pools = [
+        PoolView(
+            project_id=pool.project_id,
+            project_name=projects.get(pool.project_id, f"Project {pool.project_id}"),
+            credits=credits.format_credits(pool.balance_millicredits),
+        )
+        for pool in credits.pools_list(session=session, org_id=org_id)
+        if pool.balance_millicredits
+    ]
+    invoices = [
+        InvoiceView(
+            id=invoice.provider_invoice_id,
+            date=as_utc(invoice.created_at).strftime("%Y-%m-%d"),
+            kind="Subscription" if invoice.kind == "subscription" else "Credit top-up",
+            status=invoice.status.capitalize(),
+            amount=format_money(invoice.amount_cents, invoice.currency),
+            credits=f"{invoice.credits:,}" if invoice.credits else "",
+            url=invoice.hosted_url,
+        )
+        for invoice in session.exec(
+            select(Invoice)
+            .where(Invoice.org_id == org_id)
+            .order_by(col(Invoice.created_at).desc(), col(Invoice.id).desc())
+            .limit(50)
+        )
+    ]
+    offers = [
+        PlanOffer(
+            key=p.key,
+            name=p.name,
+            price="Free"
+            if p.price_cents_monthly == 0
+            else f"{format_money(p.price_cents_monthly)}/mo",
+            monthly_credits=f"{p.monthly_credits:,}",
+            seats=_limit_text(p.max_seats),
+            projects=_limit_text(p.max_projects),
+            features=list(p.features or []),
+            rank=p.rank,
+            current=p.key == plan.key,
+            purchasable=p.price_cents_monthly > 0
+            and (p.key != plan.key or status not in EXECUTABLE_SUBSCRIPTION_STATUSES),
+        )
+        for p in plans_list(session=session)
+        if p.is_public
+    ]
+    alert = org.low_balance_alert_credits
+    return BillingOverview(
+        payments_mode=payments_mode(),
+        plan_key=plan.key,
+        plan_name=plan.name,
+        plan_price="Free"
+        if plan.price_cents_monthly == 0
+        else f"{format_money(plan.price_cents_monthly)}/month",
+        status=status,
+        status_label=_STATUS_LABELS.get(status, status.replace("_", " ").capitalize()),
+        executable=status in EXECUTABLE_SUBSCRIPTION_STATUSES,
+        renewal=renewal.strftime("%Y-%m-%d") if renewal else "",
+        cancel_at_period_end=bool(subscription and subscription.cancel_at_period_end),
+        balance_millicredits=balance.balance,
+        pooled_millicredits=balance.pooled,
+        available_millicredits=balance.available_general,
+        pools=pools,
+        seats_used=usage["seats"]["used"],
+        seats_allowed=usage["seats"]["allowed"],
+        cycle_start=cycle_start.strftime("%Y-%m-%d"),
+        usage_this_cycle_millicredits=spend_this_cycle(
+            session=session, org_id=org_id, since=cycle_start
+        ),
+        monthly_cap_credits=org.monthly_spend_cap_credits,
+        low_balance_alert_credits=alert,
+        low_balance=alert is not None and balance.balance < alert * MC,
+        billing_profile_added=org.billing_profile_added_at is not None,
+        billing_profile_required=billing_profile_required(org),
+        invoices=invoices,
+        plans=offers,
+        top_up=top_up_terms(),
+        projects=list(projects.items()),
+    )
+
+
+@dataclass(frozen=True)
+class ModelRate:
+    name: str
+    modality: str
+    rate: str
+    unit: str
+    min_plan: str
+
+
+@dataclass(frozen=True)
+class ToolRate:
+    name: str
+    model: str
+    credits: str
+
+
+_UNIT_LABEL = {
+    Modality.text.value: "per 1K tokens",
+    Modality.image.value: "per image",
+    Modality.video.value: "per second of video",
+}
+
+
+def credit_rates(*, session: Session) -> tuple[list[ModelRate], list[ToolRate]]:
+    """Model rates by modality and each tool's credits per standard run (from the catalog)."""
+    plan_names = {p.key: p.name for p in plans_list(session=session)}
+    models = list(
+        session.exec(
+            select(AIModel).order_by(
+                col(AIModel.modality), col(AIModel.sort_order), col(AIModel.display_name)
+            )
+        )
+    )
+    rates = [
+        ModelRate(
+            name=m.display_name,
+            modality=m.modality,
+            rate=credits.format_credits(m.rate_millicredits),
+            unit=_UNIT_LABEL.get(m.modality, m.rate_unit),
+            min_plan=plan_names.get(m.min_plan_key, m.min_plan_key),
+        )
+        for m in models
+    ]
+    by_key = {m.key: m for m in models}
+    tools = []
+    for tool in session.exec(select(Tool).order_by(col(Tool.sort_order), col(Tool.name))):
+        model = by_key.get(tool.default_model_key)
+        if model is None:
+            continue
+        tools.append(
+            ToolRate(
+                name=tool.name,
+                model=model.display_name,
+                credits=credits.format_credits(pricing.tool_standard_credits(tool, model)),
+            )
+        )
+    return rates, tools
