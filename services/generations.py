@@ -35,6 +35,7 @@ from models import AIModel, Asset, Generation, Organization, Project, UsageEvent
 from models.enums import GenerationStatus, OrgRole
 from services import credits, policy, pricing
 from services import models_registry as registry
+from services.billing.overview import spend_this_cycle
 from services.error_codes import Code
 from services.errors import (
     Conflict,
@@ -45,6 +46,7 @@ from services.errors import (
     ValidationFailed,
     error_with_code,
 )
+from services.plan_limits import org_plan
 from services.providers.base import (
     IMAGE_ASPECTS,
     TEXT_TONES,
@@ -138,7 +140,9 @@ def _policy_blockers(
         )
         sub = policy.can(as_runner, policy.Action.tool_run, target)
         if not sub:
-            blockers.append(Blocker(sub.code, sub.message, "Open Billing", routes.org_billing(org.slug)))
+            blockers.append(
+                Blocker(sub.code, sub.message, "Open Billing", routes.org_billing(org.slug))
+            )
     return blockers
 
 
@@ -184,7 +188,7 @@ def generation_blockers(
         )
     blockers += _policy_blockers(session, actor, org, project_id)
 
-    plan = _org_plan(session, org_id)
+    plan = org_plan(session=session, org_id=org_id)
     if plan.key == "free" and org.billing_profile_added_at is None:
         blockers.append(
             Blocker(
@@ -244,8 +248,6 @@ def _spend_cap_blocker(
     """The owner's monthly spend cap (Billing > Spend controls) stops runs that would pass it."""
     if org.monthly_spend_cap_credits is None:
         return None
-    from services.billing import spend_this_cycle
-
     spent = spend_this_cycle(session=session, org_id=org.id)
     cap = org.monthly_spend_cap_credits * 1000
     if spent + estimate <= cap:
@@ -264,12 +266,6 @@ def _spend_cap_blocker(
         billing,
         {"spent_millicredits": spent, "cap_millicredits": cap, "needed_millicredits": estimate},
     )
-
-
-def _org_plan(session: Session, org_id: int):
-    from services.orgs import org_plan
-
-    return org_plan(session=session, org_id=org_id)
 
 
 def _model_blocker(

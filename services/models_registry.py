@@ -29,6 +29,7 @@ from services.audit import audit_record
 from services.credits import format_credits
 from services.error_codes import Code
 from services.errors import Conflict, NotFound, ValidationFailed, error_with_code
+from services.plan_limits import org_plan
 
 AVAILABLE = "available"
 LOCKED = "locked"
@@ -185,8 +186,6 @@ def models_for_plan(*, session: Session, plan: Plan) -> list[ModelAvailability]:
 
 def models_for_org(*, session: Session, org_id: int) -> list[ModelAvailability]:
     """Every registry model with its availability for the org's current plan."""
-    from services.orgs import org_plan  # orgs imports many services; keep this module light
-
     return models_for_plan(session=session, plan=org_plan(session=session, org_id=org_id))
 
 

@@ -5,8 +5,9 @@ flushes (so ids exist and constraints fire) but never commits; the caller (a sta
 handler, an API route, the dev seed) commits, e.g. with `core.db.session_scope()`.
 
 Every mutating function re-checks permission through `services.policy` and writes an
-audit entry. Plan guardrails (orgs owned, projects, seats) raise `PlanLimitReached` with
-a message naming the limit, its value and the way out (Billing).
+audit entry. Plan guardrails (orgs owned, projects, seats) live in `services.plan_limits`
+and raise `PlanLimitReached` with a message naming the limit, its value and the way out
+(Billing); their names stay importable from here.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from models import (
     Invite,
     Membership,
     Organization,
-    Plan,
     Project,
     ProjectAccess,
     Subscription,
@@ -40,9 +40,18 @@ from services.errors import (
     Conflict,
     NotFound,
     PermissionDenied,
-    PlanLimitReached,
     ValidationFailed,
     error_with_code,
+)
+from services.plan_limits import (  # noqa: F401  (re-exported: callers import them from here)
+    active_projects_count,
+    members_count,
+    org_plan,
+    orgs_owned_check,
+    pending_invites_count,
+    plan_usage,
+    projects_check,
+    seats_check,
 )
 from services.policy import Action, Actor
 
@@ -100,30 +109,6 @@ def _org_get(session: Session, org_id: int) -> Organization:
     return org
 
 
-def org_plan(*, session: Session, org_id: int) -> Plan:
-    """The plan whose limits apply to the org (the subscription's plan, else the org's)."""
-    plan_key = session.exec(
-        select(Subscription.plan_key).where(Subscription.org_id == org_id)
-    ).first()
-    if plan_key is None:
-        org = session.get(Organization, org_id)
-        plan_key = org.plan_key if org is not None else "free"
-    return plan_get(session=session, key=plan_key)
-
-
-def _limit_reached(
-    *, limit: str, label: str, used: int, allowed: int, plan: Plan, to_do: str
-) -> PlanLimitReached:
-    return PlanLimitReached(
-        f"{label} limit reached ({used} of {allowed} on {plan.name}). "
-        f"Upgrade in Billing to {to_do}.",
-        limit=limit,
-        used=used,
-        allowed=allowed,
-        plan=plan.key,
-    )
-
-
 def _membership_get(session: Session, org_id: int, user_id: int) -> Membership | None:
     return session.exec(
         select(Membership).where(Membership.org_id == org_id, Membership.user_id == user_id)
@@ -148,62 +133,6 @@ def _count_owners(session: Session, org_id: int) -> int:
         .select_from(Membership)
         .where(Membership.org_id == org_id, Membership.role == OrgRole.owner.value)
     ).one()
-
-
-def members_count(*, session: Session, org_id: int) -> int:
-    return session.exec(
-        select(func.count()).select_from(Membership).where(Membership.org_id == org_id)
-    ).one()
-
-
-def pending_invites_count(
-    *, session: Session, org_id: int, exclude_invite_id: int | None = None
-) -> int:
-    """Invites still pending and not yet expired (an expired link no longer holds a seat)."""
-    query = (
-        select(func.count())
-        .select_from(Invite)
-        .where(
-            Invite.org_id == org_id,
-            Invite.status == InviteStatus.pending.value,
-            Invite.expires_at > utcnow(),
-        )
-    )
-    if exclude_invite_id is not None:
-        query = query.where(Invite.id != exclude_invite_id)
-    return session.exec(query).one()
-
-
-def active_projects_count(*, session: Session, org_id: int) -> int:
-    return session.exec(
-        select(func.count())
-        .select_from(Project)
-        .where(Project.org_id == org_id, col(Project.archived_at).is_(None))
-    ).one()
-
-
-def seats_check(
-    *, session: Session, org_id: int, adding: int = 1, exclude_invite_id: int | None = None
-) -> None:
-    """Raise PlanLimitReached unless `adding` more seats fit (members + pending invites).
-
-    `exclude_invite_id`: an invite being converted or replaced, already counted once.
-    """
-    plan = org_plan(session=session, org_id=org_id)
-    if plan.max_seats is None:
-        return
-    used = members_count(session=session, org_id=org_id) + pending_invites_count(
-        session=session, org_id=org_id, exclude_invite_id=exclude_invite_id
-    )
-    if used + adding > plan.max_seats:
-        raise _limit_reached(
-            limit="seats",
-            label="Seat",
-            used=used,
-            allowed=plan.max_seats,
-            plan=plan,
-            to_do="add more members",
-        )
 
 
 def _validated_project_ids(
@@ -324,43 +253,6 @@ def _unique_slug_from_name(session: Session, name: str) -> str:
 
 
 # --- organizations ---------------------------------------------------------------------------
-
-
-def orgs_owned_check(*, session: Session, owner: User) -> None:
-    """Raise PlanLimitReached if `owner` may not own one more organization.
-
-    The limit is the highest `max_orgs_owned` among the plans of the orgs the user owns
-    (the Free plan's when they own none).
-    """
-    owned_plan_keys = list(
-        session.exec(
-            select(func.coalesce(Subscription.plan_key, Organization.plan_key))
-            .select_from(Organization)
-            .join(Membership, Membership.org_id == Organization.id)
-            .outerjoin(Subscription, Subscription.org_id == Organization.id)
-            .where(
-                Membership.user_id == owner.id,
-                Membership.role == OrgRole.owner.value,
-                col(Organization.deleted_at).is_(None),
-            )
-        )
-    )
-    used = len(owned_plan_keys)
-    plans = [plan_get(session=session, key=key) for key in set(owned_plan_keys)] or [
-        plan_get(session=session, key="free")
-    ]
-    if any(plan.max_orgs_owned is None for plan in plans):
-        return
-    best = max(plans, key=lambda plan: (plan.max_orgs_owned, plan.rank))
-    if used >= best.max_orgs_owned:
-        raise _limit_reached(
-            limit="orgs_owned",
-            label="Organization",
-            used=used,
-            allowed=best.max_orgs_owned,
-            plan=best,
-            to_do="own more organizations",
-        )
 
 
 def org_create(
@@ -549,23 +441,6 @@ def _project_name_free(session: Session, org_id: int, name: str, exclude_id: int
             "Choose another name.",
             base=Conflict,
             field="name",
-        )
-
-
-def projects_check(*, session: Session, org_id: int) -> None:
-    """Raise PlanLimitReached if one more active project does not fit the plan."""
-    plan = org_plan(session=session, org_id=org_id)
-    if plan.max_projects is None:
-        return
-    used = active_projects_count(session=session, org_id=org_id)
-    if used >= plan.max_projects:
-        raise _limit_reached(
-            limit="projects",
-            label="Project",
-            used=used,
-            allowed=plan.max_projects,
-            plan=plan,
-            to_do="add more projects, or archive one you no longer use",
         )
 
 
@@ -849,7 +724,9 @@ def member_leave(*, session: Session, actor: User, org_id: int) -> None:
     org = _org_get(session, org_id)
     membership = _membership_get(session, org_id, actor.id)
     if membership is None:
-        raise error_with_code(Code.not_a_member, f"You are not a member of {org.name}.", base=NotFound)
+        raise error_with_code(
+            Code.not_a_member, f"You are not a member of {org.name}.", base=NotFound
+        )
     if membership.role == OrgRole.owner.value and _count_owners(session, org_id) <= 1:
         raise error_with_code(
             Code.last_owner,
@@ -954,26 +831,3 @@ def org_admin_names(*, session: Session, org_id: int) -> list[str]:
     )
     people = sorted(rows, key=lambda r: (_ROLE_ORDER[OrgRole(r[0])], (r[1] or r[2]).lower()))
     return [name or email for _, name, email in people]
-
-
-def plan_usage(*, session: Session, org_id: int) -> dict:
-    """Used/allowed figures for the UI notices. `allowed` None means unlimited.
-
-    Returns:
-        {"plan": {"key", "name"}, "seats": {"used", "allowed"}, "members": int,
-         "projects": {"used", "allowed"}, "pending_invites": {"used", "allowed"}}
-        Seats count members plus pending (unexpired) invites.
-    """
-    plan = org_plan(session=session, org_id=org_id)
-    members = members_count(session=session, org_id=org_id)
-    pending = pending_invites_count(session=session, org_id=org_id)
-    return {
-        "plan": {"key": plan.key, "name": plan.name},
-        "members": members,
-        "seats": {"used": members + pending, "allowed": plan.max_seats},
-        "projects": {
-            "used": active_projects_count(session=session, org_id=org_id),
-            "allowed": plan.max_projects,
-        },
-        "pending_invites": {"used": pending, "allowed": plan.max_pending_invites},
-    }

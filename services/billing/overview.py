@@ -32,7 +32,7 @@ from services.billing.common import (
     top_up_terms,
 )
 from services.catalog import plans_list
-from services.orgs import org_plan, plan_usage
+from services.plan_limits import org_plan, plan_usage
 
 _STATUS_LABELS = {
     "active": "Active",
