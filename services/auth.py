@@ -4,11 +4,32 @@ Sign-in is a handoff so the browser never receives the long-lived session token 
 websocket: `sign_in_password` returns a short-lived one-time code; when 2FA is on,
 `sign_in_complete_mfa` clears the pending flag; an HTTP route then calls `session_activate`,
 which swaps the code for the session token (stored hashed) and sets it as an HttpOnly cookie.
+
+Failed attempts, the 15-minute lock and password re-confirmation live in `services.lockout`
+(below this module and `services.totp`); their names are importable from here as before.
+
+Transactions
+------------
+The code that opens the unit of work commits it; helpers that receive a session never commit
+or roll back behind their caller. Some services here are whole use cases that own their unit
+of work and commit, each for a reason named in its docstring:
+
+* `user_register`, `verification_resend`, `email_verify`, `password_reset_request`,
+  `password_reset_complete`: the public pages (register, verify email, reset password) call
+  them with a session of their own, and each commits its effect together with its mail.
+* `sign_in_password`: commits the pending session, which the `/auth/session` route (another
+  request) must find.
+* `session_revoke`: commits, so the `/auth/sign-out` route that follows finds it ended.
+* `session_resolve`: commits the activity touch (at most once a minute), first thing in a
+  unit of work, before the caller writes anything.
+
+Everything else (`sign_in_handoff_create`, `sign_in_complete_mfa`, `session_activate`,
+`password_change`, `sessions_revoke_all`) flushes and leaves the commit to
+its caller: the sign-in page, the `/auth/session` route, the org-page skeleton.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,18 +53,26 @@ from services.audit import audit_record
 from services.error_codes import Code
 from services.errors import (
     Conflict,
-    DomainError,
     NotFound,
     PermissionDenied,
     ValidationFailed,
     error_with_code,
 )
+from services.lockout import (  # noqa: F401  (the lockout rules, importable from here as before)
+    INVALID_CREDENTIALS_MESSAGE,
+    LOCKOUT_MINUTES,
+    MAX_FAILED_SIGN_INS,
+    account_locked_error,
+    failed_attempt_record,
+    failed_attempts_clear,
+    invalid_credentials_error,
+    lock_check,
+    password_reconfirm,
+)
 from services.mail import mail_send
 from services.passwords import password_check
 from services.totp import totp_verify
 
-MAX_FAILED_SIGN_INS = 5
-LOCKOUT_MINUTES = 15
 HANDOFF_MINUTES = 10
 VERIFY_EMAIL_TTL = timedelta(hours=24)
 RESET_PASSWORD_TTL = timedelta(hours=1)
@@ -53,10 +82,6 @@ SESSION_TOKEN_BYTES = 32  # 256 bits
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
 _MAX_EMAIL_LENGTH = 320
 _MAX_NAME_LENGTH = 200
-
-INVALID_CREDENTIALS_MESSAGE = (
-    "The email or password is not correct. Check both and try again, or reset your password."
-)
 
 
 @dataclass(frozen=True)
@@ -79,22 +104,6 @@ def _dummy_password_hash() -> str:
 
 def _normalize_email(email: str) -> str:
     return (email or "").strip().lower()
-
-
-def _invalid_credentials() -> DomainError:
-    return error_with_code(Code.invalid_credentials, INVALID_CREDENTIALS_MESSAGE, http_status=401)
-
-
-def _account_locked(locked_until: datetime, now: datetime) -> DomainError:
-    minutes = max(1, math.ceil((locked_until - now).total_seconds() / 60))
-    unit = "minute" if minutes == 1 else "minutes"
-    return error_with_code(
-        Code.account_locked,
-        f"Too many failed sign-ins. Try again in {minutes} {unit}, or reset your password.",
-        http_status=429,
-        minutes_left=minutes,
-        locked_until=locked_until.isoformat(),
-    )
 
 
 def _user_by_email(session: Session, email: str, *, for_update: bool = False) -> User | None:
@@ -244,7 +253,8 @@ def user_register(*, session: Session, email: str, password: str, name: str, bas
     """Create an account and send its verification link.
 
     Args:
-        session: Database session; this service commits.
+        session: Database session; this service owns the unit of work and commits (the
+            register page calls it with a session of its own).
         email: Address to register; stored stripped and lower-cased.
         password: Checked against the password policy, stored as argon2id.
         name: Display name (may be empty).
@@ -313,7 +323,7 @@ def verification_resend(*, session: Session, email: str, base_url: str) -> None:
     """Send a fresh verification link (older unused ones stop working).
 
     Answers the same whether or not the account exists or is already verified, so it cannot
-    be used to discover accounts.
+    be used to discover accounts. Owns its unit of work: commits the link with its mail.
     """
     user = _user_by_email(session, _normalize_email(email), for_update=True)
     if (
@@ -326,7 +336,7 @@ def verification_resend(*, session: Session, email: str, base_url: str) -> None:
 
 
 def email_verify(*, session: Session, token: str) -> User:
-    """Consume a verification link and mark the email verified.
+    """Consume a verification link and mark the email verified (owns its unit of work: commits).
 
     Raises:
         ValidationFailed: `link_invalid`, `link_used`, `link_expired` (messages offer a resend).
@@ -350,6 +360,7 @@ def password_reset_request(*, session: Session, email: str, base_url: str) -> No
     """Email a single-use reset link valid for 1 hour, if the account exists.
 
     Answers the same whether or not the account exists. A new request replaces older links.
+    Owns its unit of work: commits the link with its mail.
     """
     user = _user_by_email(session, _normalize_email(email), for_update=True)
     if user is not None and not _mailed_recently(session, user, EmailTokenPurpose.reset_password):
@@ -376,6 +387,7 @@ def password_reset_complete(*, session: Session, token: str, new_password: str) 
 
     The link is only consumed once the new password passes the policy, so a rejected
     password can be retried with the same link. Opening the link also proves the email.
+    Owns its unit of work: commits (the reset-password page calls it with a session of its own).
 
     Raises:
         ValidationFailed: `link_invalid`, `link_used`, `link_expired`, `weak_password`.
@@ -415,6 +427,9 @@ def password_change(
     current_session_id: int | None,
 ) -> User:
     """Change the password of a signed-in user, optionally signing out their other sessions.
+
+    No commit: the caller commits (Settings, through the org-page skeleton). A wrong current
+    password counts toward the lockout whatever the caller then does (`services.lockout`).
 
     Raises:
         PermissionDenied: `invalid_credentials` when the current password is wrong.
@@ -457,54 +472,11 @@ def password_change(
         target_id=user.id,
         details={"other_sessions_revoked": revoked},
     )
-    session.commit()
+    session.flush()
     return user
 
 
 # --- sign-in --------------------------------------------------------------------------------------
-
-
-def _record_failed_attempt(session: Session, user: User, now: datetime) -> DomainError:
-    """Count a failed attempt (user row already locked); returns the error to raise."""
-    user.failed_sign_in_count += 1
-    locked = user.failed_sign_in_count >= MAX_FAILED_SIGN_INS
-    if locked:
-        user.locked_until = now + timedelta(minutes=LOCKOUT_MINUTES)
-    session.add(user)
-    session.commit()
-    return _account_locked(user.locked_until, now) if locked else _invalid_credentials()
-
-
-def password_reconfirm(
-    *, session: Session, user: User, password: str, wrong_message: str, field: str = "password"
-) -> None:
-    """Check a re-entered password (sensitive changes from a signed-in session).
-
-    Wrong answers count toward the same lockout as sign-in, so a stolen session cannot be
-    used to guess the password without limit. The user row should be locked by the caller.
-
-    Raises:
-        DomainError: `account_locked` while locked; `invalid_credentials` with `wrong_message`.
-    """
-    now = utcnow()
-    _check_not_locked(session, user, now)
-    if verify_password(user.password_hash, password):
-        return
-    error = _record_failed_attempt(session, user, now)
-    if error.code == "account_locked":
-        raise error
-    raise error_with_code(Code.invalid_credentials, wrong_message, base=PermissionDenied, field=field)
-
-
-def _check_not_locked(session: Session, user: User, now: datetime) -> None:
-    locked_until = as_utc(user.locked_until)
-    if locked_until is not None and locked_until > now:
-        session.rollback()
-        raise _account_locked(locked_until, now)
-    if locked_until is not None:  # the lock ran out: start counting afresh
-        user.locked_until = None
-        user.failed_sign_in_count = 0
-        session.add(user)
 
 
 def sign_in_password(
@@ -512,8 +484,13 @@ def sign_in_password(
 ) -> SignInChallenge:
     """Check email and password; on success start a pending session (handoff).
 
-    After 5 failed attempts the account is locked for 15 minutes. With 2FA on, the failure
-    counter is only reset once the second factor is also correct.
+    After 5 failed attempts the account is locked for 15 minutes (`services.lockout`). With
+    2FA on, the failure counter is only reset once the second factor is also correct.
+
+    Owns its unit of work on success: it commits the pending session, because the handoff
+    code it returns is swapped for a cookie by another request (`/auth/session`) that must
+    find it. A refusal raises without committing or rolling back; the failed attempt counts
+    whatever the caller then does with its transaction.
 
     Returns:
         The handoff code (valid 10 minutes, single use) and whether a TOTP code must follow.
@@ -526,20 +503,18 @@ def sign_in_password(
     user = _user_by_email(session, _normalize_email(email), for_update=True)
     if user is None:
         verify_password(_dummy_password_hash(), password)
-        session.rollback()
-        raise _invalid_credentials()
-    _check_not_locked(session, user, now)
+        raise invalid_credentials_error()
+    lock_check(session=session, user=user, now=now)
     if not user.password_hash:  # Google-only account
         verify_password(_dummy_password_hash(), password)
-        raise _record_failed_attempt(session, user, now)
+        raise failed_attempt_record(session=session, user=user, now=now)
     if not verify_password(user.password_hash, password):
-        raise _record_failed_attempt(session, user, now)
+        raise failed_attempt_record(session=session, user=user, now=now)
     if password_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     mfa_required = user.totp_enabled_at is not None
     if not mfa_required:
-        user.failed_sign_in_count = 0
-        user.locked_until = None
+        failed_attempts_clear(session=session, user=user)
     session.add(user)
     handoff_code = new_token(32)
     session.add(
@@ -564,15 +539,13 @@ def sign_in_handoff_create(
     No commit: the caller owns the transaction. With 2FA on, the TOTP code must still follow.
 
     Raises:
-        DomainError: `account_locked` (the session is rolled back, as in `sign_in_password`).
+        DomainError: `account_locked` (nothing is written; the caller rolls back).
     """
     now = utcnow()
-    _check_not_locked(session, user, now)
+    lock_check(session=session, user=user, now=now)
     mfa_required = user.totp_enabled_at is not None
     if not mfa_required:
-        user.failed_sign_in_count = 0
-        user.locked_until = None
-        session.add(user)
+        failed_attempts_clear(session=session, user=user)
     handoff_code = new_token(32)
     session.add(
         UserSession(
@@ -617,6 +590,8 @@ def sign_in_complete_mfa(*, session: Session, handoff_code: str, code: str) -> N
     """Second step of sign-in with 2FA: a TOTP code or an unused recovery code.
 
     Wrong codes count as failed sign-ins (lockout after 5, which also ends this attempt).
+    No commit: the caller commits (the sign-in page does, also after a refusal); the failed
+    attempt counts whatever it decides (`services.lockout`).
 
     Raises:
         DomainError: `totp_required` (no code entered), `totp_invalid`, `account_locked`,
@@ -624,10 +599,8 @@ def sign_in_complete_mfa(*, session: Session, handoff_code: str, code: str) -> N
     """
     pending = _pending_sign_in(session, handoff_code)
     if not pending.mfa_pending:
-        session.rollback()
         return
     if not (code or "").strip():
-        session.rollback()
         raise error_with_code(
             Code.totp_required,
             "Enter the 6-digit code from your authenticator app, or one of your recovery codes.",
@@ -636,14 +609,15 @@ def sign_in_complete_mfa(*, session: Session, handoff_code: str, code: str) -> N
         )
     now = utcnow()
     user = _user_get(session, pending.user_id, for_update=True)
-    _check_not_locked(session, user, now)
+    lock_check(session=session, user=user, now=now)
     if not totp_verify(session=session, user=user, code=code):
-        error = _record_failed_attempt(session, user, now)
-        if error.code == "account_locked":
-            pending = _pending_sign_in(session, handoff_code)
+        error = failed_attempt_record(session=session, user=user, now=now)
+        if error.code == Code.account_locked:
+            # The lock also ends this attempt. Should the caller roll this back, the lock
+            # (15 minutes) still outlasts the handoff code (10 minutes).
             pending.revoked_at = now
             session.add(pending)
-            session.commit()
+            session.flush()
             raise error
         raise error_with_code(
             Code.totp_invalid,
@@ -652,16 +626,16 @@ def sign_in_complete_mfa(*, session: Session, handoff_code: str, code: str) -> N
             base=ValidationFailed,
             field="code",
         )
-    user.failed_sign_in_count = 0
-    user.locked_until = None
-    session.add(user)
+    failed_attempts_clear(session=session, user=user)
     pending.mfa_pending = False
     session.add(pending)
-    session.commit()
+    session.flush()
 
 
 def session_activate(*, session: Session, handoff_code: str) -> tuple[str, UserSession]:
     """Swap a handoff code for a long-lived session token (once).
+
+    No commit: the caller commits (the `/auth/session` route) before it sets the cookie.
 
     Returns:
         The raw session token (for an HttpOnly cookie; only its hash is stored) and the row.
@@ -672,7 +646,6 @@ def session_activate(*, session: Session, handoff_code: str) -> tuple[str, UserS
     """
     pending = _pending_sign_in(session, handoff_code)
     if pending.mfa_pending:
-        session.rollback()
         raise error_with_code(
             Code.totp_required,
             "Two-factor authentication is on for this account. Enter the code from your "
@@ -689,7 +662,7 @@ def session_activate(*, session: Session, handoff_code: str) -> tuple[str, UserS
     user = _user_get(session, pending.user_id)
     user.last_active_at = now
     session.add(user)
-    session.commit()
+    session.flush()
     return token, pending
 
 
@@ -711,6 +684,10 @@ def session_resolve(*, session: Session, token: str) -> tuple[User, UserSession]
 
     None when unknown, revoked, not activated, past its absolute expiry, or idle for longer
     than SESSION_IDLE_MINUTES. Records activity at most once a minute.
+
+    Owns the activity touch: when it records activity it commits at once (the idle timeout
+    depends on it, and read-only callers such as page loads never commit). Call it first in a
+    unit of work, before anything else is written.
     """
     if not token:
         return None
@@ -750,6 +727,9 @@ def sessions_list(*, session: Session, user_id: int) -> list[UserSession]:
 def session_revoke(*, session: Session, user_id: int, session_id: int) -> None:
     """Sign out one session of this user (signing out, or ending a device from Settings).
 
+    Owns its unit of work: commits, so the sign-out is final at once; the cookie route that
+    the sign-out event navigates to next (another request) must find the session ended.
+
     Raises:
         NotFound: when the session does not exist or belongs to someone else.
     """
@@ -771,7 +751,10 @@ def session_revoke(*, session: Session, user_id: int, session_id: int) -> None:
 def sessions_revoke_all(
     *, session: Session, user_id: int, except_session_id: int | None = None
 ) -> int:
-    """Sign out everywhere (optionally keeping the current session); returns how many ended."""
+    """Sign out everywhere (optionally keeping the current session); returns how many ended.
+
+    No commit: the caller commits (the Settings page).
+    """
     count = _revoke_sessions(session, user_id=user_id, except_session_id=except_session_id)
     audit_record(
         session=session,
@@ -781,5 +764,5 @@ def sessions_revoke_all(
         target_id=user_id,
         details={"revoked": count, "kept_session_id": except_session_id},
     )
-    session.commit()
+    session.flush()
     return count

@@ -17,6 +17,15 @@ FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite serializes writers with ``BEGIN I
 so two workers never spend the same (rotating) refresh token. A refusal by the provider
 (``invalid_grant``) marks the connection ``expired`` with ``last_error``; a network error keeps
 it ``active`` and the next run retries.
+
+Transactions: the OAuth steps own their unit of work, because a provider's HTTP call sits
+between two states that must be stored first: ``connection_connect_begin`` commits the flow
+row before the browser leaves for the consent screen; ``connection_connect_complete`` commits
+the flow's use (``_flow_consume``, part of its unit of work) before exchanging the code, so a
+replay fails and no transaction is held while the provider answers, then commits the tokens.
+``connection_disconnect`` commits, so the tokens are gone before anything else can spend them.
+``connection_refresh_next`` opens and commits one unit of work per connection. Everything else
+reads or flushes inside the caller's transaction.
 """
 
 from __future__ import annotations
@@ -383,7 +392,10 @@ class _Flow:
 
 
 def _flow_consume(session: Session, *, state: str, provider_key: str, user: User) -> _Flow:
-    """Mark the flow used (committed at once, so a replay fails)."""
+    """Mark the flow used (committed at once, so a replay fails).
+
+    Part of `connection_connect_complete`'s unit of work: it commits, or rolls back a refusal.
+    """
     row = None
     if state:
         row = session.exec(
@@ -574,7 +586,10 @@ def connection_connect_complete(
 
 
 def connection_disconnect(*, session: Session, user: User, org_id: int, connection_id: int) -> None:
-    """Disconnect: forget the tokens and hide the connection (owners/admins). Commits.
+    """Disconnect: forget the tokens and hide the connection (owners/admins).
+
+    Owns its unit of work: commits, so the tokens are gone at once (the hourly refresh must
+    not spend them).
 
     Raises:
         NotFound: no such connection in this org.

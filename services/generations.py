@@ -15,6 +15,12 @@ Credits never get lost:
       release key): keep the output in ``late_result`` and never charge.
 * A crash between the hold and completion leaves it ``running`` with the hold open; the
   sweep job fails and releases it exactly once.
+
+Transactions: ``generation_start``, blockers, retry and history work inside the caller's
+transaction. The run owns its units of work (it is called from background tasks and the API,
+never inside the org-page skeleton's transaction): ``generation_mark_running`` commits the
+``running`` step; ``generation_execute`` commits before calling the provider (no transaction
+and no lock while it works) and again when it completes (``_complete``).
 """
 
 from __future__ import annotations

@@ -177,7 +177,8 @@ def google_sign_in_begin(*, session: Session, redirect_uri: str, next_path: str)
     """Start a Google sign-in and return the URL to send the browser to.
 
     Args:
-        session: Database session; this service commits the new flow row.
+        session: Database session; this service owns the unit of work and commits the new
+            flow row before the browser leaves for Google.
         redirect_uri: The callback URL registered at Google, exactly.
         next_path: Safe relative path to open after sign-in (already validated by the caller).
 
@@ -218,7 +219,10 @@ def google_sign_in_begin(*, session: Session, redirect_uri: str, next_path: str)
 
 
 def _flow_consume(session: Session, state: str) -> tuple[str, str, str]:
-    """Mark the flow used (committed at once, so a replay fails); returns verifier, nonce, next."""
+    """Mark the flow used (committed at once, so a replay fails); returns verifier, nonce, next.
+
+    Part of `google_sign_in_complete`'s unit of work: it commits, or rolls back a refusal.
+    """
     row = None
     if state:
         row = session.exec(
@@ -399,7 +403,9 @@ def google_sign_in_complete(
     result is the same pending session as a password sign-in (2FA still required when on).
 
     Args:
-        session: Database session; this service commits.
+        session: Database session; this service owns the unit of work: it commits the state's
+            use before calling Google's token endpoint (a replay fails, no transaction is held
+            during the call), then the pending session; it rolls back a refusal.
         state: The `state` query parameter Google sent back.
         code: The authorization code Google sent back.
         redirect_uri: The same callback URL used to begin.

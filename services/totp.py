@@ -1,4 +1,14 @@
-"""TOTP two-factor authentication: enrolment with a QR code, verification, recovery codes."""
+"""TOTP two-factor authentication: enrolment with a QR code, verification, recovery codes.
+
+Changing 2FA settings asks for the account password again (`services.lockout.
+password_reconfirm`: wrong answers count toward the sign-in lockout). This module imports
+`services.lockout`, never `services.auth` (which imports this one for `totp_verify`).
+
+Transactions: every function works inside the caller's transaction and flushes; none commits
+or rolls back. The callers commit: the Settings page through the org-page skeleton, the
+sign-in step of `services.auth` through its caller. A wrong password counts toward the
+lockout whatever the caller then does with its transaction.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +32,7 @@ from services.errors import (
     ValidationFailed,
     error_with_code,
 )
+from services.lockout import password_reconfirm
 
 TOTP_ISSUER = "Creative Studio"
 TOTP_VALID_WINDOW = 1  # accept the previous and the next 30-second step (clock drift)
@@ -57,8 +68,6 @@ def _require_password(session: Session, user: User, password: str) -> None:
             "Set a password with 'Forgot password' on the sign-in page, then try again.",
             base=PermissionDenied,
         )
-    from services.auth import password_reconfirm  # auth imports this module
-
     password_reconfirm(
         session=session,
         user=user,
@@ -130,7 +139,7 @@ def totp_begin_enrolment(*, session: Session, user_id: int) -> TotpEnrolment:
     user.totp_secret_encrypted = encrypt(secret)
     user.totp_last_used_step = None
     session.add(user)
-    session.commit()
+    session.flush()
     uri = pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name=TOTP_ISSUER)
     qr_svg = segno.make(uri, error="m").svg_inline(scale=4, dark="#111111", light="#ffffff")
     return TotpEnrolment(secret=secret, provisioning_uri=uri, qr_svg=qr_svg)
@@ -180,7 +189,7 @@ def totp_confirm_enrolment(*, session: Session, user_id: int, code: str) -> list
         target_type="user",
         target_id=user.id,
     )
-    session.commit()
+    session.flush()
     return codes
 
 
@@ -262,7 +271,7 @@ def totp_disable(*, session: Session, user_id: int, password: str) -> None:
             target_type="user",
             target_id=user.id,
         )
-    session.commit()
+    session.flush()
 
 
 def totp_reconfigure(*, session: Session, user_id: int, password: str) -> TotpEnrolment:
@@ -295,7 +304,7 @@ def recovery_codes_regenerate(*, session: Session, user_id: int, password: str) 
         target_type="user",
         target_id=user.id,
     )
-    session.commit()
+    session.flush()
     return codes
 
 

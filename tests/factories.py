@@ -143,6 +143,7 @@ def signed_in_cookie(session: Session, user: User) -> str:
     """A `Cookie:` header value of a real, activated session of `user` (commits)."""
     challenge = auth_service.sign_in_handoff_create(session=session, user=user)
     token, _ = auth_service.session_activate(session=session, handoff_code=challenge.handoff_code)
+    session.commit()  # session_activate leaves the commit to its caller
     return f"{routes.SESSION_COOKIE}={token}"
 
 
