@@ -61,9 +61,8 @@ from services.providers.base import (
     ProviderErrorCode,
     ProviderResult,
     TextDelta,
-    provider_for,
-    provider_run,
 )
+from services.providers.factory import provider_for, provider_run
 from services.storage import default_backend_name, storage_for
 
 log = logging.getLogger(__name__)

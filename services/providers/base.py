@@ -4,6 +4,9 @@ An adapter returns a `ProviderResult` carrying the units to meter (tokens, asset
 matching the model's rate unit) or raises a `ProviderError` whose `code` says what went
 wrong in a way a person can act on: ``timeout``, ``rate_limited``, ``provider_error``,
 ``malformed_response`` (and ``not_configured`` when an endpoint is missing).
+
+This module holds only the interface and its errors; `services.providers.factory` picks the
+adapter for a registry row (`provider_for`) and dispatches a run to it (`provider_run`).
 """
 
 from __future__ import annotations
@@ -97,54 +100,3 @@ class Provider(Protocol):
     def generate_video(
         self, *, model_id: str, prompt: str, seconds: int = 6, aspect: str = "16:9"
     ) -> ProviderResult: ...
-
-
-def provider_run(
-    provider: Provider,
-    *,
-    modality: str,
-    model_id: str,
-    prompt: str,
-    params: dict[str, Any],
-    on_delta: TextDelta | None = None,
-) -> ProviderResult:
-    """Dispatch one run to the adapter method for its modality."""
-    if modality == "text":
-        return provider.generate_text(
-            model_id=model_id,
-            prompt=prompt,
-            tone=params.get("tone") or DEFAULT_TONE,
-            length=params.get("length") or "medium",
-            max_tokens=params.get("max_tokens"),
-            on_delta=on_delta,
-        )
-    if modality == "image":
-        return provider.generate_image(
-            model_id=model_id,
-            prompt=prompt,
-            aspect=params.get("aspect") or DEFAULT_ASPECT,
-            count=int(params.get("count") or 1),
-        )
-    if modality == "video":
-        return provider.generate_video(
-            model_id=model_id,
-            prompt=prompt,
-            seconds=int(params.get("seconds") or 6),
-            aspect=params.get("aspect") or "16:9",
-        )
-    raise ProviderError(ProviderErrorCode.provider_error, f"Unknown modality {modality!r}.")
-
-
-def provider_for(model: Any) -> Provider:
-    """The adapter for a registry row (`provider` is "local" or "openai_compatible")."""
-    if model.provider == "local":
-        from services.providers.local import LocalProvider
-
-        return LocalProvider()
-    if model.provider == "openai_compatible":
-        from services.providers.openai_compatible import OpenAICompatibleProvider
-
-        return OpenAICompatibleProvider.for_model(model)
-    raise ProviderError(
-        ProviderErrorCode.not_configured, f"Unknown provider {model.provider!r} for this model."
-    )

@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 from core.settings import reset_settings_cache
-from services.providers.base import ProviderError, ProviderErrorCode, provider_for
+from services.providers.base import ProviderError, ProviderErrorCode
+from services.providers.factory import provider_for
 from services.providers.local import LocalProvider
 from services.providers.openai_compatible import OpenAICompatibleProvider
 
