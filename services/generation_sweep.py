@@ -4,7 +4,8 @@ A generation counts as stuck when it is ``running`` and started more than 15 min
 (``created_at`` when ``started_at`` is missing), or still ``queued`` 15 minutes after it was
 created. The sweep marks it ``failed`` with ``failure_code="timed_out"``, appends the
 transition to ``status_history``, releases its credit hold with the key
-``generation:{id}:release`` and writes an audit entry, all in one transaction.
+``generation:{id}:release`` (`services.generation_keys.release_key`, the key the studio's
+completion path uses too) and writes an audit entry, all in one transaction.
 
 Exactly once, with any number of sweepers and the studio's own completion path:
 
@@ -41,6 +42,7 @@ from models.enums import GenerationStatus
 from services.audit import audit_record
 from services.credits import HoldAlreadyClosed, credits_release
 from services.errors import NotFound
+from services.generation_keys import release_key  # the studio path releases with the same key
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +57,6 @@ DEFAULT_BATCH_SIZE = 500
 # sweepers queue on each other's account locks).
 DEFAULT_ROWS_PER_TRANSACTION = 1
 _SWEEPABLE = (GenerationStatus.running.value, GenerationStatus.queued.value)
-
-
-def release_key(generation_id: int) -> str:
-    """The idempotency key of a generation's hold release (shared with the studio path)."""
-    return f"generation:{generation_id}:release"
 
 
 @dataclass

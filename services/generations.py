@@ -52,6 +52,7 @@ from services.errors import (
     ValidationFailed,
     error_with_code,
 )
+from services.generation_keys import hold_key, release_key, settle_key
 from services.plan_limits import org_plan
 from services.providers.base import (
     IMAGE_ASPECTS,
@@ -70,18 +71,6 @@ log = logging.getLogger(__name__)
 MAX_PROMPT_CHARS = 4000
 VIDEO_SECONDS_CHOICES = (3, 6, 10)
 TIMED_OUT_CODE = "timed_out"
-
-
-def hold_key(generation_id: int) -> str:
-    return f"generation:{generation_id}:hold"
-
-
-def settle_key(generation_id: int) -> str:
-    return f"generation:{generation_id}:settle"
-
-
-def release_key(generation_id: int) -> str:
-    return f"generation:{generation_id}:release"
 
 
 # --- blockers ---------------------------------------------------------------------------------
