@@ -61,6 +61,7 @@ from core import db
 from core.clock import as_utc, utcnow
 from models import CreditAccount, CreditLedgerEntry, CreditPool
 from models.enums import LedgerEntryKind
+from services.error_codes import Code
 from services.errors import Conflict, InsufficientCredits, NotFound, ValidationFailed
 
 MILLICREDITS_PER_CREDIT = 1000
@@ -81,13 +82,13 @@ _CLOSING_KINDS = (LedgerEntryKind.settle.value, LedgerEntryKind.release.value)
 class IdempotencyKeyReused(Conflict):
     """The idempotency key already belongs to a different credit movement."""
 
-    code = "idempotency_key_reused"
+    code = Code.idempotency_key_reused.value
 
 
 class HoldAlreadyClosed(Conflict):
     """The hold was already settled or released; `closing_entry` is the entry that closed it."""
 
-    code = "hold_already_closed"
+    code = Code.hold_already_closed.value
 
     def __init__(self, message: str, *, closing_entry: CreditLedgerEntry):
         super().__init__(message, closing_entry_id=closing_entry.id, closed_by=closing_entry.kind)
@@ -97,7 +98,7 @@ class HoldAlreadyClosed(Conflict):
 class SettleExceedsHold(Conflict):
     """The actual cost is larger than the hold; a new check and hold are needed."""
 
-    code = "settle_exceeds_hold"
+    code = Code.settle_exceeds_hold.value
 
 
 @dataclass(frozen=True)

@@ -41,13 +41,14 @@ from models import Generation
 from models.enums import GenerationStatus
 from services.audit import audit_record
 from services.credits import HoldAlreadyClosed, credits_release
+from services.error_codes import Code
 from services.errors import NotFound
 from services.generation_keys import release_key  # the studio path releases with the same key
 
 log = logging.getLogger(__name__)
 
 STUCK_AFTER = timedelta(minutes=15)
-TIMED_OUT_CODE = "timed_out"
+TIMED_OUT_CODE = Code.timed_out.value
 TIMED_OUT_REASON = "No result within 15 minutes; the held credits were refunded."
 # Used when nothing was refunded (no hold was taken, or it had already been settled).
 TIMED_OUT_REASON_NO_REFUND = "No result within 15 minutes."

@@ -70,7 +70,7 @@ log = logging.getLogger(__name__)
 
 MAX_PROMPT_CHARS = 4000
 VIDEO_SECONDS_CHOICES = (3, 6, 10)
-TIMED_OUT_CODE = "timed_out"
+TIMED_OUT_CODE = Code.timed_out.value
 
 
 # --- blockers ---------------------------------------------------------------------------------
@@ -92,11 +92,11 @@ class GenerationBlocked(DomainError):
 
     http_status = 403
     _STATUS = {
-        "insufficient_credits": 402,
-        "billing_required": 402,
-        "project_not_found": 404,
-        "model_not_found": 404,
-        "model_locked": 402,
+        Code.insufficient_credits: 402,
+        Code.billing_required: 402,
+        Code.project_not_found: 404,
+        Code.model_not_found: 404,
+        Code.model_locked: 402,
     }
 
     def __init__(self, blockers: list[Blocker]):
@@ -173,7 +173,7 @@ def generation_blockers(
     if user.email_verified_at is None:
         blockers.append(
             Blocker(
-                "email_not_verified",
+                Code.email_not_verified,
                 f"Verify your email address ({user.email}) to use models: open the link we "
                 "sent you, or request a new one.",
                 "Send a new link",
@@ -186,7 +186,7 @@ def generation_blockers(
     if plan.key == "free" and org.billing_profile_added_at is None:
         blockers.append(
             Blocker(
-                "billing_required",
+                Code.billing_required,
                 "The Free plan needs a billing profile before models can be used (nothing is "
                 "charged until you buy credits or upgrade). "
                 + (
@@ -217,7 +217,7 @@ def generation_blockers(
             if estimate > available:
                 blockers.append(
                     Blocker(
-                        "insufficient_credits",
+                        Code.insufficient_credits,
                         f"This run needs about {credits.format_credits(estimate)} credits; "
                         f"{credits.format_credits(max(available, 0))} are available. "
                         + (
@@ -247,7 +247,7 @@ def _spend_cap_blocker(
     if spent + estimate <= cap:
         return None
     return Blocker(
-        "spend_cap_reached",
+        Code.spend_cap_reached,
         f"This run (about {credits.format_credits(estimate)} credits) would pass the monthly spend "
         f"cap of {credits.format_credits(cap)} credits; {credits.format_credits(spent)} are "
         "already spent this cycle. "
@@ -276,7 +276,7 @@ def _model_blocker(
     if availability.state == registry.LOCKED:
         return (
             Blocker(
-                "model_locked",
+                Code.model_locked,
                 availability.reason,
                 "See plans in Billing",
                 billing,
@@ -285,9 +285,9 @@ def _model_blocker(
             resolved,
         )
     if availability.state == registry.DISABLED:
-        return Blocker("model_disabled", availability.reason), resolved
+        return Blocker(Code.model_disabled, availability.reason), resolved
     if availability.state == registry.NOT_CONFIGURED:
-        return Blocker("model_not_configured", availability.reason), resolved
+        return Blocker(Code.model_not_configured, availability.reason), resolved
     return None, resolved
 
 

@@ -280,7 +280,7 @@ def require(actor: Actor, action: Action, target: Target) -> None:
     decision = can(actor, action, target)
     if decision:
         return
-    if decision.code == "project_not_found":
+    if decision.code == Code.project_not_found:
         raise error_with_code(decision.code, decision.message, base=NotFound)
     raise error_with_code(decision.code, decision.message, base=PermissionDenied)
 

@@ -189,7 +189,7 @@ def storage_for(backend: str | None = None) -> StorageBackend:
 class AssetLinkInvalid(DomainError):
     """A signed asset link that is expired (`reason="expired"`) or not ours (`"invalid"`)."""
 
-    code = "asset_link_invalid"
+    code = Code.asset_link_invalid.value
     http_status = 404
 
     def __init__(self, reason: str):
@@ -201,7 +201,7 @@ class AssetLinkInvalid(DomainError):
         super().__init__(message, reason=reason)
         self.reason = reason
         if reason == "expired":
-            self.code = "asset_link_expired"
+            self.code = Code.asset_link_expired.value
             self.http_status = 410
 
 

@@ -18,13 +18,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
+from core import routes
 from core.db import get_engine
 from core.settings import get_settings
-from core import routes
 from creative_studio.api.auth_routes import frontend_url
 from services import auth as auth_service
 from services import connections as connections_service
 from services import orgs as org_service
+from services.error_codes import Code
 from services.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -152,7 +153,7 @@ async def connections_callback(request: Request) -> RedirectResponse:
             return _back_to_settings(slug, provider_key, error=error)
         if not state or not code:
             slug = await run_in_threadpool(_flow_slug, state)
-            return _back_to_settings(slug, provider_key, error="oauth_state_invalid")
+            return _back_to_settings(slug, provider_key, error=Code.oauth_state_invalid)
         slug, error = await run_in_threadpool(_complete, request, provider_key, state, code)
     except Exception:
         logger.exception("connection to %s could not complete", provider_key)

@@ -10,11 +10,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
+from core import routes
 from core.db import get_engine
 from core.settings import get_settings
-from core import routes
 from creative_studio.api.auth_routes import frontend_url
 from services import oidc
+from services.error_codes import Code
 from services.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -54,14 +55,14 @@ async def google_start(request: Request) -> RedirectResponse:
     if not routes.is_safe_next(next_path):
         next_path = routes.INDEX
     if not get_settings().google_enabled:
-        return _sign_in_error("google_disabled", next_path)
+        return _sign_in_error(Code.google_disabled, next_path)
     try:
         url = await run_in_threadpool(_begin, next_path)
     except DomainError as error:
         return _sign_in_error(error.code, next_path)
     except Exception:  # never show a stack trace; the sign-in page explains the code
         logger.exception("Google sign-in could not start")
-        return _sign_in_error("google_failed", next_path)
+        return _sign_in_error(Code.google_failed, next_path)
     return _redirect(url)
 
 
@@ -80,15 +81,15 @@ def _complete(state: str, code: str, ip_address: str, user_agent: str):
 async def google_callback(request: Request) -> RedirectResponse:
     """GET /auth/google/callback?code&state (or ?error) -> the session handoff or the sign-in page."""
     if not get_settings().google_enabled:
-        return _sign_in_error("google_disabled")
+        return _sign_in_error(Code.google_disabled)
     params = request.query_params
     if params.get("error"):
         # The person cancelled on Google's consent screen, or Google refused the request.
-        code = "google_denied" if params.get("error") == "access_denied" else "google_failed"
+        code = Code.google_denied if params.get("error") == "access_denied" else Code.google_failed
         return _sign_in_error(code)
     state, code = params.get("state", ""), params.get("code", "")
     if not state or not code:
-        return _sign_in_error("oauth_state_invalid")
+        return _sign_in_error(Code.oauth_state_invalid)
     ip_address = request.client.host if request.client else ""
     user_agent = request.headers.get("user-agent", "")
     try:
@@ -99,7 +100,7 @@ async def google_callback(request: Request) -> RedirectResponse:
         return _sign_in_error(error.code)
     except Exception:
         logger.exception("Google sign-in could not complete")
-        return _sign_in_error("google_failed")
+        return _sign_in_error(Code.google_failed)
     if not routes.is_safe_next(next_path):
         next_path = routes.INDEX
     if challenge.mfa_required:
