@@ -9,8 +9,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlmodel import Session
-
 from core import db
 from core.clock import utcnow
 from models import JobRun
@@ -56,10 +54,10 @@ def _outcome(value: Any) -> JobOutcome:
 
 def _record_start(job_id: str) -> int | None:
     try:
-        with Session(db.get_engine(), expire_on_commit=False) as session:
+        with db.session_scope() as session:
             run = JobRun(job_id=job_id, host=host_label(), status=JobRunStatus.running.value)
             session.add(run)
-            session.commit()
+            session.flush()
             return run.id
     except Exception:  # the database is down: still try the job, say so in the log
         log.exception("job %s: could not record the start of the run", job_id)
@@ -70,7 +68,7 @@ def _record_end(run_id: int | None, job_id: str, status: str, outcome: JobOutcom
     if run_id is None:
         return
     try:
-        with Session(db.get_engine()) as session:
+        with db.session_scope() as session:
             run = session.get(JobRun, run_id)
             if run is None:
                 return
@@ -80,7 +78,6 @@ def _record_end(run_id: int | None, job_id: str, status: str, outcome: JobOutcom
             run.error_detail = outcome.error_detail[:MAX_ERROR_DETAIL] or None
             run.finished_at = utcnow()
             session.add(run)
-            session.commit()
     except Exception:
         log.exception("job %s: could not record the end of run %s", job_id, run_id)
 

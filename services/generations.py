@@ -34,9 +34,8 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from core import routes
+from core import db, routes
 from core.clock import as_utc, utcnow
-from core.db import get_engine
 from models import AIModel, Asset, Generation, Organization, Project, UsageEvent, User
 from models.enums import GenerationStatus, OrgRole
 from services import credits, policy, pricing
@@ -640,7 +639,7 @@ def generation_run_in_new_session(
     generation_id: int, *, provider: Provider | None = None, mark_running: bool = True
 ) -> Generation:
     """For background tasks and threads: run with a session of their own."""
-    with Session(get_engine(), expire_on_commit=False) as session:
+    with db.new_session() as session:  # each step commits itself
         if mark_running:
             generation_mark_running(session=session, generation_id=generation_id)
         return generation_execute(session=session, generation_id=generation_id, provider=provider)

@@ -39,6 +39,12 @@ REVOKED_SESSION_RETENTION = timedelta(days=30)
 ROLLUP_DAYS_BACK = 2  # provider usage may arrive late: recompute today and the day before
 
 
+def _session(engine: Engine | None) -> Session:
+    """A session of its own, on `engine` when one is given (benchmarks), else the process
+    engine (`core.db.new_session`). The job commits it."""
+    return Session(engine, expire_on_commit=False) if engine is not None else db.new_session()
+
+
 @dataclass
 class HousekeepingResult:
     items: int = 0
@@ -52,7 +58,7 @@ class HousekeepingResult:
 def invites_expire_due(*, engine: Engine | None = None, now: datetime | None = None) -> int:
     """Mark pending invites whose link has expired as ``expired``; returns how many changed."""
     now = now or utcnow()
-    with Session(engine or db.get_engine()) as session:
+    with _session(engine) as session:
         result = session.exec(
             update(Invite)
             .where(Invite.status == InviteStatus.pending.value, col(Invite.expires_at) <= now)
@@ -69,7 +75,7 @@ def sessions_purge_expired(*, engine: Engine | None = None, now: datetime | None
     """Delete sessions past their absolute expiry (and sign-in handoffs that were never used),
     and revoked sessions older than 30 days. Returns how many rows were deleted."""
     now = now or utcnow()
-    with Session(engine or db.get_engine()) as session:
+    with _session(engine) as session:
         result = session.exec(
             delete(UserSession).where(
                 or_(
@@ -98,11 +104,10 @@ def monthly_credit_grants(
     grant per org and month (key ``monthly-grant:{org_id}:{YYYY-MM}``), each in its own
     transaction, so a second process or a re-run grants nothing twice.
     """
-    engine = engine or db.get_engine()
     now = now or utcnow()
     month_suffix = f":{now:%Y-%m}"
     result = HousekeepingResult()
-    with Session(engine) as session:
+    with _session(engine) as session:
         candidates = session.exec(
             select(Organization.id, Plan.monthly_credits, Plan.name)
             .join(Plan, Plan.key == Organization.plan_key)
@@ -125,7 +130,7 @@ def monthly_credit_grants(
         if key in granted:
             continue
         try:
-            with Session(engine) as session:
+            with _session(engine) as session:
                 # Under the account lock, so a concurrent run's grant is seen and not counted.
                 credit_account_get_or_create(session=session, org_id=org_id)
                 session.exec(
@@ -249,7 +254,7 @@ def usage_rollup_recent(
     for offset in range(days_back):
         day = today - timedelta(days=offset)
         try:
-            with Session(engine or db.get_engine()) as session:
+            with _session(engine) as session:
                 result.items += usage_rollup_day(session=session, day=day)
                 session.commit()
         except Exception as exc:

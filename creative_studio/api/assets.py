@@ -10,12 +10,10 @@ presigned URL valid for a minute.
 
 from __future__ import annotations
 
-from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from core.db import get_engine
-from core import routes
+from core import db, routes
 from services import auth as auth_service
 from services import storage
 from services.errors import DomainError
@@ -35,7 +33,7 @@ async def serve_asset(request: Request) -> Response:
     signed = request.path_params["signed"]
     download = request.query_params.get("download") == "1"
     token = request.cookies.get(routes.SESSION_COOKIE, "")
-    with Session(get_engine(), expire_on_commit=False) as session:
+    with db.new_session() as session:  # reads; session_resolve commits its touch
         resolved = auth_service.session_resolve(session=session, token=token) if token else None
         if resolved is None:
             return _error(401, "signed_out", "Sign in to view this file.")

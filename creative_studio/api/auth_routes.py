@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import reflex as rx
-from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
+from core import db, routes
 from core.clock import as_utc, utcnow
-from core.db import get_engine
 from core.settings import get_settings
-from core import routes
 from services import auth as auth_service
 from services.errors import DomainError
 
@@ -29,13 +27,11 @@ async def session_handoff(request: Request) -> RedirectResponse:
     next_path = request.query_params.get("next", routes.INDEX)
     if not routes.is_safe_next(next_path):
         next_path = routes.INDEX
-    with Session(get_engine(), expire_on_commit=False) as session:
-        try:
+    try:
+        with db.session_scope() as session:
             token, user_session = auth_service.session_activate(session=session, handoff_code=code)
-            session.commit()
-        except DomainError:
-            session.rollback()
-            return RedirectResponse(frontend_url(routes.SIGN_IN + "?expired=1"), status_code=303)
+    except DomainError:
+        return RedirectResponse(frontend_url(routes.SIGN_IN + "?expired=1"), status_code=303)
     response = RedirectResponse(frontend_url(next_path), status_code=303)
     max_age = int((as_utc(user_session.expires_at) - utcnow()).total_seconds())
     response.set_cookie(
@@ -60,7 +56,7 @@ async def sign_out(request: Request) -> RedirectResponse:
     """
     token = request.cookies.get(routes.SESSION_COOKIE, "")
     if token:
-        with Session(get_engine()) as session:
+        with db.new_session() as session:  # session_resolve commits its touch
             if auth_service.session_resolve(session=session, token=token) is not None:
                 return RedirectResponse(frontend_url(routes.INDEX), status_code=303)
     response = RedirectResponse(frontend_url(routes.SIGN_IN), status_code=303)

@@ -18,8 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
-from core import routes
-from core.db import get_engine
+from core import db, routes
 from core.settings import get_settings
 from creative_studio.api.auth_routes import frontend_url
 from services import auth as auth_service
@@ -70,7 +69,7 @@ def _begin(
     request: Request, provider_key: str, slug: str, reconnect_id: int | None
 ) -> tuple[str, str]:
     """Returns ("redirect", url) or ("sign_in", "")."""
-    with Session(get_engine(), expire_on_commit=False) as session:
+    with db.new_session() as session:  # the connection services commit their steps
         user = _user_from_cookie(session, request)
         if user is None:
             return "sign_in", ""
@@ -108,7 +107,7 @@ async def connections_start(request: Request) -> RedirectResponse:
 
 def _complete(request: Request, provider_key: str, state: str, code: str) -> tuple[str, str]:
     """Returns (org slug, "") on success, or (slug, error code)."""
-    with Session(get_engine(), expire_on_commit=False) as session:
+    with db.new_session() as session:  # the connection services commit their steps
         user = _user_from_cookie(session, request)
         if user is None:
             slug = connections_service.connection_flow_org_slug(session=session, state=state)
@@ -132,7 +131,7 @@ def _complete(request: Request, provider_key: str, state: str, code: str) -> tup
 
 
 def _flow_slug(state: str) -> str:
-    with Session(get_engine()) as session:
+    with db.new_session() as session:
         return connections_service.connection_flow_org_slug(session=session, state=state)
 
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlencode
 
-from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
-from core import routes
-from core.db import get_engine
+from core import db, routes
 from core.settings import get_settings
 from creative_studio.api.auth_routes import frontend_url
 from services import oidc
@@ -43,7 +41,7 @@ def _sign_in_error(code: str, next_path: str = "") -> RedirectResponse:
 
 
 def _begin(next_path: str) -> str:
-    with Session(get_engine(), expire_on_commit=False) as session:
+    with db.new_session() as session:  # the sign-in service commits its steps
         return oidc.google_sign_in_begin(
             session=session, redirect_uri=google_redirect_uri(), next_path=next_path
         )
@@ -67,7 +65,7 @@ async def google_start(request: Request) -> RedirectResponse:
 
 
 def _complete(state: str, code: str, ip_address: str, user_agent: str):
-    with Session(get_engine(), expire_on_commit=False) as session:
+    with db.new_session() as session:  # the sign-in service commits its steps
         return oidc.google_sign_in_complete(
             session=session,
             state=state,
