@@ -15,7 +15,9 @@ def created_at_field() -> Any:
     return Field(default_factory=utcnow, sa_type=DateTime(timezone=True), nullable=False)
 
 
-def utc_datetime_field(*, nullable: bool = True, index: bool = False, default: datetime | None = None) -> Any:
+def utc_datetime_field(
+    *, nullable: bool = True, index: bool = False, default: datetime | None = None
+) -> Any:
     return Field(default=default, sa_type=DateTime(timezone=True), nullable=nullable, index=index)
 
 

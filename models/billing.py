@@ -90,7 +90,9 @@ class CreditLedgerEntry(SQLModel, table=True):
     amount_millicredits: int = millicredits_field()  # signed: + adds to the balance
     balance_after_millicredits: int = millicredits_field()
     pool_id: int | None = Field(default=None, foreign_key="credit_pools.id", ondelete="SET NULL")
-    pool_amount_millicredits: int = millicredits_field()  # part of the movement drawn from/to the pool
+    pool_amount_millicredits: int = (
+        millicredits_field()
+    )  # part of the movement drawn from/to the pool
     idempotency_key: str = Field(max_length=200, unique=True)
     actor_user_id: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     project_id: int | None = Field(default=None, foreign_key="projects.id", ondelete="SET NULL")

@@ -21,7 +21,9 @@ class OAuthConnection(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     org_id: int = Field(foreign_key="organizations.id", ondelete="CASCADE")
-    connected_by_user_id: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    connected_by_user_id: int | None = Field(
+        default=None, foreign_key="users.id", ondelete="SET NULL"
+    )
     provider_key: str = Field(max_length=32)
     account_id: str = Field(default="", max_length=255)
     account_label: str = Field(default="", max_length=255)
@@ -46,7 +48,9 @@ class ApiKey(SQLModel, table=True):
     prefix: str = Field(max_length=24)
     key_hash: str = Field(max_length=128, unique=True)
     scopes: list = json_field(list)
-    created_by_user_id: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    created_by_user_id: int | None = Field(
+        default=None, foreign_key="users.id", ondelete="SET NULL"
+    )
     created_at: datetime = created_at_field()
     last_used_at: datetime | None = utc_datetime_field()
     revoked_at: datetime | None = utc_datetime_field()

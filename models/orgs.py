@@ -17,7 +17,9 @@ class Organization(SQLModel, table=True):
     slug: str = Field(max_length=64, unique=True, index=True)
     name: str = Field(max_length=120)
     plan_key: str = Field(default="free", max_length=32, foreign_key="plans.key")
-    created_by_user_id: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    created_by_user_id: int | None = Field(
+        default=None, foreign_key="users.id", ondelete="SET NULL"
+    )
     stripe_customer_id: str | None = Field(default=None, max_length=255, unique=True)
     billing_profile_added_at: datetime | None = utc_datetime_field()
     monthly_spend_cap_credits: int | None = Field(default=None)
@@ -76,9 +78,13 @@ class Invite(SQLModel, table=True):
     project_ids: list = json_field(list)
     token_hash: str = Field(max_length=128, unique=True)
     status: str = Field(default="pending", max_length=16)  # InviteStatus
-    invited_by_user_id: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    invited_by_user_id: int | None = Field(
+        default=None, foreign_key="users.id", ondelete="SET NULL"
+    )
     created_at: datetime = created_at_field()
     expires_at: datetime = utc_datetime_field(nullable=False, index=True)
     accepted_at: datetime | None = utc_datetime_field()
-    accepted_by_user_id: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    accepted_by_user_id: int | None = Field(
+        default=None, foreign_key="users.id", ondelete="SET NULL"
+    )
     revoked_at: datetime | None = utc_datetime_field()

@@ -60,7 +60,9 @@ class Generation(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     public_id: str = Field(max_length=40, unique=True)  # "gen_..." shown to users and the API
     org_id: int = Field(foreign_key="organizations.id", ondelete="CASCADE")
-    project_id: int | None = Field(default=None, foreign_key="projects.id", ondelete="SET NULL", index=True)
+    project_id: int | None = Field(
+        default=None, foreign_key="projects.id", ondelete="SET NULL", index=True
+    )
     user_id: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     api_key_id: int | None = Field(default=None, foreign_key="api_keys.id", ondelete="SET NULL")
     model_key: str = Field(max_length=64)
@@ -90,8 +92,12 @@ class Asset(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     public_id: str = Field(max_length=40, unique=True)
     org_id: int = Field(foreign_key="organizations.id", ondelete="CASCADE", index=True)
-    project_id: int | None = Field(default=None, foreign_key="projects.id", ondelete="SET NULL", index=True)
-    generation_id: int | None = Field(default=None, foreign_key="generations.id", ondelete="SET NULL", index=True)
+    project_id: int | None = Field(
+        default=None, foreign_key="projects.id", ondelete="SET NULL", index=True
+    )
+    generation_id: int | None = Field(
+        default=None, foreign_key="generations.id", ondelete="SET NULL", index=True
+    )
     kind: str = Field(max_length=8)  # Modality of the content
     storage_backend: str = Field(max_length=8)  # "local" | "s3"
     storage_key: str = Field(max_length=500)
@@ -114,7 +120,9 @@ class UsageEvent(SQLModel, table=True):
     org_id: int = Field(foreign_key="organizations.id", ondelete="CASCADE")
     project_id: int | None = Field(default=None, foreign_key="projects.id", ondelete="SET NULL")
     user_id: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
-    generation_id: int | None = Field(default=None, foreign_key="generations.id", ondelete="SET NULL", unique=True)
+    generation_id: int | None = Field(
+        default=None, foreign_key="generations.id", ondelete="SET NULL", unique=True
+    )
     source: str = Field(default="studio", max_length=16)  # studio | api | assistant | intel
     model_key: str = Field(max_length=64)
     modality: str = Field(max_length=8)
@@ -146,7 +154,9 @@ class UsageDailyRollup(SQLModel, table=True):
 
     __tablename__ = "usage_daily_rollups"
     __table_args__ = (
-        UniqueConstraint("org_id", "day", "project_id", "user_id", "model_key", name="uq_usage_rollup"),
+        UniqueConstraint(
+            "org_id", "day", "project_id", "user_id", "model_key", name="uq_usage_rollup"
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

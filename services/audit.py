@@ -34,7 +34,11 @@ def audit_record(
 
 
 def audit_list(*, session: Session, org_id: int | None, limit: int = 100) -> list[AuditLogEntry]:
-    query = select(AuditLogEntry).order_by(AuditLogEntry.created_at.desc(), AuditLogEntry.id.desc()).limit(limit)
+    query = (
+        select(AuditLogEntry)
+        .order_by(AuditLogEntry.created_at.desc(), AuditLogEntry.id.desc())
+        .limit(limit)
+    )
     if org_id is not None:
         query = query.where(AuditLogEntry.org_id == org_id)
     return list(session.exec(query))

@@ -39,8 +39,14 @@ class CatalogSyncResult:
     @property
     def changed(self) -> bool:
         return any(
-            (self.plans_added, self.plans_updated, self.models_added, self.models_updated,
-             self.tools_added, self.tools_updated)
+            (
+                self.plans_added,
+                self.plans_updated,
+                self.models_added,
+                self.models_updated,
+                self.tools_added,
+                self.tools_updated,
+            )
         )
 
 
@@ -89,7 +95,15 @@ def catalog_sync(*, session: Session, catalog_dir: Path = CATALOG_DIR) -> Catalo
     model_entries = _load(catalog_dir / "models.toml", "model")
     tool_entries = _load(catalog_dir / "tools.toml", "tool")
     counts = dict.fromkeys(
-        ("plans_added", "plans_updated", "models_added", "models_updated", "tools_added", "tools_updated"), 0
+        (
+            "plans_added",
+            "plans_updated",
+            "models_added",
+            "models_updated",
+            "tools_added",
+            "tools_updated",
+        ),
+        0,
     )
 
     plans = {plan.key: plan for plan in session.exec(select(Plan))}
@@ -131,7 +145,9 @@ def catalog_sync(*, session: Session, catalog_dir: Path = CATALOG_DIR) -> Catalo
         except (KeyError, ValueError) as exc:
             raise CatalogError(f"{where}: bad modality or rate_unit") from exc
         if rate_unit != _RATE_UNIT_FOR_MODALITY[modality]:
-            raise CatalogError(f"{where}: {modality} models are rated {_RATE_UNIT_FOR_MODALITY[modality]}")
+            raise CatalogError(
+                f"{where}: {modality} models are rated {_RATE_UNIT_FOR_MODALITY[modality]}"
+            )
         if entry.get("min_plan") not in plan_keys:
             raise CatalogError(f"{where}: unknown min_plan {entry.get('min_plan')!r}")
         backup = entry.get("backup")

@@ -12,7 +12,13 @@ _TEST_DATA_DIR = tempfile.mkdtemp(prefix="cs-test-")
 os.environ.setdefault("CS_DATA_DIR", _TEST_DATA_DIR)
 os.environ["APP_ENV"] = "development"
 os.environ.setdefault("SECRET_KEY", "test-secret-key-" + "x" * 40)
-for _var in ("STRIPE_SECRET_KEY", "SMTP_HOST", "GOOGLE_CLIENT_ID", "OPENAI_BASE_URL", "DATABASE_URL"):
+for _var in (
+    "STRIPE_SECRET_KEY",
+    "SMTP_HOST",
+    "GOOGLE_CLIENT_ID",
+    "OPENAI_BASE_URL",
+    "DATABASE_URL",
+):
     os.environ.pop(_var, None)
 
 import pytest  # noqa: E402
@@ -72,7 +78,9 @@ def pg_database_url() -> Iterator[str]:
         pytest.skip("set TEST_DATABASE_URL to run PostgreSQL tests")
     admin_url = make_url(db.normalize_database_url(TEST_DATABASE_URL))
     name = f"cs_test_{uuid.uuid4().hex[:10]}"
-    admin = db.make_engine(admin_url.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT")
+    admin = db.make_engine(
+        admin_url.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = admin_url.set(database=name).render_as_string(hide_password=False)
@@ -96,7 +104,11 @@ def _pg_engine_schema(pg_database_url) -> Iterator[Engine]:
 
 
 def _truncate_all(engine: Engine) -> None:
-    tables = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables if t.name not in ("plans", "ai_models", "tools"))
+    tables = ", ".join(
+        f'"{t.name}"'
+        for t in SQLModel.metadata.sorted_tables
+        if t.name not in ("plans", "ai_models", "tools")
+    )
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
 
@@ -120,7 +132,9 @@ def pg_session(_pg_engine_schema) -> Iterator[Session]:
     """A PostgreSQL session inside a transaction that is rolled back after the test."""
     connection = _pg_engine_schema.connect()
     outer = connection.begin()
-    session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    session = Session(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
     try:
         yield session
     finally:

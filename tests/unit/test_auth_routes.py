@@ -4,8 +4,8 @@ from starlette.testclient import TestClient
 
 from core.clock import utcnow
 from core.crypto import hash_password
-from creative_studio.api import build_api
 from core.routes import SESSION_COOKIE
+from creative_studio.api import build_api
 from models import User
 from services import auth
 

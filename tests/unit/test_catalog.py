@@ -11,8 +11,17 @@ from services.catalog import CATALOG_DIR, CatalogError, catalog_sync, credits_to
 
 def test_catalog_has_the_four_plans_with_design_limits(session):
     plans = {plan.key: plan for plan in session.exec(select(Plan))}
-    assert [p.key for p in sorted(plans.values(), key=lambda p: p.rank)] == ["free", "starter", "growth", "scale"]
-    assert (plans["free"].monthly_credits, plans["free"].max_seats, plans["free"].max_projects) == (50, 2, 2)
+    assert [p.key for p in sorted(plans.values(), key=lambda p: p.rank)] == [
+        "free",
+        "starter",
+        "growth",
+        "scale",
+    ]
+    assert (plans["free"].monthly_credits, plans["free"].max_seats, plans["free"].max_projects) == (
+        50,
+        2,
+        2,
+    )
     assert plans["starter"].price_cents_monthly == 1900 and plans["starter"].max_orgs_owned == 2
     assert plans["growth"].competitor_reports_per_day is None  # unlimited
     assert plans["scale"].max_projects is None and plans["scale"].max_seats == 100
@@ -41,7 +50,11 @@ def test_sync_keeps_operator_model_status(session):
 def test_sync_updates_a_changed_price(session, tmp_path):
     catalog = tmp_path / "catalog"
     shutil.copytree(CATALOG_DIR, catalog)
-    text = (catalog / "plans.toml").read_text().replace("price_cents_monthly = 1900", "price_cents_monthly = 2900")
+    text = (
+        (catalog / "plans.toml")
+        .read_text()
+        .replace("price_cents_monthly = 1900", "price_cents_monthly = 2900")
+    )
     (catalog / "plans.toml").write_text(text)
     result = catalog_sync(session=session, catalog_dir=catalog)
     assert result.plans_updated == 1
@@ -51,7 +64,11 @@ def test_sync_updates_a_changed_price(session, tmp_path):
 def test_bad_catalog_names_the_problem(session, tmp_path):
     catalog = tmp_path / "catalog"
     shutil.copytree(CATALOG_DIR, catalog)
-    text = (catalog / "models.toml").read_text().replace('min_plan = "scale"', 'min_plan = "platinum"', 1)
+    text = (
+        (catalog / "models.toml")
+        .read_text()
+        .replace('min_plan = "scale"', 'min_plan = "platinum"', 1)
+    )
     (catalog / "models.toml").write_text(text)
     with pytest.raises(CatalogError, match="unknown min_plan 'platinum'"):
         catalog_sync(session=session, catalog_dir=catalog)

@@ -35,10 +35,10 @@ from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from core import routes
 from core.clock import utcnow
 from core.crypto import encrypt, hash_password
 from core.settings import get_settings, reset_settings_cache
-from core import routes
 from creative_studio.api import build_api
 from creative_studio.api.auth_routes import frontend_url
 from models import AuditLogEntry, OAuthFlowState, User, UserSession
