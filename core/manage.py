@@ -10,7 +10,7 @@ from alembic import command
 from alembic.config import Config
 from sqlmodel import Session
 
-from core.db import get_engine, make_engine
+from core.db import make_engine, session_scope
 from core.settings import PROJECT_ROOT, get_settings
 
 log = logging.getLogger("creative_studio.manage")
@@ -45,9 +45,8 @@ def seed() -> None:
     if settings.is_production or not settings.seed_demo_data:
         print("Seeding is disabled in production.")
         return
-    with Session(get_engine()) as session:
+    with session_scope() as session:
         report = seed_development_data(session=session)
-        session.commit()
     print(report)
 
 

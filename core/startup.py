@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy.exc import OperationalError, ProgrammingError
-from sqlmodel import Session
 
-from core.db import get_engine
+from core.db import session_scope
 from core.settings import get_settings
 
 log = logging.getLogger("creative_studio.startup")
@@ -23,9 +22,8 @@ def on_app_start() -> None:
     from services.catalog import catalog_sync
 
     try:
-        with Session(get_engine()) as session:
+        with session_scope() as session:
             catalog_sync(session=session)
-            session.commit()
     except (OperationalError, ProgrammingError) as exc:
         log.error(
             "Database schema is missing or outdated (%s). Run: python -m core.manage migrate",
