@@ -10,7 +10,7 @@ from alembic import command
 from alembic.config import Config
 from sqlmodel import Session
 
-from core.db import make_engine, session_scope
+from core.db import get_engine, make_engine, session_scope
 from core.settings import PROJECT_ROOT, get_settings
 
 log = logging.getLogger("creative_studio.manage")
