@@ -96,6 +96,11 @@ def org_page_route(area: str) -> str:
     return f"/org/[{ORG_ROUTE_ARG}]/{area}"
 
 
+def org_local_checkout(slug: str) -> str:
+    """Local payment mode's checkout page of an organization (its token comes as ?session=)."""
+    return f"{org_billing(slug)}/local-checkout"
+
+
 def org_local_checkout_route() -> str:
     """The Reflex route pattern of local payment mode's checkout page (under Billing)."""
     return f"{org_page_route('billing')}/local-checkout"

@@ -150,7 +150,7 @@ def checkout_start(
             purpose=purpose,  # type: ignore[arg-type]
             success_url=f"{billing_url}?checkout=success",
             cancel_url=f"{billing_url}?checkout=canceled",
-            local_checkout_path=_path_of(billing_url) + "/local-checkout",
+            local_checkout_path=routes.org_local_checkout(org.slug),
             currency=terms.currency,
             **fields,
         )
@@ -167,13 +167,6 @@ def checkout_start(
         details={"purpose": purpose, **request.metadata, "mode": provider.mode},
     )
     return checkout
-
-
-def _path_of(url: str) -> str:
-    if "://" in url:
-        rest = url.split("://", 1)[1]
-        return "/" + rest.split("/", 1)[1] if "/" in rest else "/"
-    return url
 
 
 def portal_start(
