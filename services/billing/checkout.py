@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from core import crypto, db
+from core import crypto, db, routes
 from models import User
 from models.enums import EXECUTABLE_SUBSCRIPTION_STATUSES
 from services.audit import audit_record
