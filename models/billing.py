@@ -134,4 +134,6 @@ class ProcessedWebhookEvent(SQLModel, table=True):
     event_type: str = Field(max_length=100)
     event_created_at: datetime | None = utc_datetime_field()
     payload: dict = json_field(dict)
+    # What the event did ("credits_purchased", ...) or why it was not applied ("ignored: ...").
+    outcome: str = Field(default="", max_length=500)
     processed_at: datetime = created_at_field()
