@@ -87,6 +87,7 @@ class Code(StrEnum):
     local_payments_off = "local_payments_off"
     payment_provider_error = "payment_provider_error"
     portal_unavailable = "portal_unavailable"
+    webhook_not_an_event = "webhook_not_an_event"
     # models and runs
     email_not_verified = "email_not_verified"
     model_not_found = "model_not_found"
@@ -220,6 +221,12 @@ CATALOGUE: dict[Code, ErrorCodeInfo] = {
         _info(Code.local_payments_off, 404, "Local payment mode is off here.", _BILLING),
         _info(Code.payment_provider_error, 502, "The payment provider failed. Retry.", _BILLING),
         _info(Code.portal_unavailable, 502, "The billing portal is unavailable.", _BILLING),
+        _info(
+            Code.webhook_not_an_event,
+            400,
+            "The webhook body is not a payment event; nothing was applied.",
+            _BILLING,
+        ),
         _info(Code.email_not_verified, 403, "Verify your email to use models.", _SIGN_IN),
         _info(Code.model_not_found, 404, "That model does not exist.", _MODELS),
         _info(Code.model_locked, 402, "This model needs a higher plan.", _MODELS),

@@ -1,9 +1,15 @@
 """Payment webhooks: POST /webhooks/stripe (Stripe, and the same shape from local payment mode).
 
 The raw body is verified with the Stripe-Signature header before anything is parsed.
-Answers are JSON: 200 when applied or already applied, 400 for a bad signature or a stale
-timestamp, 500 (without details) when applying failed; Stripe then retries, and because
-nothing was recorded the retry applies the event.
+Answers are JSON:
+- 200 when the event was applied, was already applied, or was recorded as ignored because
+  it cannot be applied (`effect` says "ignored:<reason>": a malformed field, a subscription
+  of another organization...); retrying such an event would never succeed, so Stripe must
+  not retry it for days;
+- 400 for a bad signature, a stale timestamp, or a signed body that is not an event at all
+  (a JSON array, no id or type): nothing is recorded;
+- 500 (without details) only when applying failed for a reason a retry may cure (the
+  database); nothing was recorded, so Stripe's retry applies the event.
 """
 
 from __future__ import annotations

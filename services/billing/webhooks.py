@@ -23,6 +23,13 @@ verify the signature -> `webhook_handle` in one transaction -> commit.
   are serialized by a row lock on the organization.
 * ``customer.subscription.deleted`` and an ``unpaid`` status set the status ``expired``:
   execution is locked by the policy while read access remains.
+* A verified event that cannot be applied (a field of the wrong shape such as
+  ``metadata.credits = "lots"``, a missing id, a subscription or invoice that belongs to
+  another organization) is recorded with ``outcome = "ignored:<reason>: <detail>"`` and
+  nothing of it is applied: its effect runs in a SAVEPOINT that is rolled back. Retrying
+  such an event could never succeed, so it is answered as received; only failures that a
+  retry may cure (the database, a bug raising something else) leave no record.
+* Every recorded event keeps its ``outcome``: the effect applied or why it was ignored.
 
 Transactions: `webhook_receive` owns its unit of work (`core.db.session_scope()`: verify,
 handle, commit); `webhook_handle` and the ``_on_*`` handlers flush inside the caller's
@@ -31,8 +38,11 @@ transaction and never commit.
 
 from __future__ import annotations
 
+import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
@@ -47,14 +57,121 @@ from services.billing.common import (
     MC,
     PROVIDER_STRIPE,
     _billing_profile_mark,
-    _id,
     _org,
     _subscription,
     _ts,
 )
 from services.catalog import plan_get, plans_list
-from services.errors import ValidationFailed
+from services.error_codes import Code
+from services.errors import DomainError, ValidationFailed, error_with_code
 from services.providers.payments import payment_provider
+
+logger = logging.getLogger(__name__)
+
+# Stripe ids are short ASCII words (evt_..., cs_..., in_..., sub_..., cus_...). The bound keeps
+# idempotency keys such as "checkout:<id>:top_up" within their column.
+_REF_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,180}")
+_EVENT_ID_PATTERN = re.compile(r"[\x21-\x7e]{1,255}")
+_EVENT_TYPE_PATTERN = re.compile(r"[\x21-\x7e]{1,100}")
+_MAX_INT = 2**31 - 1  # integer columns (cents, credits, org ids)
+_MAX_OUTCOME = 500
+
+
+class EventNotApplicable(Exception):
+    """A verified event whose content cannot be applied; retrying it would not change that."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+# --- reading provider payloads (every field may have any shape) -------------------------------
+
+
+def _object(value: Any, where: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise EventNotApplicable("invalid_field", f"{where} is not an object")
+    return value
+
+
+def _array(value: Any, where: str) -> list[dict]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise EventNotApplicable("invalid_field", f"{where} is not a list")
+    return [_object(item, f"{where}[]") for item in value]
+
+
+def _ref(value: Any, where: str) -> str | None:
+    """A Stripe reference (an id string or an expanded object with an id); None when absent."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or not _REF_PATTERN.fullmatch(value):
+        raise EventNotApplicable("invalid_field", f"{where} is {_show(value)}, not a Stripe id")
+    return value
+
+
+def _required_ref(obj: dict, field: str) -> str:
+    value = _ref(obj.get(field), field)
+    if value is None:
+        raise EventNotApplicable("missing_field", f"the {field} is missing")
+    return value
+
+
+def _whole(value: Any, where: str, *, default: int | None = 0) -> int | None:
+    """A whole number from a JSON number or a string of digits (metadata values are strings)."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise EventNotApplicable("invalid_field", f"{where} is {_show(value)}, not a whole number")
+    text = str(value).strip()
+    digits = text.removeprefix("-")
+    if not (digits.isascii() and digits.isdigit()):
+        raise EventNotApplicable("invalid_field", f"{where} is {_show(value)}, not a whole number")
+    if len(digits) > 10 or int(digits) > _MAX_INT:
+        raise EventNotApplicable("invalid_field", f"{where} is {_show(value)}, which is too large")
+    return int(text)
+
+
+def _currency(value: Any) -> str:
+    if value in (None, ""):
+        return "usd"
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z]{3}", value):
+        raise EventNotApplicable(
+            "invalid_field", f"currency is {_show(value)}, not a 3-letter code"
+        )
+    return value.lower()
+
+
+def _url(value: Any) -> str:
+    return value[:1000] if isinstance(value, str) and "\x00" not in value else ""
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _contains_nul(value: Any) -> bool:
+    """PostgreSQL text cannot hold NUL characters; Stripe never sends them."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
 
 # --- webhooks -------------------------------------------------------------------------------
 
@@ -71,7 +188,9 @@ def webhook_receive(*, payload: bytes, signature_header: str, provider=None) -> 
     """Verify a webhook and fulfil it in its own transaction (commits).
 
     Raises:
-        WebhookSignatureError: bad signature or stale timestamp (nothing is recorded).
+        WebhookSignatureError: bad signature, stale timestamp, or a body that is not an event
+            (nothing is recorded).
+        DomainError: code "webhook_not_an_event" for an id or type no provider would send.
     """
     provider = provider or payment_provider()
     event = provider.webhook_verify(payload=payload, signature_header=signature_header)
@@ -84,11 +203,26 @@ def webhook_handle(*, session: Session, provider: str, event: dict) -> WebhookOu
 
     The event id is inserted into ProcessedWebhookEvent first, in this transaction, so a
     redelivery (sequential or concurrent) is a no-op and a failed effect leaves no record.
+    An event that cannot be applied is recorded with the reason and changes nothing else.
+
+    Raises:
+        DomainError: code "webhook_not_an_event" when the id or type is missing or is not
+            the short text a provider sends (nothing is recorded).
     """
-    event_id = str(event.get("id") or "")
-    event_type = str(event.get("type") or "")
-    if not event_id or not event_type:
-        raise ValidationFailed("The event has no id or type.")
+    event_id, event_type = event.get("id"), event.get("type")
+    if not (
+        isinstance(event_id, str)
+        and _EVENT_ID_PATTERN.fullmatch(event_id)
+        and isinstance(event_type, str)
+        and _EVENT_TYPE_PATTERN.fullmatch(event_type)
+    ):
+        raise error_with_code(
+            Code.webhook_not_an_event,
+            "The event has no usable id or type (short text, as Stripe sends); nothing was "
+            "applied.",
+            base=ValidationFailed,
+            http_status=400,
+        )
     created = _ts(event.get("created")) or utcnow()
     if (
         session.exec(
@@ -113,15 +247,42 @@ def webhook_handle(*, session: Session, provider: str, event: dict) -> WebhookOu
             session.flush()
     except IntegrityError:
         return WebhookOutcome(event_id, event_type, True, "duplicate")
-    obj = (event.get("data") or {}).get("object") or {}
-    handler = _HANDLERS.get(event_type)
-    effect = handler(session, obj, created) if handler is not None else "ignored:unhandled_type"
+    effect = _apply(session, event, event_type, created)
+    if effect.startswith("ignored:"):
+        logger.warning("webhook %s (%s) %s", event_id, event_type, effect)
+    record.outcome = effect[:_MAX_OUTCOME]
+    session.add(record)
+    session.flush()
     return WebhookOutcome(event_id, event_type, False, effect)
+
+
+def _apply(session: Session, event: dict, event_type: str, created: datetime) -> str:
+    """Run the event's handler in a SAVEPOINT; what it did, or "ignored:<reason>"."""
+    handler = _HANDLERS.get(event_type)
+    if handler is None:
+        return "ignored:unhandled_type"
+    try:
+        if _contains_nul(event):
+            raise EventNotApplicable("invalid_field", "the event contains NUL characters")
+        obj = _object(_object(event.get("data"), "data").get("object"), "data.object")
+        if not obj:
+            raise EventNotApplicable("missing_field", "data.object is missing")
+        with session.begin_nested():
+            return handler(session, obj, created)
+    except EventNotApplicable as exc:
+        return f"ignored:{exc}"
+    except DomainError as exc:  # e.g. an amount the ledger refuses, a key used for other credits
+        return f"ignored:{exc.code}: {exc}"
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+        # A shape the readers above do not check yet: the same event would fail again on every
+        # retry, so it is recorded as ignored; the log keeps the trace to fix the reader.
+        logger.exception("webhook payload could not be read")
+        return f"ignored:malformed: {type(exc).__name__}: {exc}"
 
 
 def _org_for(session: Session, obj: dict) -> Organization | None:
     """The org an event is about: by customer id, else by the metadata we attached."""
-    customer_id = _id(obj.get("customer"))
+    customer_id = _ref(obj.get("customer"), "customer")
     org = None
     if customer_id:
         org = session.exec(
@@ -130,7 +291,7 @@ def _org_for(session: Session, obj: dict) -> Organization | None:
     if org is None:
         metadata = _metadata(obj)
         raw = metadata.get("org_id") or obj.get("client_reference_id")
-        if raw and str(raw).isdigit():
+        if isinstance(raw, str | int) and str(raw).isdigit() and 0 < int(raw) <= _MAX_INT:
             org = session.get(Organization, int(raw))
             if (
                 org is not None
@@ -149,15 +310,23 @@ def _org_for(session: Session, obj: dict) -> Organization | None:
 def _metadata(obj: dict) -> dict:
     """Our metadata on a session/subscription/invoice (invoices carry it on their parent)."""
     merged: dict = {}
-    parent = (obj.get("parent") or {}).get("subscription_details") or {}
-    for source in (
-        obj.get("subscription_details") or {},
-        parent,
-        *[line for line in ((obj.get("lines") or {}).get("data") or [])],
+    parent = _object(_object(obj.get("parent"), "parent").get("subscription_details"), "parent")
+    for where, source in (
+        ("subscription_details", _object(obj.get("subscription_details"), "subscription_details")),
+        ("parent.subscription_details", parent),
+        *(("lines.data[]", line) for line in _lines(obj)),
     ):
-        merged |= source.get("metadata") or {}
-    merged |= obj.get("metadata") or {}
+        merged |= _object(source.get("metadata"), f"{where}.metadata")
+    merged |= _object(obj.get("metadata"), "metadata")
     return merged
+
+
+def _lines(obj: dict) -> list[dict]:
+    return _array(_object(obj.get("lines"), "lines").get("data"), "lines.data")
+
+
+def _items(obj: dict) -> list[dict]:
+    return _array(_object(obj.get("items"), "items").get("data"), "items.data")
 
 
 def _plan_key_from(session: Session, obj: dict) -> str | None:
@@ -166,15 +335,13 @@ def _plan_key_from(session: Session, obj: dict) -> str | None:
     metadata = _metadata(obj)
     if metadata.get("plan_key"):
         candidates.append(str(metadata["plan_key"]))
-    items = ((obj.get("items") or {}).get("data") or []) + (
-        (obj.get("lines") or {}).get("data") or []
-    )
     price_ids: list[str] = []
-    for item in items:
+    for item in _items(obj) + _lines(obj):
         for priced in (item.get("price"), item.get("plan")):
             if isinstance(priced, dict):
-                if (priced.get("metadata") or {}).get("plan_key"):
-                    candidates.append(str(priced["metadata"]["plan_key"]))
+                priced_metadata = _object(priced.get("metadata"), "price.metadata")
+                if priced_metadata.get("plan_key"):
+                    candidates.append(str(priced_metadata["plan_key"]))
                 if priced.get("lookup_key"):
                     candidates.append(str(priced["lookup_key"]))
                 if priced.get("id"):
@@ -198,6 +365,21 @@ def _subscription_for_update(session: Session, org: Organization) -> Subscriptio
     return subscription
 
 
+def _refuse_foreign_subscription(session: Session, org: Organization, subscription_id: str | None):
+    """An event may only name a subscription of the org it is about (or a new one)."""
+    if not subscription_id:
+        return
+    owner_org_id = session.exec(
+        select(Subscription.org_id).where(Subscription.stripe_subscription_id == subscription_id)
+    ).first()
+    if owner_org_id is not None and owner_org_id != org.id:
+        raise EventNotApplicable(
+            "other_organization",
+            f"subscription {subscription_id} belongs to another organization than customer "
+            f"{org.stripe_customer_id or '(none)'}",
+        )
+
+
 def _is_stale(subscription: Subscription, event_at: datetime) -> bool:
     last = as_utc(subscription.last_event_at)
     return last is not None and event_at < last
@@ -212,10 +394,11 @@ def _set_plan(
 
 
 def _on_checkout_completed(session: Session, obj: dict, event_at: datetime) -> str:
+    session_id = _required_ref(obj, "id")
     org = _org_for(session, obj)
     if org is None:
         return "ignored:unknown_customer"
-    metadata = obj.get("metadata") or {}
+    metadata = _object(obj.get("metadata"), "metadata")
     mode = obj.get("mode")
     purpose = metadata.get("purpose") or {"payment": "top_up", "subscription": "upgrade"}.get(
         mode, "billing_profile"
@@ -226,9 +409,12 @@ def _on_checkout_completed(session: Session, obj: dict, event_at: datetime) -> s
     if obj.get("payment_status") not in ("paid", "no_payment_required"):
         return "awaiting_payment"  # async payment methods: fulfilled by async_payment_succeeded
     _billing_profile_mark(org, event_at)
-    session_id = str(obj.get("id"))
     if purpose == "top_up":
-        credits_bought = int(str(metadata.get("credits") or "0") or 0)
+        credits_bought = _whole(metadata.get("credits"), "metadata.credits")
+        blocks = _whole(metadata.get("blocks"), "metadata.blocks", default=None)
+        amount_cents = _whole(obj.get("amount_total"), "amount_total")
+        currency = _currency(obj.get("currency"))
+        invoice_id = _ref(obj.get("invoice"), "invoice") or session_id
         if credits_bought <= 0:
             return "ignored:no_credits"
         credits.credits_grant(
@@ -238,20 +424,22 @@ def _on_checkout_completed(session: Session, obj: dict, event_at: datetime) -> s
             idempotency_key=f"checkout:{session_id}:top_up",
             kind=LedgerEntryKind.purchase,
             reference=session_id,
-            memo=f"Top-up: {credits_bought:,} credits ({metadata.get('blocks', '?')} blocks)",
+            memo=f"Top-up: {credits_bought:,} credits ({blocks if blocks else '?'} blocks)",
         )
         _invoice_upsert(
             session,
             org_id=org.id,
-            provider_invoice_id=_id(obj.get("invoice")) or session_id,
+            provider_invoice_id=invoice_id,
             kind="top_up",
             status="paid",
-            amount_cents=int(obj.get("amount_total") or 0),
-            currency=str(obj.get("currency") or "usd"),
+            amount_cents=amount_cents,
+            currency=currency,
             credits=credits_bought,
             created_at=event_at,
         )
         return "credits_purchased"
+    subscription_id = _ref(obj.get("subscription"), "subscription")
+    _refuse_foreign_subscription(session, org, subscription_id)
     plan_key = _plan_key_from(session, obj)
     if plan_key is None:
         return "ignored:unknown_plan"
@@ -259,7 +447,7 @@ def _on_checkout_completed(session: Session, obj: dict, event_at: datetime) -> s
     if _is_stale(subscription, event_at):
         return "ignored:stale"
     _set_plan(session, org, subscription, plan_key)
-    subscription.stripe_subscription_id = _id(obj.get("subscription"))
+    subscription.stripe_subscription_id = subscription_id
     subscription.status = SubscriptionStatus.active.value
     subscription.cancel_at_period_end = False
     subscription.last_event_at = event_at
@@ -286,6 +474,11 @@ def _invoice_upsert(
     if invoice is None:
         invoice = Invoice(org_id=org_id, provider_invoice_id=provider_invoice_id, **values)
     else:
+        if invoice.org_id != org_id:
+            raise EventNotApplicable(
+                "other_organization",
+                f"invoice {provider_invoice_id} belongs to another organization",
+            )
         values.pop("created_at", None)  # keep the first time we saw it
         if invoice.status == "paid":
             values.pop("status", None)  # a late failure never un-pays an invoice
@@ -297,13 +490,15 @@ def _invoice_upsert(
 
 
 def _invoice_subscription_id(obj: dict) -> str | None:
-    parent = (obj.get("parent") or {}).get("subscription_details") or {}
-    return _id(obj.get("subscription")) or _id(parent.get("subscription"))
+    parent = _object(_object(obj.get("parent"), "parent").get("subscription_details"), "parent")
+    return _ref(obj.get("subscription"), "subscription") or _ref(
+        parent.get("subscription"), "parent.subscription_details.subscription"
+    )
 
 
 def _invoice_period(obj: dict) -> tuple[datetime | None, datetime | None]:
-    for line in (obj.get("lines") or {}).get("data") or []:
-        period = line.get("period") or {}
+    for line in _lines(obj):
+        period = _object(line.get("period"), "lines.data[].period")
         if period.get("start") and period.get("end"):
             return _ts(period["start"]), _ts(period["end"])
     return _ts(obj.get("period_start")), _ts(obj.get("period_end"))
@@ -314,11 +509,12 @@ def _adoptable(subscription: Subscription, subscription_id: str | None) -> bool:
 
 
 def _on_invoice_paid(session: Session, obj: dict, event_at: datetime) -> str:
+    invoice_id = _required_ref(obj, "id")
     org = _org_for(session, obj)
     if org is None:
         return "ignored:unknown_customer"
-    invoice_id = str(obj.get("id"))
     subscription_id = _invoice_subscription_id(obj)
+    _refuse_foreign_subscription(session, org, subscription_id)
     period_start, period_end = _invoice_period(obj)
     plan_key = _plan_key_from(session, obj) if subscription_id else None
     plan = plan_get(session=session, key=plan_key) if plan_key else None
@@ -329,10 +525,11 @@ def _on_invoice_paid(session: Session, obj: dict, event_at: datetime) -> str:
         provider_invoice_id=invoice_id,
         kind="subscription" if subscription_id else "top_up",
         status="paid",
-        amount_cents=int(obj.get("amount_paid") or obj.get("total") or 0),
-        currency=str(obj.get("currency") or "usd"),
+        amount_cents=_whole(obj.get("amount_paid"), "amount_paid")
+        or _whole(obj.get("total"), "total"),
+        currency=_currency(obj.get("currency")),
         credits=granted,
-        hosted_url=str(obj.get("hosted_invoice_url") or "")[:1000],
+        hosted_url=_url(obj.get("hosted_invoice_url")),
         period_start=period_start,
         period_end=period_end,
         created_at=event_at,
@@ -369,20 +566,23 @@ def _on_invoice_paid(session: Session, obj: dict, event_at: datetime) -> str:
 
 
 def _on_invoice_failed(session: Session, obj: dict, event_at: datetime) -> str:
+    invoice_id = _required_ref(obj, "id")
     org = _org_for(session, obj)
     if org is None:
         return "ignored:unknown_customer"
     subscription_id = _invoice_subscription_id(obj)
+    _refuse_foreign_subscription(session, org, subscription_id)
     period_start, period_end = _invoice_period(obj)
     _invoice_upsert(
         session,
         org_id=org.id,
-        provider_invoice_id=str(obj.get("id")),
+        provider_invoice_id=invoice_id,
         kind="subscription" if subscription_id else "top_up",
         status="failed",
-        amount_cents=int(obj.get("amount_due") or obj.get("total") or 0),
-        currency=str(obj.get("currency") or "usd"),
-        hosted_url=str(obj.get("hosted_invoice_url") or "")[:1000],
+        amount_cents=_whole(obj.get("amount_due"), "amount_due")
+        or _whole(obj.get("total"), "total"),
+        currency=_currency(obj.get("currency")),
+        hosted_url=_url(obj.get("hosted_invoice_url")),
         period_start=period_start,
         period_end=period_end,
         created_at=event_at,
@@ -415,10 +615,11 @@ _STATUS_FROM_STRIPE = {
 def _on_subscription_changed(
     session: Session, obj: dict, event_at: datetime, *, deleted: bool
 ) -> str:
+    subscription_id = _required_ref(obj, "id")
     org = _org_for(session, obj)
     if org is None:
         return "ignored:unknown_customer"
-    subscription_id = _id(obj.get("id"))
+    _refuse_foreign_subscription(session, org, subscription_id)
     status = (
         SubscriptionStatus.expired
         if deleted
@@ -436,13 +637,13 @@ def _on_subscription_changed(
         _set_plan(session, org, subscription, plan_key)
     subscription.stripe_subscription_id = subscription_id
     subscription.status = status.value
-    items = (obj.get("items") or {}).get("data") or [{}]
+    first_item = next(iter(_items(obj)), {})
     subscription.current_period_start = (
-        _ts(obj.get("current_period_start") or items[0].get("current_period_start"))
+        _ts(obj.get("current_period_start") or first_item.get("current_period_start"))
         or subscription.current_period_start
     )
     subscription.current_period_end = (
-        _ts(obj.get("current_period_end") or items[0].get("current_period_end"))
+        _ts(obj.get("current_period_end") or first_item.get("current_period_end"))
         or subscription.current_period_end
     )
     subscription.cancel_at_period_end = bool(obj.get("cancel_at_period_end"))

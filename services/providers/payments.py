@@ -45,7 +45,11 @@ class PortalUnavailable(PaymentProviderError):
 class WebhookSignatureError(Exception):
     """A webhook whose signature is wrong or whose timestamp is outside the tolerance."""
 
-    def __init__(self, code: Literal["signature_invalid", "timestamp_stale"], message: str):
+    def __init__(
+        self,
+        code: Literal["signature_invalid", "timestamp_stale", "webhook_not_an_event"],
+        message: str,
+    ):
         super().__init__(message)
         self.code = code
         self.message = message
@@ -118,7 +122,9 @@ def _verify(payload: bytes, signature_header: str, secret: str, tolerance: int) 
             "signature_invalid", "Webhook secret is not configured; the event was refused."
         )
     try:
-        stripe.Webhook.construct_event(payload, signature_header, secret, tolerance=tolerance)
+        # The signature only: Stripe's construct_event fails with AttributeError on a signed
+        # body that is valid JSON but not an object (an array, a string).
+        stripe.WebhookSignature.verify_header(payload, signature_header, secret, tolerance)
     except stripe.SignatureVerificationError as exc:
         if "tolerance" in str(exc):
             raise WebhookSignatureError(
@@ -128,11 +134,20 @@ def _verify(payload: bytes, signature_header: str, secret: str, tolerance: int) 
         raise WebhookSignatureError(
             "signature_invalid", "The Stripe-Signature header does not match the payload."
         ) from None
-    except ValueError:
-        raise WebhookSignatureError("signature_invalid", "The payload is not valid JSON.") from None
-    event = json.loads(payload)
+    except ValueError:  # not UTF-8: Stripe signs text, so this body was not signed by it
+        raise WebhookSignatureError(
+            "signature_invalid", "The body is not UTF-8 text; the event was refused."
+        ) from None
+    try:
+        event = json.loads(payload)
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than any event
+        event = None
     if not isinstance(event, dict) or not event.get("id") or not event.get("type"):
-        raise WebhookSignatureError("signature_invalid", "The payload is not a Stripe event.")
+        raise WebhookSignatureError(
+            "webhook_not_an_event",
+            "The body is not a Stripe event (a JSON object with an id and a type); "
+            "nothing was applied.",
+        )
     return event
 
 

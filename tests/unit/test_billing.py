@@ -283,6 +283,23 @@ def test_unknown_customer_is_recorded_and_ignored(engine, acme):
     )
 
 
+def test_every_recorded_event_keeps_what_it_did(engine, acme):
+    handle(engine, _event("evt_top", "checkout.session.completed", _checkout_top_up("cs_o")))
+    handle(engine, _event("evt_other", "customer.created", {"id": "cus_new"}))
+    lots = _checkout_top_up("cs_lots")
+    lots["metadata"]["credits"] = "lots"
+    handle(engine, _event("evt_lots", "checkout.session.completed", lots))
+    with Session(engine) as session:
+        outcomes = {
+            row.event_id: row.outcome for row in session.exec(select(ProcessedWebhookEvent))
+        }
+    assert outcomes == {
+        "evt_top": "credits_purchased",
+        "evt_other": "ignored:unhandled_type",
+        "evt_lots": "ignored:invalid_field: metadata.credits is 'lots', not a whole number",
+    }
+
+
 # --- signature verification -----------------------------------------------------------------
 
 
