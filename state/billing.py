@@ -21,7 +21,7 @@ from services import billing, credits
 from services.errors import PermissionDenied, ValidationFailed
 from services.policy import Action
 from state.navigation import frontend_url, navigate
-from state.org_page import Acting, OrgPageState, bounded, browser_id
+from state.org_page import Acting, OrgPageState, bounded, browser_id, form_fields
 
 LEDGER_PAGE_SIZE = 50
 KIND_LABELS = {
@@ -371,6 +371,7 @@ class BillingState(OrgPageState, rx.State):
 
     @rx.event
     async def apply_filters(self, form: dict):
+        form = form_fields(form)
         kind = bounded(form.get("kind", "all"), SHORT_INPUT_CHARS)
         since = bounded(form.get("since", ""), SHORT_INPUT_CHARS)
         until = bounded(form.get("until", ""), SHORT_INPUT_CHARS)
@@ -426,6 +427,7 @@ class BillingState(OrgPageState, rx.State):
 
     @rx.event
     async def buy_credits(self, form: dict):
+        form = form_fields(form)
         blocks = bounded(form.get("blocks", ""), SHORT_INPUT_CHARS).strip()
         return await self._checkout("top_up", blocks=blocks)
 
@@ -455,6 +457,7 @@ class BillingState(OrgPageState, rx.State):
 
     @rx.event
     async def save_spend_controls(self, form: dict):
+        form = form_fields(form)
         cap = bounded(form.get("monthly_cap", ""), SHORT_INPUT_CHARS)
         alert = bounded(form.get("low_balance_alert", ""), SHORT_INPUT_CHARS)
         await self._manage(
@@ -470,6 +473,7 @@ class BillingState(OrgPageState, rx.State):
 
     @rx.event
     async def allocate_pool(self, form: dict):
+        form = form_fields(form)
         request_id = uuid.uuid4().hex
         amount = bounded(form.get("pool_credits", ""), SHORT_INPUT_CHARS)
         await self._manage(

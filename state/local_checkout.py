@@ -14,7 +14,7 @@ from core import db, routes
 from services import billing
 from services.errors import DomainError
 from services.policy import Action
-from state.org_page import Acting, OrgPageState, bounded
+from state.org_page import Acting, OrgPageState, bounded, form_fields
 
 # A signed checkout token is a few hundred characters; anything longer is not one of ours.
 MAX_TOKEN_CHARS = 4096
@@ -72,7 +72,9 @@ class LocalCheckoutState(OrgPageState, rx.State):
                 actor_user_id=user_id,
                 org_id=org_id,
                 token=self._token,
-                billing_name=bounded(form.get("billing_name", ""), MAX_BILLING_NAME_CHARS),
+                billing_name=bounded(
+                    form_fields(form).get("billing_name", ""), MAX_BILLING_NAME_CHARS
+                ),
             )
         except DomainError as error:
             with db.new_session() as session:

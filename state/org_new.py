@@ -7,6 +7,7 @@ import reflex as rx
 from core import db, routes
 from services import orgs as org_service
 from services.errors import DomainError, PlanLimitReached
+from state.org_page import form_fields
 from state.session import SessionState
 
 
@@ -28,7 +29,7 @@ class NewOrgState(rx.State):
                 return rx.redirect(routes.sign_in(routes.NEW_ORG))
             try:
                 org = org_service.org_create(
-                    session=session, owner=user, name=str(form.get("name", ""))
+                    session=session, owner=user, name=str(form_fields(form).get("name", ""))
                 )
                 session.commit()
             except DomainError as error:

@@ -44,6 +44,8 @@ from state.session import SessionState
 T = TypeVar("T")
 
 NOT_FOUND_RELOAD = "That item was not found. Reload the page and try again."
+# Ids are 64-bit database integers; a larger number from the browser names no row.
+_MAX_ID = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -73,9 +75,14 @@ def browser_id(value: Any) -> int:
         number = int(str(value).strip())
     except (TypeError, ValueError):
         raise NotFound(NOT_FOUND_RELOAD) from None
-    if number <= 0:
+    if not 0 < number <= _MAX_ID:
         raise NotFound(NOT_FOUND_RELOAD)
     return number
+
+
+def form_fields(form: Any) -> dict:
+    """A submitted form from the browser; anything but a form is an empty one."""
+    return form if isinstance(form, dict) else {}
 
 
 def bounded(value: Any, max_chars: int) -> str:

@@ -339,7 +339,8 @@ class TeamState(OrgPageState, rx.State):
 
     @rx.event
     def set_invite_role(self, value: str):
-        self.invite_role = value if value in dict(INVITE_ROLE_OPTIONS) else "editor"
+        known = isinstance(value, str) and value in dict(INVITE_ROLE_OPTIONS)
+        self.invite_role = value if known else "editor"
 
     @rx.event
     def toggle_invite_project(self, project_id: int, checked: bool):

@@ -8,6 +8,10 @@ from core import db
 from core.settings import get_settings
 from services import auth as auth_service
 from services.errors import DomainError
+from state.org_page import bounded, form_fields
+
+# The longest address an account can have (it is echoed in the notice).
+EMAIL_MAX_CHARS = 320
 
 
 class VerifyEmailState(rx.State):
@@ -31,7 +35,7 @@ class VerifyEmailState(rx.State):
 
     @rx.event
     def resend(self, form: dict):
-        email = str(form.get("email", "")).strip()
+        email = bounded(form_fields(form).get("email", ""), EMAIL_MAX_CHARS).strip()
         if "@" not in email:
             self.error = "Enter the email address you registered with."
             return
