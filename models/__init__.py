@@ -9,7 +9,14 @@ from models.billing import (
     ProcessedWebhookEvent,
     Subscription,
 )
-from models.identity import EmailToken, OAuthFlowState, RecoveryCode, User, UserSession
+from models.identity import (
+    EmailToken,
+    OAuthFlowState,
+    RecoveryCode,
+    SignInThrottle,
+    User,
+    UserSession,
+)
 from models.ops import (
     ApiKey,
     AuditLogEntry,
@@ -59,6 +66,7 @@ __all__ = [
     "ProjectAccess",
     "RecoveryCode",
     "RequestLog",
+    "SignInThrottle",
     "Subscription",
     "SupportTicket",
     "Tool",

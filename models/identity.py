@@ -1,4 +1,5 @@
-"""Users, server-side sessions, one-time email tokens, 2FA recovery codes, OAuth flow state."""
+"""Users, server-side sessions, one-time email tokens, 2FA recovery codes, OAuth flow state,
+and failed sign-ins of addresses that have no account."""
 
 from __future__ import annotations
 
@@ -48,6 +49,10 @@ class UserSession(SQLModel, table=True):
     last_seen_at: datetime | None = utc_datetime_field()
     expires_at: datetime = utc_datetime_field(nullable=False)  # absolute timeout
     revoked_at: datetime | None = utc_datetime_field(index=True)
+    # Keyed hash of the pre-auth cookie of the browser that started this sign-in: only that
+    # browser may swap the handoff code for a session (login CSRF). None for rows made by
+    # server code that hands the session over itself.
+    browser_binding_hash: str | None = Field(default=None, max_length=128)
 
 
 class EmailToken(SQLModel, table=True):
@@ -91,3 +96,23 @@ class OAuthFlowState(SQLModel, table=True):
     created_at: datetime = created_at_field()
     expires_at: datetime = utc_datetime_field(nullable=False)
     used_at: datetime | None = utc_datetime_field()
+    # Google sign-in: keyed hash of the pre-auth cookie of the browser that started the flow;
+    # the callback must come from that browser (login CSRF).
+    browser_binding_hash: str | None = Field(default=None, max_length=128)
+
+
+class SignInThrottle(SQLModel, table=True):
+    """Failed sign-ins for an address that has no account, keyed by the address's keyed hash.
+
+    Unknown addresses lock exactly like accounts do (5 failures, 15 minutes), so the answer
+    never tells whether an account exists. Accounts keep their own counter on `users`.
+    """
+
+    __tablename__ = "sign_in_throttles"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email_hash: str = Field(max_length=128, unique=True)
+    failed_sign_in_count: int = Field(default=0)
+    locked_until: datetime | None = utc_datetime_field()
+    created_at: datetime = created_at_field()
+    last_failed_at: datetime | None = utc_datetime_field(index=True)
