@@ -141,3 +141,25 @@ def pg_session(_pg_engine_schema) -> Iterator[Session]:
         session.close()
         outer.rollback()
         connection.close()
+
+
+# --- order ----------------------------------------------------------------------------------
+
+_LIVE_APP_FIXTURES = {"app_server", "browser", "context", "page"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Fast tests first; tests that drive the running app and Chromium last.
+
+    Besides giving quick feedback, this keeps Playwright's session-wide event loop (its sync API
+    runs one in the main thread until the session ends) away from tests that call
+    `asyncio.run`, such as the State handler tests.
+    """
+
+    def uses_live_app(item) -> bool:
+        return bool(
+            item.get_closest_marker("browser")
+            or _LIVE_APP_FIXTURES & set(getattr(item, "fixturenames", ()))
+        )
+
+    items.sort(key=uses_live_app)  # stable: the order within each group is kept
