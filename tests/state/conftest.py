@@ -5,6 +5,10 @@ one tab (root state with every substate), sets the router data the websocket wou
 Cookie header and the page URL) and returns the requested state. Handlers are then awaited
 through `call(state, "handler", *args)`, which runs the undecorated function exactly as
 Reflex's event processing does, and returns what it returned (redirects, toasts...).
+
+SQLite note: the test database starts every transaction with BEGIN IMMEDIATE (see core/db.py),
+so a read through the test's own `session` keeps the write lock until it commits or rolls
+back; commit (or read through `core.db.new_session()`) before calling a handler.
 """
 
 from __future__ import annotations
