@@ -151,6 +151,8 @@ def is_safe_next(path: str | None) -> bool:
 # Plain HTTP routes on the backend (creative_studio/api).
 API_AUTH_SESSION = "/auth/session"
 API_AUTH_SIGN_OUT = "/auth/sign-out"
+# Sets this browser's pre-auth cookie, then returns to the sign-in page (login CSRF binding).
+API_SIGN_IN_START = "/auth/sign-in"
 API_HEALTH = "/healthz"
 API_STRIPE_WEBHOOK = "/webhooks/stripe"
 API_GOOGLE_START = "/auth/google/start"
@@ -169,3 +171,22 @@ def connections_callback(provider_key: str) -> str:
 
 
 SESSION_COOKIE = "cs_session"
+# The random, HttpOnly cookie that binds a sign-in to the browser that started it. Over https
+# it carries the __Host- prefix, so a sibling subdomain cannot plant one.
+PREAUTH_COOKIE = "cs_preauth"
+PREAUTH_COOKIE_HTTPS = "__Host-cs_preauth"
+# Query flag the pre-auth route adds on its way back to the sign-in page (no second round trip).
+SIGN_IN_BROWSER_CHECKED = "browser"
+
+
+def sign_in_start(next_path: str | None = None, *, error: str = "", expired: bool = False) -> str:
+    """The backend route that gives this browser its pre-auth cookie, then opens sign-in
+    (with the same `next`, and the error or expiry the sign-in page was about to show)."""
+    query = {}
+    if next_path and is_safe_next(next_path) and next_path != SIGN_IN:
+        query["next"] = next_path
+    if error:
+        query["error"] = error
+    if expired:
+        query["expired"] = "1"
+    return f"{API_SIGN_IN_START}?{urlencode(query)}" if query else API_SIGN_IN_START

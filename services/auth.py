@@ -8,6 +8,39 @@ which swaps the code for the session token (stored hashed) and sets it as an Htt
 Failed attempts, the 15-minute lock and password re-confirmation live in `services.lockout`
 (below this module and `services.totp`); their names are importable from here as before.
 
+Sign-in is bound to the browser that started it (login CSRF)
+-----------------------------------------------------------
+Otherwise a handoff link `/auth/session?code=...` obtained by an attacker for their own
+account, opened by a victim, would sign the victim's browser in as the attacker. So:
+
+* Before a password can be typed, the browser holds a random pre-auth cookie (HttpOnly,
+  SameSite=Lax, Secure and `__Host-` prefixed over https; `browser_binding_cookie`). The
+  sign-in page gets it from one backend route (`/auth/sign-in`) that sets it and sends the
+  browser straight back: the page's events travel over a websocket whose Cookie header is fixed
+  when it connects, so the cookie must exist before that connection. Every backend route that
+  leads to the sign-in page (sign-out, the handoff, Google) sets it on the way too. Its value
+  never changes once set, so several tabs share it.
+* `sign_in_password` and `sign_in_handoff_create` store the keyed hash of that cookie with the
+  pending session (`UserSession.browser_binding_hash`); Google sign-in stores it with the
+  OAuth flow state too (`services.oidc`).
+* `session_activate`, called by the `/auth/session` route with the cookie of the request,
+  swaps the code only when the cookie matches; otherwise `sign_in_other_browser` ("This
+  sign-in was started in another browser. Sign in again here."). A code from server code that
+  hands the session over itself (no binding) cannot be swapped by the route at all.
+
+No enumeration
+--------------
+Registration answers the same for a free and a taken address (the owner of a taken one gets
+a mail saying someone tried to register it; nothing else changes); an unknown address locks
+like an account (`services.lockout`); a password reset request is done off the request path
+(`password_reset_request_later`), so neither its answer nor its timing differs.
+
+Key rotation
+------------
+Token hashes (handoff codes, session tokens, email links) are looked up under the current and
+every previous SECRET_KEY (`core.crypto.token_hash_candidates`, `IN (...)`); a session found
+under an old key is re-hashed under the new one when next used.
+
 Transactions
 ------------
 The code that opens the unit of work commits it; helpers that receive a session never commit
@@ -17,6 +50,8 @@ of work and commit, each for a reason named in its docstring:
 * `user_register`, `verification_resend`, `email_verify`, `password_reset_request`,
   `password_reset_complete`: the public pages (register, verify email, reset password) call
   them with a session of their own, and each commits its effect together with its mail.
+  `password_reset_request_later` runs `password_reset_request` in a unit of work of its own,
+  on a background thread.
 * `sign_in_password`: commits the pending session, which the `/auth/session` route (another
   request) must find.
 * `session_revoke`: commits, so the `/auth/sign-out` route that follows finds it ended.
@@ -30,7 +65,10 @@ its caller: the sign-in page, the `/auth/session` route, the org-page skeleton.
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -38,21 +76,24 @@ from functools import lru_cache
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, delete, select
 
+from core import db, routes
 from core.clock import as_utc, utcnow
 from core.crypto import (
+    constant_time_equals,
     hash_password,
     hash_token,
     new_token,
     password_needs_rehash,
+    token_hash_candidates,
     verify_password,
 )
 from core.settings import get_settings
-from models import EmailToken, User, UserSession
+from models import EmailToken, OutboxMail, User, UserSession
 from models.enums import EmailTokenPurpose
 from services.audit import audit_record
 from services.error_codes import Code
 from services.errors import (
-    Conflict,
+    DomainError,
     NotFound,
     PermissionDenied,
     ValidationFailed,
@@ -68,6 +109,8 @@ from services.lockout import (  # noqa: F401  (the lockout rules, importable fro
     invalid_credentials_error,
     lock_check,
     password_reconfirm,
+    unknown_email_failed_attempt_record,
+    unknown_email_lock_check,
 )
 from services.mail import mail_send
 from services.passwords import password_check
@@ -82,6 +125,11 @@ SESSION_TOKEN_BYTES = 32  # 256 bits
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
 _MAX_EMAIL_LENGTH = 320
 _MAX_NAME_LENGTH = 200
+BROWSER_BINDING_BYTES = 32
+
+SIGN_IN_OTHER_BROWSER_MESSAGE = "This sign-in was started in another browser. Sign in again here."
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -104,6 +152,58 @@ def _dummy_password_hash() -> str:
 
 def _normalize_email(email: str) -> str:
     return (email or "").strip().lower()
+
+
+def _token_hash_in(column, token: str):
+    """`column IN (hash under the current key, hash under each previous key)`."""
+    return column.in_(token_hash_candidates(token))
+
+
+# --- browser binding (login CSRF) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BrowserBindingCookie:
+    """How the pre-auth cookie is named and flagged on this deployment."""
+
+    name: str
+    secure: bool
+
+
+def browser_binding_cookie() -> BrowserBindingCookie:
+    """`__Host-cs_preauth` (Secure) when the backend is served over https, else `cs_preauth`."""
+    secure = get_settings().backend_base_url.startswith("https://")
+    return BrowserBindingCookie(
+        name=routes.PREAUTH_COOKIE_HTTPS if secure else routes.PREAUTH_COOKIE, secure=secure
+    )
+
+
+def browser_binding_new() -> str:
+    """A fresh random value for the pre-auth cookie (256 bits)."""
+    return new_token(BROWSER_BINDING_BYTES)
+
+
+def browser_binding_usable(value: str | None) -> bool:
+    """Whether a cookie value can bind a sign-in (present, and of a sane length)."""
+    return bool(value) and 16 <= len(value) <= 128
+
+
+def _browser_binding_hash(value: str) -> str | None:
+    return hash_token(value) if browser_binding_usable(value) else None
+
+
+def browser_binding_matches(stored_hash: str | None, presented: str | None) -> bool:
+    """Whether the presented pre-auth cookie is the one whose hash was stored (any key)."""
+    if not stored_hash or not browser_binding_usable(presented):
+        return False
+    return any(
+        constant_time_equals(stored_hash, candidate)
+        for candidate in token_hash_candidates(presented)
+    )
+
+
+def sign_in_other_browser_error() -> DomainError:
+    return error_with_code(Code.sign_in_other_browser, SIGN_IN_OTHER_BROWSER_MESSAGE)
 
 
 def _user_by_email(session: Session, email: str, *, for_update: bool = False) -> User | None:
@@ -169,7 +269,9 @@ def _email_token_find(session: Session, *, token: str, purpose: EmailTokenPurpos
     if token:
         row = session.exec(
             select(EmailToken)
-            .where(EmailToken.token_hash == hash_token(token), EmailToken.purpose == purpose.value)
+            .where(
+                _token_hash_in(EmailToken.token_hash, token), EmailToken.purpose == purpose.value
+            )
             .with_for_update()
             .execution_options(populate_existing=True)
         ).first()
@@ -249,8 +351,48 @@ def require_verified_email(user: User) -> None:
 # --- registration and email links ---------------------------------------------------------------
 
 
-def user_register(*, session: Session, email: str, password: str, name: str, base_url: str) -> User:
-    """Create an account and send its verification link.
+REGISTRATION_ATTEMPT_SUBJECT = "Someone tried to create a Creative Studio account with your email"
+
+
+def _registration_attempt_mail(session: Session, *, email: str, base_url: str) -> None:
+    """Tell the owner of a taken address that someone tried to register it (at most once a
+    minute; the form needs no sign-in). Changes nothing else."""
+    newest = session.exec(
+        select(OutboxMail.created_at)
+        .where(
+            OutboxMail.to_address == email,
+            OutboxMail.subject == REGISTRATION_ATTEMPT_SUBJECT,
+        )
+        .order_by(OutboxMail.created_at.desc())
+        .limit(1)
+    ).first()
+    if newest is not None and utcnow() - as_utc(newest) < MAIL_RESEND_INTERVAL:
+        return
+    base = _base_url(base_url)
+    mail_send(
+        session=session,
+        to=email,
+        subject=REGISTRATION_ATTEMPT_SUBJECT,
+        body_text=(
+            f"Someone just tried to create a Creative Studio account with {email}. This address "
+            "already has an account, so no new account was created and nothing was changed.\n\n"
+            f"If it was you, sign in here:\n\n{base}{routes.SIGN_IN}\n\n"
+            f"Forgot your password? Choose a new one here:\n\n{base}{routes.FORGOT_PASSWORD}\n\n"
+            "If it was not you, you can ignore this email: your account and password stay as "
+            "they are.\n"
+        ),
+    )
+
+
+def user_register(
+    *, session: Session, email: str, password: str, name: str, base_url: str
+) -> User | None:
+    """Create an account and send its verification link; for a taken address, tell its owner.
+
+    Answers the same for a free and a taken address, so it cannot be used to find out who has
+    an account: the same checks in the same order, one password hash, one mail, one commit.
+    For a taken address nothing changes except that its owner gets a mail saying someone tried
+    to register it (`REGISTRATION_ATTEMPT_SUBJECT`, at most one a minute).
 
     Args:
         session: Database session; this service owns the unit of work and commits (the
@@ -258,15 +400,15 @@ def user_register(*, session: Session, email: str, password: str, name: str, bas
         email: Address to register; stored stripped and lower-cased.
         password: Checked against the password policy, stored as argon2id.
         name: Display name (may be empty).
-        base_url: Public app URL the verification link points to.
+        base_url: Public app URL the links in the mail point to.
 
     Returns:
-        The new (unverified) user.
+        The new (unverified) user, or None when the address already had an account. Callers
+        show the same thing in both cases ("we sent an email to ...").
 
     Raises:
         ValidationFailed: `invalid_email` (field "email"), `weak_password` (field "password"),
             `validation_failed` for a name that is too long.
-        Conflict: `email_taken` when an account already uses the address.
     """
     normalized = _normalize_email(email)
     if len(normalized) > _MAX_EMAIL_LENGTH or not _EMAIL_RE.match(normalized):
@@ -282,23 +424,22 @@ def user_register(*, session: Session, email: str, password: str, name: str, bas
             f"The name is too long ({len(name)} characters). Use at most {_MAX_NAME_LENGTH}.",
             field="name",
         )
-    taken = error_with_code(
-        Code.email_taken,
-        f"An account with {normalized} already exists. Sign in instead, or reset your password "
-        "if you forgot it.",
-        base=Conflict,
-        field="email",
-    )
-    if _user_by_email(session, normalized) is not None:
-        raise taken
     password_check(password=password, email=normalized)
-    user = User(email=normalized, name=name, password_hash=hash_password(password))
+    # Hashed whether or not the address is free: the answer takes the same time either way.
+    password_hash = hash_password(password)
+    if _user_by_email(session, normalized, for_update=True) is not None:
+        _registration_attempt_mail(session, email=normalized, base_url=base_url)
+        session.commit()
+        return None
+    user = User(email=normalized, name=name, password_hash=password_hash)
     session.add(user)
     try:
         session.flush()
-    except IntegrityError as exc:  # registered concurrently between the check and the insert
+    except IntegrityError:  # registered concurrently between the check and the insert
         session.rollback()
-        raise taken from exc
+        _registration_attempt_mail(session, email=normalized, base_url=base_url)
+        session.commit()
+        return None
     _send_verification_mail(session, user=user, base_url=base_url)
     session.commit()
     return user
@@ -382,6 +523,47 @@ def password_reset_request(*, session: Session, email: str, base_url: str) -> No
     session.commit()
 
 
+_background_lock = threading.Lock()
+_background: ThreadPoolExecutor | None = None
+
+
+def _background_executor() -> ThreadPoolExecutor:
+    """One worker thread per process for mail work done off the request path."""
+    global _background
+    with _background_lock:
+        if _background is None:
+            _background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="auth-mail")
+        return _background
+
+
+def _password_reset_request_own(email: str, base_url: str) -> None:
+    try:
+        with db.new_session() as session:  # password_reset_request commits its unit of work
+            password_reset_request(session=session, email=email, base_url=base_url)
+    except Exception:  # nobody waits for this: log it, never lose it silently
+        logger.exception("A password reset request could not be processed")
+
+
+def password_reset_request_later(*, email: str, base_url: str) -> Future:
+    """Queue `password_reset_request` on a background thread and return at once.
+
+    The forgot-password page answers before anything is looked up, so the time it takes
+    cannot tell whether an account exists (looking the account up, issuing the link and
+    sending the mail all happen afterwards, in a unit of work of their own).
+
+    Returns:
+        The queued work (tests and tools may wait for it; the page does not).
+    """
+    return _background_executor().submit(
+        _password_reset_request_own, (email or "")[:_MAX_EMAIL_LENGTH], base_url
+    )
+
+
+def background_work_wait(timeout: float = 30.0) -> None:
+    """Wait until the mail work queued so far is done (tests, orderly shutdown)."""
+    _background_executor().submit(lambda: None).result(timeout=timeout)
+
+
 def password_reset_complete(*, session: Session, token: str, new_password: str) -> User:
     """Set a new password from a reset link; signs out every session and clears the lockout.
 
@@ -423,10 +605,12 @@ def password_change(
     user_id: int,
     current_password: str,
     new_password: str,
-    end_other_sessions: bool,
     current_session_id: int | None,
 ) -> User:
-    """Change the password of a signed-in user, optionally signing out their other sessions.
+    """Change the password of a signed-in user and sign out every other session.
+
+    Every other session always ends (also sign-ins still waiting for their handoff): whoever
+    knew the old password may be signed in elsewhere. Only `current_session_id` stays.
 
     No commit: the caller commits (Settings, through the org-page skeleton). A wrong current
     password counts toward the lockout whatever the caller then does (`services.lockout`).
@@ -461,9 +645,7 @@ def password_change(
     password_check(password=new_password, email=user.email)
     user.password_hash = hash_password(new_password)
     session.add(user)
-    revoked = 0
-    if end_other_sessions:
-        revoked = _revoke_sessions(session, user_id=user.id, except_session_id=current_session_id)
+    revoked = _revoke_sessions(session, user_id=user.id, except_session_id=current_session_id)
     audit_record(
         session=session,
         action="auth.password_changed",
@@ -480,12 +662,23 @@ def password_change(
 
 
 def sign_in_password(
-    *, session: Session, email: str, password: str, ip_address: str = "", user_agent: str = ""
+    *,
+    session: Session,
+    email: str,
+    password: str,
+    ip_address: str = "",
+    user_agent: str = "",
+    browser_binding: str = "",
 ) -> SignInChallenge:
     """Check email and password; on success start a pending session (handoff).
 
-    After 5 failed attempts the account is locked for 15 minutes (`services.lockout`). With
-    2FA on, the failure counter is only reset once the second factor is also correct.
+    After 5 failed attempts the account is locked for 15 minutes (`services.lockout`); an
+    address without an account answers and locks the same way. With 2FA on, the failure
+    counter is only reset once the second factor is also correct.
+
+    `browser_binding` is the pre-auth cookie of the browser signing in; only that browser can
+    swap the handoff code at `/auth/session` (see the module docstring). Without one, the code
+    can only be activated by server code.
 
     Owns its unit of work on success: it commits the pending session, because the handoff
     code it returns is swapped for a cookie by another request (`/auth/session`) that must
@@ -500,10 +693,12 @@ def sign_in_password(
             `account_locked` (message states the minutes left).
     """
     now = utcnow()
-    user = _user_by_email(session, _normalize_email(email), for_update=True)
-    if user is None:
+    normalized = _normalize_email(email)
+    user = _user_by_email(session, normalized, for_update=True)
+    if user is None:  # the same steps as for an account: lock check, hash check, count
+        unknown_email_lock_check(session=session, email=normalized, now=now)
         verify_password(_dummy_password_hash(), password)
-        raise invalid_credentials_error()
+        raise unknown_email_failed_attempt_record(session=session, email=normalized, now=now)
     lock_check(session=session, user=user, now=now)
     if not user.password_hash:  # Google-only account
         verify_password(_dummy_password_hash(), password)
@@ -525,6 +720,7 @@ def sign_in_password(
             ip_address=(ip_address or "")[:64],
             user_agent=(user_agent or "")[:500],
             expires_at=now + timedelta(minutes=HANDOFF_MINUTES),
+            browser_binding_hash=_browser_binding_hash(browser_binding),
         )
     )
     session.commit()
@@ -532,11 +728,17 @@ def sign_in_password(
 
 
 def sign_in_handoff_create(
-    *, session: Session, user: User, ip_address: str = "", user_agent: str = ""
+    *,
+    session: Session,
+    user: User,
+    ip_address: str = "",
+    user_agent: str = "",
+    browser_binding: str = "",
 ) -> SignInChallenge:
     """Start a pending session (handoff) for a user proven by another factor, e.g. Google.
 
     No commit: the caller owns the transaction. With 2FA on, the TOTP code must still follow.
+    `browser_binding`: the pre-auth cookie of the browser signing in (see `sign_in_password`).
 
     Raises:
         DomainError: `account_locked` (nothing is written; the caller rolls back).
@@ -555,6 +757,7 @@ def sign_in_handoff_create(
             ip_address=(ip_address or "")[:64],
             user_agent=(user_agent or "")[:500],
             expires_at=now + timedelta(minutes=HANDOFF_MINUTES),
+            browser_binding_hash=_browser_binding_hash(browser_binding),
         )
     )
     session.flush()
@@ -567,7 +770,7 @@ def _pending_sign_in(session: Session, handoff_code: str) -> UserSession:
     if handoff_code:
         row = session.exec(
             select(UserSession)
-            .where(UserSession.token_hash == hash_token(handoff_code))
+            .where(_token_hash_in(UserSession.token_hash, handoff_code))
             .with_for_update()
             .execution_options(populate_existing=True)
         ).first()
@@ -632,19 +835,31 @@ def sign_in_complete_mfa(*, session: Session, handoff_code: str, code: str) -> N
     session.flush()
 
 
-def session_activate(*, session: Session, handoff_code: str) -> tuple[str, UserSession]:
+def session_activate(
+    *, session: Session, handoff_code: str, browser_binding: str | None = None
+) -> tuple[str, UserSession]:
     """Swap a handoff code for a long-lived session token (once).
 
     No commit: the caller commits (the `/auth/session` route) before it sets the cookie.
+
+    Args:
+        browser_binding: The pre-auth cookie of the request. HTTP routes always pass it (""
+            when the request has none): the code is then swapped only for the browser that
+            started the sign-in. None is for server code that hands the session over itself.
 
     Returns:
         The raw session token (for an HttpOnly cookie; only its hash is stored) and the row.
 
     Raises:
         DomainError: `sign_in_expired` (unknown, used, expired or revoked code),
+            `sign_in_other_browser` (another browser started this sign-in; nothing changes),
             `totp_required` (2FA not completed yet).
     """
     pending = _pending_sign_in(session, handoff_code)
+    if browser_binding is not None and not browser_binding_matches(
+        pending.browser_binding_hash, browser_binding
+    ):
+        raise sign_in_other_browser_error()
     if pending.mfa_pending:
         raise error_with_code(
             Code.totp_required,
@@ -683,7 +898,8 @@ def session_resolve(*, session: Session, token: str) -> tuple[User, UserSession]
     """The user and session behind a session cookie, or None when it no longer counts.
 
     None when unknown, revoked, not activated, past its absolute expiry, or idle for longer
-    than SESSION_IDLE_MINUTES. Records activity at most once a minute.
+    than SESSION_IDLE_MINUTES. Records activity at most once a minute. A session whose token
+    was hashed under a previous SECRET_KEY is found, and re-hashed under the current one.
 
     Owns the activity touch: when it records activity it commits at once (the idle timeout
     depends on it, and read-only callers such as page loads never commit). Call it first in a
@@ -692,7 +908,7 @@ def session_resolve(*, session: Session, token: str) -> tuple[User, UserSession]
     if not token:
         return None
     user_session = session.exec(
-        select(UserSession).where(UserSession.token_hash == hash_token(token))
+        select(UserSession).where(_token_hash_in(UserSession.token_hash, token))
     ).first()
     now = utcnow()
     if user_session is None or not _session_is_live(user_session, now):
@@ -700,13 +916,19 @@ def session_resolve(*, session: Session, token: str) -> tuple[User, UserSession]
     user = session.get(User, user_session.user_id)
     if user is None:
         return None
+    current_hash = hash_token(token)
+    hashed_under_old_key = user_session.token_hash != current_hash
     last_seen = as_utc(user_session.last_seen_at)
     if last_seen is None or (now - last_seen).total_seconds() >= SESSION_TOUCH_SECONDS:
         user_session.last_seen_at = now
         user.last_active_at = now
-        session.add(user_session)
         session.add(user)
-        session.commit()
+    elif not hashed_under_old_key:
+        return user, user_session
+    if hashed_under_old_key:  # SECRET_KEY was rotated: move this session to the new key
+        user_session.token_hash = current_hash
+    session.add(user_session)
+    session.commit()
     return user, user_session
 
 

@@ -51,6 +51,9 @@ class Code(StrEnum):
     google_sign_in_conflict = "google_sign_in_conflict"
     google_denied = "google_denied"
     google_failed = "google_failed"
+    sign_in_other_browser = "sign_in_other_browser"
+    cookies_required = "cookies_required"
+    secret_key_rotated = "secret_key_rotated"
     # organizations, team, invitations
     org_not_found = "org_not_found"
     not_a_member = "not_a_member"
@@ -183,6 +186,24 @@ CATALOGUE: dict[Code, ErrorCodeInfo] = {
         _info(Code.google_sign_in_conflict, 409, "Sign in with your password first.", _GOOGLE),
         _info(Code.google_denied, 403, "Google sign-in was cancelled.", _GOOGLE),
         _info(Code.google_failed, 502, "Google sign-in failed. Try again.", _GOOGLE),
+        _info(
+            Code.sign_in_other_browser,
+            403,
+            "This sign-in was started in another browser. Sign in again here.",
+            _SIGN_IN,
+        ),
+        _info(
+            Code.cookies_required,
+            400,
+            "Sign-in needs cookies. Allow cookies for this site and reload.",
+            _SIGN_IN,
+        ),
+        _info(
+            Code.secret_key_rotated,
+            503,
+            "A stored secret cannot be read since the server key changed. Contact support.",
+            _SIGN_IN,
+        ),
         _info(Code.org_not_found, 404, "There is no organization at this address.", _TEAM),
         _info(Code.not_a_member, 403, "You are not a member of this organization.", _TEAM),
         _info(Code.member_not_found, 404, "That member is not in the organization.", _TEAM),

@@ -8,6 +8,10 @@ Rules
 -----
 * 5 failed attempts in a row lock the account for 15 minutes. The error while locked says
   how many minutes are left. Once a lock has run out, counting starts afresh.
+* An address without an account locks exactly the same way, so neither the answer nor the
+  lock tells whether an account exists. Its attempts are counted in `sign_in_throttles`,
+  keyed by the address's keyed hash (the address itself is not stored); they never touch an
+  account's counter, so nobody can lock a real account faster than the rule above.
 * A failed attempt is counted exactly once, whatever the caller then does with its
   transaction: the sign-in raises, and the caller normally rolls back, yet the count must
   persist (otherwise a password could be guessed without limit).
@@ -30,15 +34,17 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, event, update
+from sqlalchemy import and_, case, event, null, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
 from core import db
 from core.clock import as_utc, utcnow
-from core.crypto import verify_password
-from models import User
+from core.crypto import hash_token, verify_password
+from models import SignInThrottle, User
 from services.error_codes import Code
 from services.errors import DomainError, PermissionDenied, error_with_code
 
@@ -111,8 +117,43 @@ def _count_failure(session: Session, user_id: int, now: datetime) -> None:
     )
 
 
+def _throttle_key(email: str) -> str:
+    """The keyed hash that stands for an address without an account (never the address)."""
+    return hash_token("sign-in-throttle:" + email)
+
+
+def _count_unknown_failure(session: Session, email_hash: str, now: datetime) -> None:
+    """One upsert: a first failure inserts 1; later ones +1, or 1 after an expired lock."""
+    table = SignInThrottle.__table__
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    lock_ran_out = and_(table.c.locked_until.is_not(None), table.c.locked_until <= now)
+    new_count = case((lock_ran_out, 1), else_=table.c.failed_sign_in_count + 1)
+    statement = insert(table).values(
+        email_hash=email_hash,
+        failed_sign_in_count=1,
+        locked_until=None,
+        created_at=now,
+        last_failed_at=now,
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[table.c.email_hash],
+            set_={
+                "failed_sign_in_count": new_count,
+                "locked_until": case(
+                    (new_count >= MAX_FAILED_SIGN_INS, now + timedelta(minutes=LOCKOUT_MINUTES)),
+                    (lock_ran_out, null()),
+                    else_=table.c.locked_until,
+                ),
+                "last_failed_at": now,
+            },
+        )
+    )
+
+
 _UNCOMMITTED = (
-    "lockout.uncommitted_failures"  # session.info key: [(root transaction, user id, when)]
+    "lockout.uncommitted_failures"  # session.info key: [(root transaction, recount, what)]
 )
 
 
@@ -133,20 +174,22 @@ def _count_after_rollback(session: Session, transaction) -> None:
     if not lost:
         return
     waiting[:] = [entry for entry in waiting if entry[0] is not transaction]
-    for _root, user_id, now in lost:
+    for _root, recount, what in lost:
         try:
             with db.session_scope() as own:
-                _count_failure(own, user_id, now)
+                recount(own)
         except Exception:  # never fail the caller's rollback over it
-            logger.exception("Could not record a failed sign-in attempt of user %s", user_id)
+            logger.exception("Could not record a failed sign-in attempt of %s", what)
 
 
-def _count_again_unless_committed(session: Session, user_id: int, now: datetime) -> None:
+def _count_again_unless_committed(
+    session: Session, recount: Callable[[Session], None], what: str
+) -> None:
     """Remember the attempt until the caller's transaction ends (see the module docstring)."""
     if not event.contains(session, "after_transaction_end", _count_after_rollback):
         event.listen(session, "after_commit", _forget_committed)
         event.listen(session, "after_transaction_end", _count_after_rollback)
-    session.info.setdefault(_UNCOMMITTED, []).append((session.get_transaction(), user_id, now))
+    session.info.setdefault(_UNCOMMITTED, []).append((session.get_transaction(), recount, what))
 
 
 def failed_attempt_record(*, session: Session, user: User, now: datetime) -> DomainError:
@@ -159,10 +202,59 @@ def failed_attempt_record(*, session: Session, user: User, now: datetime) -> Dom
     Returns:
         `account_locked` when this attempt reached the limit, else `invalid_credentials`.
     """
-    _count_failure(session, user.id, now)
-    _count_again_unless_committed(session, user.id, now)
+    user_id = user.id
+    _count_failure(session, user_id, now)
+    _count_again_unless_committed(
+        session, lambda own: _count_failure(own, user_id, now), f"user {user_id}"
+    )
     stored = session.exec(
         select(User).where(User.id == user.id).execution_options(populate_existing=True)
+    ).one()
+    locked_until = as_utc(stored.locked_until)
+    if locked_until is not None and locked_until > now:
+        return account_locked_error(locked_until, now)
+    return invalid_credentials_error()
+
+
+def unknown_email_lock_check(*, session: Session, email: str, now: datetime) -> None:
+    """Refuse an address without an account while it is locked, exactly like an account.
+
+    Args:
+        email: The normalized address that matched no account.
+
+    Raises:
+        DomainError: `account_locked` while the lock lasts (nothing is written).
+    """
+    throttle = session.exec(
+        select(SignInThrottle).where(SignInThrottle.email_hash == _throttle_key(email))
+    ).first()
+    locked_until = as_utc(throttle.locked_until) if throttle is not None else None
+    if locked_until is not None and locked_until > now:
+        raise account_locked_error(locked_until, now)
+
+
+def unknown_email_failed_attempt_record(
+    *, session: Session, email: str, now: datetime
+) -> DomainError:
+    """Count one failed attempt for an address without an account; returns the error to raise.
+
+    Counted once whatever the caller does with its transaction, as `failed_attempt_record`.
+
+    Returns:
+        `account_locked` when this attempt reached the limit, else `invalid_credentials`:
+        the same answers, with the same timing of the lock, as for an account.
+    """
+    email_hash = _throttle_key(email)
+    _count_unknown_failure(session, email_hash, now)
+    _count_again_unless_committed(
+        session,
+        lambda own: _count_unknown_failure(own, email_hash, now),
+        "an address without an account",
+    )
+    stored = session.exec(
+        select(SignInThrottle)
+        .where(SignInThrottle.email_hash == email_hash)
+        .execution_options(populate_existing=True)
     ).one()
     locked_until = as_utc(stored.locked_until)
     if locked_until is not None and locked_until > now:
@@ -203,4 +295,6 @@ __all__ = [
     "invalid_credentials_error",
     "lock_check",
     "password_reconfirm",
+    "unknown_email_failed_attempt_record",
+    "unknown_email_lock_check",
 ]

@@ -5,6 +5,13 @@ nonce) and returns Google's authorization URL. `google_sign_in_complete` consume
 once, exchanges the code with the verifier, validates the ID token against Google's JWKS
 (signature, issuer, audience, expiry, nonce), finds, links or creates the user and starts the
 same sign-in handoff as a password sign-in, so 2FA and lockout apply unchanged.
+
+Login CSRF: the flow is bound to the browser that started it. The start route passes the
+browser's pre-auth cookie (`services.auth.browser_binding_cookie`), whose keyed hash is stored
+with the flow; the callback must present the same cookie, or it is refused with
+`sign_in_other_browser` before Google is even asked (an attacker's callback link opened in
+someone else's browser signs nobody in). The pending session it starts carries the same
+binding, so `/auth/session` checks it again.
 """
 
 from __future__ import annotations
@@ -26,12 +33,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from core.clock import as_utc, utcnow
-from core.crypto import decrypt, encrypt, hash_token, new_token
+from core.crypto import decrypt, encrypt, hash_token, new_token, token_hash_candidates
 from core.http import HTTP_ERRORS
 from core.settings import get_settings
 from models import OAuthFlowState, User, UserSession
 from services.audit import audit_record
-from services.auth import SignInChallenge, sign_in_handoff_create
+from services.auth import (
+    SignInChallenge,
+    browser_binding_matches,
+    browser_binding_usable,
+    sign_in_handoff_create,
+    sign_in_other_browser_error,
+)
 from services.error_codes import Code
 from services.errors import Conflict, DomainError, PermissionDenied, error_with_code
 
@@ -173,7 +186,9 @@ def _require_enabled() -> None:
 # --- begin --------------------------------------------------------------------------------------
 
 
-def google_sign_in_begin(*, session: Session, redirect_uri: str, next_path: str) -> str:
+def google_sign_in_begin(
+    *, session: Session, redirect_uri: str, next_path: str, browser_binding: str = ""
+) -> str:
     """Start a Google sign-in and return the URL to send the browser to.
 
     Args:
@@ -181,6 +196,8 @@ def google_sign_in_begin(*, session: Session, redirect_uri: str, next_path: str)
             flow row before the browser leaves for Google.
         redirect_uri: The callback URL registered at Google, exactly.
         next_path: Safe relative path to open after sign-in (already validated by the caller).
+        browser_binding: The pre-auth cookie of the browser starting the flow; only that
+            browser may complete it through the callback route.
 
     Returns:
         Google's authorization URL (state, PKCE S256 challenge, nonce, scope openid email profile).
@@ -202,6 +219,9 @@ def google_sign_in_begin(*, session: Session, redirect_uri: str, next_path: str)
             nonce=nonce,
             redirect_after=next_path[:500],
             expires_at=utcnow() + FLOW_TTL,
+            browser_binding_hash=(
+                hash_token(browser_binding) if browser_binding_usable(browser_binding) else None
+            ),
         )
     )
     session.commit()
@@ -218,17 +238,21 @@ def google_sign_in_begin(*, session: Session, redirect_uri: str, next_path: str)
 # --- complete -----------------------------------------------------------------------------------
 
 
-def _flow_consume(session: Session, state: str) -> tuple[str, str, str]:
+def _flow_consume(
+    session: Session, state: str, browser_binding: str | None
+) -> tuple[str, str, str]:
     """Mark the flow used (committed at once, so a replay fails); returns verifier, nonce, next.
 
-    Part of `google_sign_in_complete`'s unit of work: it commits, or rolls back a refusal.
+    A callback from another browser than the one that started the flow is refused and leaves
+    the flow as it was. Part of `google_sign_in_complete`'s unit of work: it commits, or rolls
+    back a refusal.
     """
     row = None
     if state:
         row = session.exec(
             select(OAuthFlowState)
             .where(
-                OAuthFlowState.state_hash == hash_token(state),
+                OAuthFlowState.state_hash.in_(token_hash_candidates(state)),
                 OAuthFlowState.purpose == GOOGLE_SIGN_IN_PURPOSE,
             )
             .with_for_update()
@@ -237,6 +261,11 @@ def _flow_consume(session: Session, state: str) -> tuple[str, str, str]:
     if row is None or row.used_at is not None or as_utc(row.expires_at) <= utcnow():
         session.rollback()
         raise _state_invalid()
+    if browser_binding is not None and not browser_binding_matches(
+        row.browser_binding_hash, browser_binding
+    ):
+        session.rollback()
+        raise sign_in_other_browser_error()
     row.used_at = utcnow()
     session.add(row)
     session.commit()
@@ -395,6 +424,7 @@ def google_sign_in_complete(
     redirect_uri: str,
     ip_address: str = "",
     user_agent: str = "",
+    browser_binding: str | None = None,
 ) -> tuple[SignInChallenge, str]:
     """Finish a Google sign-in: consume the state, exchange the code, verify the ID token.
 
@@ -411,6 +441,9 @@ def google_sign_in_complete(
         redirect_uri: The same callback URL used to begin.
         ip_address: Client address, recorded on the session.
         user_agent: Client user agent, recorded on the session.
+        browser_binding: The pre-auth cookie of the callback request. The callback route
+            always passes it ("" when absent): the flow then completes only in the browser
+            that started it. None is for server code that checks the browser itself.
 
     Returns:
         The sign-in challenge (handoff code, whether a TOTP code must follow) and the
@@ -418,12 +451,12 @@ def google_sign_in_complete(
 
     Raises:
         DomainError: `google_disabled`, `oauth_state_invalid` (unknown, used or expired state),
-            `google_unavailable`, `google_token_failed`, `google_id_token_invalid`,
-            `google_email_missing`, `google_email_unverified`, `google_account_mismatch`,
-            `account_locked`.
+            `sign_in_other_browser` (another browser started this flow), `google_unavailable`,
+            `google_token_failed`, `google_id_token_invalid`, `google_email_missing`,
+            `google_email_unverified`, `google_account_mismatch`, `account_locked`.
     """
     _require_enabled()
-    code_verifier, nonce, next_path = _flow_consume(session, state)
+    code_verifier, nonce, next_path = _flow_consume(session, state, browser_binding)
     if not code:
         raise _google_token_failed()
     metadata = _discovery(get_settings().google_discovery_url)
@@ -443,7 +476,11 @@ def google_sign_in_complete(
     try:
         user = _user_for_google(session, claims)
         challenge = sign_in_handoff_create(
-            session=session, user=user, ip_address=ip_address, user_agent=user_agent
+            session=session,
+            user=user,
+            ip_address=ip_address,
+            user_agent=user_agent,
+            browser_binding=browser_binding or "",
         )
         session.commit()
     except IntegrityError as exc:  # the same account was created concurrently

@@ -4,6 +4,14 @@ Changing 2FA settings asks for the account password again (`services.lockout.
 password_reconfirm`: wrong answers count toward the sign-in lockout). This module imports
 `services.lockout`, never `services.auth` (which imports this one for `totp_verify`).
 
+Turning 2FA on (also after Reconfigure) signs out every other session of the person: a
+session opened with the password alone must not outlive the decision to require more.
+
+Key rotation: the TOTP secret is stored encrypted; after SECRET_KEY is rotated it still
+decrypts with the old key listed in SECRET_KEY_PREVIOUS and is re-encrypted under the new key
+the next time it is used. Recovery codes are looked up under every key. When no configured key
+can decrypt the secret, the person is told so (`secret_key_rotated`), never "An error occurred".
+
 Transactions: every function works inside the caller's transaction and flushes; none commits
 or rolls back. The callers commit: the Settings page through the org-page skeleton, the
 sign-in step of `services.auth` through its caller. A wrong password counts toward the
@@ -18,11 +26,19 @@ from dataclasses import dataclass
 
 import pyotp
 import segno
+from sqlalchemy import update
 from sqlmodel import Session, delete, select
 
 from core.clock import utcnow
-from core.crypto import decrypt, encrypt, hash_token
-from models import RecoveryCode, User
+from core.crypto import (
+    SecretUndecryptable,
+    decrypt,
+    encrypt,
+    hash_token,
+    reencrypt_if_stale,
+    token_hash_candidates,
+)
+from models import RecoveryCode, User, UserSession
 from services.audit import audit_record
 from services.error_codes import Code
 from services.errors import (
@@ -75,6 +91,45 @@ def _require_password(session: Session, user: User, password: str) -> None:
         wrong_message="That password is not correct. Enter your current account password to "
         "change two-factor settings.",
     )
+
+
+SECRET_UNREADABLE_AT_SIGN_IN = (
+    "Two-factor codes cannot be checked for your account right now: the server's encryption "
+    "key was changed without keeping the previous one, so your authenticator secret cannot be "
+    "read. If you saved recovery codes, try one. Otherwise contact support and mention "
+    "'secret_key_rotated': the operator can add the previous key to SECRET_KEY_PREVIOUS."
+)
+SECRET_UNREADABLE_AT_ENROLMENT = (
+    "This two-factor setup was started before the server's encryption key changed, so it "
+    "cannot be finished. Cancel it and set up two-factor authentication again."
+)
+
+
+def _totp_secret(user: User, *, unreadable_message: str) -> str:
+    """The user's TOTP secret in clear; moved to the current key when it was under an old one.
+
+    Raises:
+        DomainError: `secret_key_rotated` when no configured key can decrypt it.
+    """
+    try:
+        secret = decrypt(user.totp_secret_encrypted)
+        fresh = reencrypt_if_stale(user.totp_secret_encrypted)
+    except SecretUndecryptable:
+        raise error_with_code(Code.secret_key_rotated, unreadable_message) from None
+    if fresh is not None:  # the caller holds the row locked and commits
+        user.totp_secret_encrypted = fresh
+    return secret
+
+
+def _other_sessions_end(session: Session, *, user_id: int, keep_session_id: int | None) -> int:
+    """Sign out every session of the user except `keep_session_id`; returns how many ended."""
+    query = update(UserSession).where(
+        UserSession.user_id == user_id,
+        UserSession.revoked_at.is_(None),  # type: ignore[union-attr]
+    )
+    if keep_session_id is not None:
+        query = query.where(UserSession.id != keep_session_id)
+    return session.execute(query.values(revoked_at=utcnow())).rowcount or 0
 
 
 def _normalize_totp_code(code: str) -> str:
@@ -145,15 +200,21 @@ def totp_begin_enrolment(*, session: Session, user_id: int) -> TotpEnrolment:
     return TotpEnrolment(secret=secret, provisioning_uri=uri, qr_svg=qr_svg)
 
 
-def totp_confirm_enrolment(*, session: Session, user_id: int, code: str) -> list[str]:
+def totp_confirm_enrolment(
+    *, session: Session, user_id: int, code: str, current_session_id: int | None = None
+) -> list[str]:
     """Turn 2FA on once the user proves their app shows the right code.
+
+    Every other session of the user ends (also pending sign-ins); `current_session_id`, the
+    session doing this, stays signed in (None: every session ends).
 
     Returns:
         The 10 one-time recovery codes, in clear; shown once, only their hashes are kept.
 
     Raises:
         DomainError: `totp_not_started` (no enrolment in progress), `totp_already_enabled`,
-            `totp_invalid` (wrong or reused code).
+            `totp_invalid` (wrong or reused code), `secret_key_rotated` (the setup's secret
+            was stored under a key this server no longer has).
     """
     user = _user_get(session, user_id, for_update=True)
     if user.totp_enabled_at is not None:
@@ -168,7 +229,7 @@ def totp_confirm_enrolment(*, session: Session, user_id: int, code: str) -> list
             "There is no two-factor setup in progress. Start again from Settings > Security.",
             base=Conflict,
         )
-    secret = decrypt(user.totp_secret_encrypted)
+    secret = _totp_secret(user, unreadable_message=SECRET_UNREADABLE_AT_ENROLMENT)
     step = _matching_step(secret, _normalize_totp_code(code), after_step=user.totp_last_used_step)
     if step is None:
         raise error_with_code(
@@ -182,12 +243,14 @@ def totp_confirm_enrolment(*, session: Session, user_id: int, code: str) -> list
     user.totp_enabled_at = utcnow()
     session.add(user)
     codes = _recovery_codes_replace(session, user)
+    revoked = _other_sessions_end(session, user_id=user.id, keep_session_id=current_session_id)
     audit_record(
         session=session,
         action="auth.2fa_enabled",
         actor_user_id=user.id,
         target_type="user",
         target_id=user.id,
+        details={"other_sessions_revoked": revoked},
     )
     session.flush()
     return codes
@@ -197,7 +260,12 @@ def totp_verify(*, session: Session, user: User, code: str) -> bool:
     """Check a sign-in code: a TOTP code (+-1 step, each step once) or an unused recovery code.
 
     Consumes what it accepts (records the step or marks the recovery code used) in the
-    caller's transaction: the caller commits.
+    caller's transaction: the caller commits. A secret still under a previous SECRET_KEY is
+    re-encrypted under the current one in the same transaction.
+
+    Raises:
+        DomainError: `secret_key_rotated` for a 6-digit code when no configured key can
+            decrypt the secret (no code could ever match, so nothing is counted).
     """
     if user.totp_enabled_at is None or not user.totp_secret_encrypted:
         return False
@@ -205,7 +273,8 @@ def totp_verify(*, session: Session, user: User, code: str) -> bool:
     user = _user_get(session, user.id, for_update=True)
     totp_code = _normalize_totp_code(code)
     if re.fullmatch(r"\d{6}", totp_code):
-        secret = decrypt(user.totp_secret_encrypted)
+        secret = _totp_secret(user, unreadable_message=SECRET_UNREADABLE_AT_SIGN_IN)
+        session.add(user)
         step = _matching_step(secret, totp_code, after_step=user.totp_last_used_step)
         if step is None:
             return False
@@ -220,7 +289,7 @@ def totp_verify(*, session: Session, user: User, code: str) -> bool:
         select(RecoveryCode)
         .where(
             RecoveryCode.user_id == user.id,
-            RecoveryCode.code_hash == hash_token(recovery),
+            RecoveryCode.code_hash.in_(token_hash_candidates(recovery)),
             RecoveryCode.used_at.is_(None),  # type: ignore[union-attr]
         )
         .with_for_update()
@@ -275,7 +344,10 @@ def totp_disable(*, session: Session, user_id: int, password: str) -> None:
 
 
 def totp_reconfigure(*, session: Session, user_id: int, password: str) -> TotpEnrolment:
-    """Move 2FA to a new authenticator app: disable (password required), then begin again."""
+    """Move 2FA to a new authenticator app: disable (password required), then begin again.
+
+    Confirming the new app (`totp_confirm_enrolment`) ends the other sessions again.
+    """
     totp_disable(session=session, user_id=user_id, password=password)
     return totp_begin_enrolment(session=session, user_id=user_id)
 

@@ -1,4 +1,9 @@
-"""Forgot password (request a link) and reset password (set a new one from the link)."""
+"""Forgot password (request a link) and reset password (set a new one from the link).
+
+A request is answered at once, before the account is even looked up: the lookup, the link and
+the mail happen on a background thread (`services.auth.password_reset_request_later`), so
+neither the answer nor its timing tells whether an account exists.
+"""
 
 from __future__ import annotations
 
@@ -26,13 +31,13 @@ class PasswordResetState(rx.State):
         if "@" not in email:
             self.error = "Enter the email address of your account."
             return
-        with db.session_scope() as session:
-            auth_service.password_reset_request(
-                session=session, email=email, base_url=get_settings().app_base_url
-            )
+        auth_service.password_reset_request_later(email=email, base_url=get_settings().app_base_url)
         self.error = ""
         # Same answer whether or not the account exists.
-        self.notice = f"If an account exists for {email}, a reset link is on its way. It works once, within 1 hour."
+        self.notice = (
+            f"If an account exists for {email[:320]}, a reset link is on its way. It works once, "
+            "within 1 hour."
+        )
 
     @rx.event
     def set_password(self, form: dict):

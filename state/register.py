@@ -1,4 +1,9 @@
-"""Create an account; a verification link goes to the address (resend offered here)."""
+"""Create an account; a verification link goes to the address (resend offered here).
+
+The page answers the same whether the address is free or already has an account (its owner
+then gets a mail instead, see `services.auth.user_register`): the form cannot be used to find
+out who has an account.
+"""
 
 from __future__ import annotations
 
@@ -59,13 +64,16 @@ class RegisterState(rx.State):
                 self.error, self.error_field = error.message, str(error.details.get("field") or "")
                 return
             token = self._invite_token()
-            if token and invite_service.invite_confirms_email(
-                session=session, token=token, user=user
+            if (
+                user is not None
+                and token
+                and invite_service.invite_confirms_email(session=session, token=token, user=user)
             ):
                 session.commit()
                 self.verified_by_invite = True
         self.error = self.error_field = ""
-        self.registered_email = user.email
+        # The same answer for a new account and an address that already had one.
+        self.registered_email = email.strip().lower()
 
     @rx.event
     def continue_to_sign_in(self):

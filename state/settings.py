@@ -3,6 +3,10 @@
 Everything here acts on the signed-in person, not on the organization; the page lives at
 /org/<slug>/settings, so the org-page skeleton still decides who acts (anyone who may see the
 organization) and the work uses `acting.user`.
+
+Changing the password and turning 2FA on always sign out every other session (there is no
+opt-out); this tab's session stays. The session list says where each session was created
+(device, IP address) and when.
 """
 
 from __future__ import annotations
@@ -27,8 +31,12 @@ class SessionRow:
     id: int
     device: str
     ip_address: str
+    created: str
     last_seen: str
     current: bool
+
+
+_TIME_FORMAT = "%Y-%m-%d %H:%M UTC"
 
 
 _BROWSERS = (
@@ -52,6 +60,11 @@ def device_label(user_agent: str) -> str:
     browser = next((name for key, name in _BROWSERS if key in agent), "Browser")
     system = next((name for key, name in _SYSTEMS if key in agent), "")
     return f"{browser} on {system}" if system else browser
+
+
+PASSWORD_CHANGED_MESSAGE = (
+    "Password changed. Every other device and browser was signed out; you stay signed in here."
+)
 
 
 def _password(form: dict, name: str = "password") -> str:
@@ -93,9 +106,8 @@ class SecurityState(OrgPageState, rx.State):
                 id=row.id,
                 device=device_label(row.user_agent),
                 ip_address=row.ip_address or "unknown",
-                last_seen=as_utc(row.last_seen_at or row.activated_at).strftime(
-                    "%Y-%m-%d %H:%M UTC"
-                ),
+                created=as_utc(row.created_at).strftime(_TIME_FORMAT),
+                last_seen=as_utc(row.last_seen_at or row.activated_at).strftime(_TIME_FORMAT),
                 current=row.id == self._current_session_id,
             )
             for row in auth_service.sessions_list(session=acting.session, user_id=user.id)
@@ -133,10 +145,13 @@ class SecurityState(OrgPageState, rx.State):
         codes = await self._act(
             Action.org_view,
             lambda a: totp_service.totp_confirm_enrolment(
-                session=a.session, user_id=a.user.id, code=code
+                session=a.session,
+                user_id=a.user.id,
+                code=code,
+                current_session_id=self._current_session_id,
             ),
-            success="Two-factor authentication is on. Save your recovery codes now: they are "
-            "shown only once.",
+            success="Two-factor authentication is on. Every other device and browser was signed "
+            "out; you stay signed in here. Save your recovery codes now: they are shown only once.",
         )
         if codes is not None:
             self._hide_enrolment()
@@ -213,7 +228,6 @@ class SecurityState(OrgPageState, rx.State):
             self._clear_messages()
             self.error = "The two new passwords differ. Type the same password in both fields."
             return
-        end_others = bool(form.get("end_other_sessions"))
         await self._act(
             Action.org_view,
             lambda a: auth_service.password_change(
@@ -221,9 +235,7 @@ class SecurityState(OrgPageState, rx.State):
                 user_id=a.user.id,
                 current_password=_password(form, "current_password"),
                 new_password=new_password,
-                end_other_sessions=end_others,
                 current_session_id=self._current_session_id,
             ),
-            success="Password changed."
-            + (" Other sessions were signed out." if end_others else ""),
+            success=PASSWORD_CHANGED_MESSAGE,
         )

@@ -1,9 +1,17 @@
 """Sign in with email and password (then a 2FA code when enrolled), handing the session cookie
 over to the backend route that sets it.
+
+The sign-in is bound to this browser (login CSRF, see `services.auth`): the password is only
+taken once this tab's websocket carries the browser's pre-auth cookie. Its Cookie header is
+fixed when the websocket connects, so when the cookie is missing, `reset_form` sends the
+browser once through `/auth/sign-in`, which sets it and returns here with `browser=1`; the
+form shows only when the cookie is there (`browser_ready`). Should it still be missing after
+that round trip, cookies are blocked, and the page says so.
 """
 
 from __future__ import annotations
 
+from http.cookies import CookieError, SimpleCookie
 from urllib.parse import urlencode
 
 import reflex as rx
@@ -11,6 +19,7 @@ import reflex as rx
 from core import db, routes
 from core.settings import get_settings
 from services import auth as auth_service
+from services.error_codes import Code
 from services.errors import DomainError
 from state.navigation import backend_url, navigate
 
@@ -25,7 +34,13 @@ _REDIRECT_ERRORS = {
     "that Google account or with your password.",
     "account_locked": "Too many failed sign-ins. Wait 15 minutes or reset your password.",
     "google_failed": "Google sign-in failed. Try again in a moment, or sign in with your email and password.",
+    "sign_in_other_browser": auth_service.SIGN_IN_OTHER_BROWSER_MESSAGE,
 }
+
+COOKIES_REQUIRED_MESSAGE = (
+    "Signing in needs a cookie that ties the sign-in to this browser, and this browser did not "
+    "keep it. Allow cookies for this site (or leave private mode), then reload this page."
+)
 
 
 class SignInState(rx.State):
@@ -34,6 +49,8 @@ class SignInState(rx.State):
     error_code: str = ""
     needs_code: bool = False
     working: bool = False
+    # This tab's websocket carries the browser's pre-auth cookie: the form may be shown.
+    browser_ready: bool = False
 
     @rx.var
     def google_enabled(self) -> bool:
@@ -42,6 +59,30 @@ class SignInState(rx.State):
     def _next_path(self) -> str:
         target = self.router.url.query_parameters.get("next", "")
         return target if routes.is_safe_next(target) else routes.INDEX
+
+    def _browser_binding(self) -> str:
+        """The pre-auth cookie this tab's websocket carries ("" when none)."""
+        try:
+            jar = SimpleCookie(self.router.headers.cookie or "")
+        except CookieError:
+            return ""
+        morsel = jar.get(auth_service.browser_binding_cookie().name)
+        value = morsel.value if morsel else ""
+        return value if auth_service.browser_binding_usable(value) else ""
+
+    def _bind_browser(self):
+        """One round trip through the route that sets the pre-auth cookie, back to this page."""
+        query = self.router.url.query_parameters
+        self.browser_ready = False
+        return navigate(
+            backend_url(
+                routes.sign_in_start(
+                    query.get("next") or None,
+                    error=query.get("error", "")[:64],
+                    expired=bool(query.get("expired")),
+                )
+            )
+        )
 
     def _finish(self):
         query = urlencode({"code": self._handoff_code, "next": self._next_path()})
@@ -66,6 +107,15 @@ class SignInState(rx.State):
         elif query.get("expired"):
             self.error_code = "sign_in_expired"
             self.error = "That sign-in link expired or was already used. Sign in again."
+        if self._browser_binding():
+            self.browser_ready = True
+            return
+        self.browser_ready = False
+        if query.get(routes.SIGN_IN_BROWSER_CHECKED):
+            # The cookie was just set and did not come back: this browser refuses cookies.
+            self.error_code, self.error = Code.cookies_required.value, COOKIES_REQUIRED_MESSAGE
+            return
+        return self._bind_browser()
 
     @rx.event
     def submit_password(self, form: dict):
@@ -75,6 +125,9 @@ class SignInState(rx.State):
             self.error_code = "validation_failed"
             self.error = "Enter your email and password to sign in."
             return
+        binding = self._browser_binding()
+        if not binding:  # the form is only shown with one; the cookie went away meanwhile
+            return self._bind_browser()
         headers = self.router.headers
         with db.new_session() as session:
             try:
@@ -84,6 +137,7 @@ class SignInState(rx.State):
                     password=password,
                     ip_address=self.router.session.client_ip or "",
                     user_agent=headers.user_agent or "",
+                    browser_binding=binding,
                 )
                 session.commit()
             except DomainError as error:

@@ -23,6 +23,7 @@ def build_api() -> Starlette:
             Route(asset_routes.ASSET_ROUTE, asset_routes.serve_asset, methods=["GET"]),
             Route(routes.API_AUTH_SESSION, auth_routes.session_handoff, methods=["GET"]),
             Route(routes.API_AUTH_SIGN_OUT, auth_routes.sign_out, methods=["GET"]),
+            Route(routes.API_SIGN_IN_START, auth_routes.sign_in_start, methods=["GET"]),
             Route(google_routes.GOOGLE_START, google_routes.google_start, methods=["GET"]),
             Route(google_routes.GOOGLE_CALLBACK, google_routes.google_callback, methods=["GET"]),
             Route(billing_routes.STRIPE_WEBHOOK, billing_routes.stripe_webhook, methods=["POST"]),

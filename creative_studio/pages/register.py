@@ -81,9 +81,11 @@ def _verification_sent() -> rx.Component:
     return rx.vstack(
         rx.callout(
             rx.text(
-                "Account created. We sent a verification link to ",
+                "Check your inbox: we sent an email to ",
                 rx.text.strong(RegisterState.registered_email),
-                ". Open it to start using models; it expires in 24 hours.",
+                ". For a new account it holds a verification link: open it to start using "
+                "models (it expires in 24 hours). If this address already has an account, the "
+                "email says so and how to sign in or reset the password instead.",
             ),
             icon="mail-check",
             color_scheme="green",

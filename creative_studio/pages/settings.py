@@ -6,7 +6,7 @@ from __future__ import annotations
 import reflex as rx
 
 from core import routes
-from creative_studio.components.forms import error_callout, field, label_for, success_callout
+from creative_studio.components.forms import error_callout, field, success_callout
 from creative_studio.components.page import card, muted, table
 from creative_studio.layout import app_shell, coming_with
 from creative_studio.pages.connections import connections_section
@@ -46,7 +46,10 @@ def _password_form(label: str, handler, button: str, color: str = "gray") -> rx.
 def _two_factor_card() -> rx.Component:
     return card(
         "Two-factor authentication",
-        muted("A code from an authenticator app is asked after your password."),
+        muted(
+            "A code from an authenticator app is asked after your password. Turning it on "
+            "signs out your other devices and browsers."
+        ),
         rx.cond(
             SecurityState.new_recovery_codes.length() > 0,
             rx.vstack(
@@ -166,6 +169,7 @@ def _session_row(row: SessionRow) -> rx.Component:
             )
         ),
         rx.table.cell(row.ip_address),
+        rx.table.cell(row.created),
         rx.table.cell(row.last_seen),
         rx.table.cell(
             rx.cond(
@@ -187,7 +191,7 @@ def _sessions_card() -> rx.Component:
     return card(
         "Active sessions",
         table(
-            ["Device", "IP address", "Last seen", ""],
+            ["Device", "IP address", "Created", "Last seen", ""],
             rx.foreach(SecurityState.sessions, _session_row),
         ),
         aside=rx.button(
@@ -228,12 +232,9 @@ def _password_card() -> rx.Component:
                     "new-password",
                     required=True,
                 ),
-                rx.hstack(
-                    rx.checkbox(
-                        id="end_other_sessions", name="end_other_sessions", default_checked=True
-                    ),
-                    label_for("Sign out my other sessions", "end_other_sessions", weight="regular"),
-                    align="center",
+                muted(
+                    "Changing your password signs out every other device and browser; you "
+                    "stay signed in here."
                 ),
                 rx.button("Change password", type="submit"),
                 spacing="3",

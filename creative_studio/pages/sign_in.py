@@ -26,6 +26,21 @@ def _password_form() -> rx.Component:
     )
 
 
+def _preparing() -> rx.Component:
+    """While this browser gets its sign-in cookie (one quick round trip), or why it cannot."""
+    return rx.cond(
+        SignInState.error_code == "cookies_required",
+        rx.link(rx.button("Reload the page", size="3", width="100%"), href=routes.SIGN_IN),
+        rx.hstack(
+            rx.spinner(size="2"),
+            rx.text("Preparing a secure sign-in for this browser…", size="2"),
+            align="center",
+            spacing="2",
+            role="status",
+        ),
+    )
+
+
 def _code_form() -> rx.Component:
     return rx.form(
         rx.vstack(
@@ -54,7 +69,11 @@ def sign_in_page() -> rx.Component:
     return centered_card(
         rx.heading("Sign in", size="6", as_="h1"),
         error_callout(SignInState.error),
-        rx.cond(SignInState.needs_code, _code_form(), _password_form()),
+        rx.cond(
+            SignInState.needs_code,
+            _code_form(),
+            rx.cond(SignInState.browser_ready, _password_form(), _preparing()),
+        ),
         rx.cond(
             SignInState.google_enabled & ~SignInState.needs_code,
             rx.vstack(

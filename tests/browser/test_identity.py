@@ -64,3 +64,33 @@ def test_five_wrong_passwords_lock_the_account_and_say_for_how_long(app_server, 
     sign_in(page, app_server.base_url, "scoped@acme.test", "definitely-wrong-password")
     expect(page.get_by_role("alert")).to_contain_text(re.compile(r"Try again in 1[45] minutes"))
     screenshot(page, "sign-in-locked")
+
+
+def test_registering_a_taken_address_looks_like_any_registration_and_tells_its_owner(
+    app_server, page
+):
+    email = "taken.owner@example.com"
+    app_server.run_python(
+        "from sqlmodel import Session\nfrom core.crypto import hash_password\n"
+        "from core.db import get_engine\nfrom models import User\n"
+        "with Session(get_engine()) as s:\n"
+        f"    s.add(User(email={email!r}, name='Taken Owner', password_hash=hash_password('x')))\n"
+        "    s.commit()\n"
+    )
+    page.goto(app_server.base_url + "/register")
+    page.get_by_label("Name").fill("Somebody Else")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_label("Repeat password").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    status = page.get_by_role("status").first
+    expect(status).to_contain_text(f"we sent an email to {email}")
+    expect(page.get_by_role("alert")).to_have_count(0)
+    screenshot(page, "register-taken-address")
+    subjects = app_server.run_python(
+        "from sqlmodel import Session, select\nfrom core.db import get_engine\n"
+        "from models import OutboxMail\n"
+        "with Session(get_engine()) as s:\n"
+        f"    print([m.subject for m in s.exec(select(OutboxMail).where(OutboxMail.to_address == {email!r}))])\n"
+    )
+    assert "Someone tried to create a Creative Studio account with your email" in subjects

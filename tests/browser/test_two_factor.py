@@ -116,6 +116,10 @@ def test_websocket_frames_carry_no_hash_secret_or_token(app_server, page, contex
     expect(page).to_have_url(re.compile(rf"/org/{slug}/studio$"))
     page.goto(f"{app_server.base_url}/org/{slug}/settings")
     expect(page.get_by_role("heading", name="Active sessions")).to_be_visible()
+    # Each session says where it was created: device, IP address and date.
+    expect(page.get_by_role("columnheader", name="Created")).to_be_visible()
+    when = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC$")
+    expect(page.get_by_role("cell", name=when).first).to_be_visible()
     page.get_by_role("link", name="Team").click()
     expect(page).to_have_url(re.compile(rf"/org/{slug}/team$"))
     page.wait_for_timeout(1000)
@@ -135,6 +139,8 @@ def test_websocket_frames_carry_no_hash_secret_or_token(app_server, page, contex
     cookie = next(c["value"] for c in context.cookies() if c["name"] == "cs_session")
     cookie_flags = next(c for c in context.cookies() if c["name"] == "cs_session")
     assert cookie_flags["httpOnly"] is True
+    preauth = next(c for c in context.cookies() if c["name"] == "cs_preauth")
+    assert preauth["httpOnly"] is True
 
     traffic = "\n".join(frames)
     assert len(frames) > 5, "no websocket traffic was recorded"
@@ -145,6 +151,7 @@ def test_websocket_frames_carry_no_hash_secret_or_token(app_server, page, contex
         "TOTP secret": secret,
         "encrypted TOTP secret": stored["totp_encrypted"],
         "session cookie token": cookie,
+        "pre-auth cookie": preauth["value"],
         "reset token": stored["reset_token"],
         **{f"session hash {i}": value for i, value in enumerate(stored["session_hashes"])},
     }

@@ -142,11 +142,19 @@ def test_change_password_needs_the_same_new_password_twice(session, page_state, 
     assert security.error == "The two new passwords differ. Type the same password in both fields."
 
 
-def test_change_password_signs_out_other_sessions(session, page_state, call, engine):
+@pytest.mark.parametrize(
+    "opt_out",
+    [{}, {"end_other_sessions": ""}, {"end_other_sessions": False}],
+    ids=["field omitted", "box unticked", "false sent by a client"],
+)
+def test_change_password_always_signs_out_other_sessions(
+    session, page_state, call, engine, opt_out
+):
     owner, org = _owner_with_password(session)
-    signed_in_cookie(session, owner)
+    other_device = signed_in_cookie(session, owner)
     security = _security(session, page_state, owner, org)
     asyncio.run(call(security, "load"))
+    assert len(security.sessions) == 2
     new_password = "copper-meadow-lantern-57"
 
     asyncio.run(
@@ -157,15 +165,58 @@ def test_change_password_signs_out_other_sessions(session, page_state, call, eng
                 "current_password": PASSWORD,
                 "new_password": new_password,
                 "new_password_confirm": new_password,
-                "end_other_sessions": "on",
+                **opt_out,
             },
         )
     )
     assert security.error == ""
-    assert security.notice == "Password changed. Other sessions were signed out."
+    assert security.notice == (
+        "Password changed. Every other device and browser was signed out; you stay signed in here."
+    )
     assert [row.current for row in security.sessions] == [True]
     with Session(engine) as fresh:
         assert crypto.verify_password(fresh.get(User, owner.id).password_hash, new_password)
+    # The other device's next page load finds itself signed out.
+    elsewhere = page_state(SecurityState, cookie=other_device, path=f"/org/{org.slug}/settings")
+    asyncio.run(call(elsewhere, "load"))
+    assert elsewhere.error == "Your session has ended. Sign in again."
+
+
+def test_turning_2fa_on_signs_out_the_other_devices(session, page_state, call):
+    owner, org = _owner_with_password(session)
+    other_device = signed_in_cookie(session, owner)
+    security = _security(session, page_state, owner, org)
+    asyncio.run(call(security, "load"))
+    asyncio.run(call(security, "start_enrolment"))
+    code = totp_service.totp_current_code(security.enrolment_key)
+    asyncio.run(call(security, "confirm_enrolment", {"code": code}))
+    assert security.error == ""
+    assert "Every other device and browser was signed out" in security.notice
+    assert [row.current for row in security.sessions] == [True]
+    elsewhere = page_state(SecurityState, cookie=other_device, path=f"/org/{org.slug}/settings")
+    asyncio.run(call(elsewhere, "load"))
+    assert elsewhere.error == "Your session has ended. Sign in again."
+
+
+def test_the_session_list_says_where_and_when_each_session_was_created(session, page_state, call):
+    from sqlmodel import select
+
+    from models import UserSession
+
+    owner, org = _owner_with_password(session)
+    phone = signed_in_cookie(session, owner)
+    row = session.exec(select(UserSession).order_by(UserSession.id.desc())).first()
+    row.ip_address = "203.0.113.7"
+    row.user_agent = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Safari/604.1"
+    session.add(row)
+    session.commit()
+    security = _security(session, page_state, owner, org)
+    asyncio.run(call(security, "load"))
+    listed = next(item for item in security.sessions if item.id == row.id)
+    assert listed.device == "Safari on iPhone"
+    assert listed.ip_address == "203.0.113.7"
+    assert listed.created == row.created_at.strftime("%Y-%m-%d %H:%M UTC")
+    assert phone  # that device is still signed in
 
 
 def test_two_factor_enrolment_shows_the_key_then_the_recovery_codes(session, page_state, call):

@@ -14,10 +14,13 @@ from core.crypto import hash_token, verify_password
 from models import AuditLogEntry, EmailToken, User, UserSession
 from services.auth import (
     INVALID_CREDENTIALS_MESSAGE,
+    REGISTRATION_ATTEMPT_SUBJECT,
+    background_work_wait,
     email_verify,
     password_change,
     password_reset_complete,
     password_reset_request,
+    password_reset_request_later,
     require_verified_email,
     session_activate,
     session_resolve,
@@ -101,11 +104,36 @@ def test_register_refuses_an_invalid_email(session, email):
     assert "name@example.com" in error.message
 
 
-def test_register_refuses_a_taken_email_whatever_its_case(session):
+def test_a_taken_address_is_answered_like_a_free_one_and_its_owner_is_told(session):
+    owner = _register(session)
+    password_hash = owner.password_hash
+    [owner_link] = _link_tokens(session, owner.email, "verify-email")
+
+    assert _register(session, email="ANA@example.com", password=NEW_PASSWORD, name="Eve") is None
+
+    assert len(session.exec(select(User)).all()) == 1  # nothing new, nothing changed
+    stored = session.get(User, owner.id)
+    assert stored.password_hash == password_hash and stored.name == "Ana"
+    assert _link_tokens(session, owner.email, "verify-email") == [owner_link]  # still valid
+    newest = outbox_list(session=session, limit=1)[0]
+    assert newest.to_address == "ana@example.com"
+    assert newest.subject == REGISTRATION_ATTEMPT_SUBJECT
+    assert "no new account was created" in newest.body_text
+    assert f"{BASE_URL}/forgot-password" in newest.body_text and "token=" not in newest.body_text
+
+    # Someone hammering the form does not flood the owner's inbox: one mail a minute.
+    sent = len(outbox_list(session=session))
+    assert _register(session, email="ana@example.com") is None
+    assert len(outbox_list(session=session)) == sent
+    _advance(seconds=61)
+    assert _register(session, email="ana@example.com") is None
+    assert len(outbox_list(session=session)) == sent + 1
+
+
+def test_a_taken_address_still_gets_the_form_checks_first(session):
     _register(session)
-    error = _error(_register, session=session, email="ANA@example.com")
-    assert error.code == "email_taken"
-    assert "already exists" in error.message and "reset your password" in error.message
+    error = _error(_register, session=session, email="ana@example.com", password="short")
+    assert error.code == "weak_password"  # the same refusal a free address would get
 
 
 def test_register_applies_the_password_policy(session):
@@ -191,6 +219,18 @@ def test_reset_request_answers_the_same_for_an_unknown_email(session):
     assert outbox_list(session=session) == []
 
 
+def test_a_reset_requested_later_is_done_off_the_request_path(session, engine):
+    user = _register(session)
+    before = len(outbox_list(session=session))
+    session.commit()  # end this test's read (SQLite: BEGIN IMMEDIATE holds the write lock)
+    for email in ("ghost@example.com", " Ana@example.com"):
+        password_reset_request_later(email=email, base_url=BASE_URL)
+    background_work_wait()
+    assert len(outbox_list(session=session)) == before + 1
+    [token] = _link_tokens(session, user.email, "reset-password")
+    password_reset_complete(session=session, token=token, new_password=NEW_PASSWORD)
+
+
 def test_reset_sets_the_password_revokes_sessions_and_clears_the_lockout(session):
     user = _register(session)
     token_a, _ = _signed_in(session)
@@ -267,46 +307,55 @@ def test_a_verification_token_is_not_a_reset_token(session):
 # --- password change ---------------------------------------------------------------------------
 
 
-def test_change_password_can_end_the_other_sessions(session):
+def test_change_password_always_ends_the_other_sessions(session):
     user = _register(session)
     current_token, current = _signed_in(session)
     other_token, _ = _signed_in(session)
+    pending = sign_in_password(session=session, email=user.email, password=PASSWORD)
     password_change(
         session=session,
         user_id=user.id,
         current_password=PASSWORD,
         new_password=NEW_PASSWORD,
-        end_other_sessions=True,
         current_session_id=current.id,
     )
     assert session_resolve(session=session, token=current_token) is not None
     assert session_resolve(session=session, token=other_token) is None
+    # A sign-in that was waiting for its handoff (someone who knew the old password) ends too.
+    error = _error(session_activate, session=session, handoff_code=pending.handoff_code)
+    assert error.code == "sign_in_expired"
     assert verify_password(session.get(User, user.id).password_hash, NEW_PASSWORD)
     audit = session.exec(
         select(AuditLogEntry).where(AuditLogEntry.action == "auth.password_changed")
     ).one()
-    assert audit.details == {"other_sessions_revoked": 1}
+    assert audit.details == {"other_sessions_revoked": 2}
 
 
-def test_change_password_keeps_other_sessions_when_asked(session):
+def test_change_password_offers_no_way_to_keep_the_other_sessions(session):
     user = _register(session)
     other_token, _ = _signed_in(session)
+    with pytest.raises(TypeError):
+        password_change(  # the old opt-out is gone, not ignored
+            session=session,
+            user_id=user.id,
+            current_password=PASSWORD,
+            new_password=NEW_PASSWORD,
+            end_other_sessions=False,
+            current_session_id=None,
+        )
     password_change(
         session=session,
         user_id=user.id,
         current_password=PASSWORD,
         new_password=NEW_PASSWORD,
-        end_other_sessions=False,
         current_session_id=None,
     )
-    assert session_resolve(session=session, token=other_token) is not None
+    assert session_resolve(session=session, token=other_token) is None
 
 
 def test_change_password_refuses_a_wrong_current_password_a_weak_or_the_same_one(session):
     user = _register(session)
-    common = dict(
-        session=session, user_id=user.id, end_other_sessions=False, current_session_id=None
-    )
+    common = dict(session=session, user_id=user.id, current_session_id=None)
     error = _error(
         password_change, current_password="not-my-password-1", new_password=NEW_PASSWORD, **common
     )
@@ -395,12 +444,34 @@ def test_a_successful_sign_in_resets_the_counter(session):
     assert session.get(User, user.id).locked_until is None
 
 
-def test_unknown_emails_never_lock_anything(session):
-    for _ in range(7):
-        error = _error(
-            sign_in_password, session=session, email="ghost@example.com", password=PASSWORD
-        )
-        assert error.code == "invalid_credentials"
+def test_an_unknown_email_locks_exactly_like_an_account(session):
+    user = _register(session)
+    answers = {}
+    for email in (user.email, "ghost@example.com"):
+        answers[email] = [
+            (error.code, error.message)
+            for error in (
+                _error(sign_in_password, session=session, email=email, password="wrong-pass-123")
+                for _ in range(6)
+            )
+        ]
+    assert answers[user.email] == answers["ghost@example.com"]
+    assert [code for code, _ in answers["ghost@example.com"]] == ["invalid_credentials"] * 4 + [
+        "account_locked"
+    ] * 2
+    _advance(minutes=15)
+    assert (
+        _error(sign_in_password, session=session, email="Ghost@Example.com", password=PASSWORD).code
+        == "invalid_credentials"
+    )  # the lock ran out, counting starts afresh
+
+
+def test_failures_of_unknown_addresses_never_touch_an_account(session):
+    user = _register(session)
+    for _ in range(10):
+        _error(sign_in_password, session=session, email="ana@example.co", password=PASSWORD)
+    assert session.get(User, user.id).failed_sign_in_count == 0
+    assert sign_in_password(session=session, email=user.email, password=PASSWORD).handoff_code
 
 
 def test_an_account_without_a_password_cannot_sign_in_with_one(session):
@@ -446,3 +517,21 @@ def test_mail_forms_send_at_most_one_link_per_account_per_minute(session):
     _advance(seconds=61)
     verification_resend(session=session, email=user.email, base_url=BASE_URL)
     assert len(outbox_list(session=session)) == sent + 2
+
+
+def test_links_mailed_before_a_secret_key_rotation_still_work(session, monkeypatch):
+    from core.settings import reset_settings_cache
+
+    monkeypatch.setenv("SECRET_KEY", "old-secret-Zq7vB2xLk9pW4mN8rT1yH6cF3jD5sA0-links")
+    reset_settings_cache()
+    user = _register(session)
+    [verify_token] = _link_tokens(session, user.email, "verify-email")
+    password_reset_request(session=session, email=user.email, base_url=BASE_URL)
+    [reset_token] = _link_tokens(session, user.email, "reset-password")
+
+    monkeypatch.setenv("SECRET_KEY", "new-secret-Pk3xQ9vL2mW7nB4tR8yC1hF6jD0sG5e-links")
+    monkeypatch.setenv("SECRET_KEY_PREVIOUS", "old-secret-Zq7vB2xLk9pW4mN8rT1yH6cF3jD5sA0-links")
+    reset_settings_cache()
+    assert email_verify(session=session, token=verify_token).email_verified_at is not None
+    password_reset_complete(session=session, token=reset_token, new_password=NEW_PASSWORD)
+    assert _signed_in(session, password=NEW_PASSWORD)[0]

@@ -4,12 +4,25 @@ from starlette.testclient import TestClient
 
 from core.clock import utcnow
 from core.crypto import hash_password
-from core.routes import SESSION_COOKIE
+from core.routes import PREAUTH_COOKIE, SESSION_COOKIE
 from creative_studio.api import build_api
 from models import User
 from services import auth
 
 PASSWORD = "copper-lantern-river-9"
+
+
+def _browser() -> tuple[TestClient, str]:
+    """A client that opened the sign-in page (so it holds a pre-auth cookie), and that cookie."""
+    client = TestClient(build_api(), base_url="http://localhost")
+    opened = client.get("/auth/sign-in", params={"next": "/org/x/studio"}, follow_redirects=False)
+    assert opened.status_code == 303
+    assert opened.headers["location"].endswith("/sign-in?next=%2Forg%2Fx%2Fstudio&browser=1")
+    set_cookie = opened.headers["set-cookie"]
+    assert set_cookie.startswith(PREAUTH_COOKIE + "=")
+    assert "HttpOnly" in set_cookie and "SameSite=lax" in set_cookie
+    assert "Max-Age" not in set_cookie  # ends with the browser
+    return client, client.cookies[PREAUTH_COOKIE]
 
 
 def _signed_in_client(session) -> tuple[TestClient, object]:
@@ -21,8 +34,10 @@ def _signed_in_client(session) -> tuple[TestClient, object]:
     )
     session.add(user)
     session.commit()
-    challenge = auth.sign_in_password(session=session, email=user.email, password=PASSWORD)
-    client = TestClient(build_api(), base_url="http://localhost")
+    client, binding = _browser()
+    challenge = auth.sign_in_password(
+        session=session, email=user.email, password=PASSWORD, browser_binding=binding
+    )
     response = client.get(
         "/auth/session",
         params={"code": challenge.handoff_code, "next": "/org/x/studio"},
@@ -40,8 +55,10 @@ def test_handoff_code_works_once(session):
     )
     session.add(user)
     session.commit()
-    challenge = auth.sign_in_password(session=session, email=user.email, password=PASSWORD)
-    client = TestClient(build_api(), base_url="http://localhost")
+    client, binding = _browser()
+    challenge = auth.sign_in_password(
+        session=session, email=user.email, password=PASSWORD, browser_binding=binding
+    )
     first = client.get(
         "/auth/session", params={"code": challenge.handoff_code}, follow_redirects=False
     )
@@ -50,7 +67,7 @@ def test_handoff_code_works_once(session):
     )
     assert SESSION_COOKIE in first.headers.get("set-cookie", "")
     assert second.headers["location"].endswith("/sign-in?expired=1")
-    assert "set-cookie" not in second.headers
+    assert SESSION_COOKIE not in second.headers.get("set-cookie", "")
 
 
 def test_handoff_refuses_open_redirects(session):
@@ -61,8 +78,10 @@ def test_handoff_refuses_open_redirects(session):
     )
     session.add(user)
     session.commit()
-    challenge = auth.sign_in_password(session=session, email=user.email, password=PASSWORD)
-    client = TestClient(build_api(), base_url="http://localhost")
+    client, binding = _browser()
+    challenge = auth.sign_in_password(
+        session=session, email=user.email, password=PASSWORD, browser_binding=binding
+    )
     response = client.get(
         "/auth/session",
         params={"code": challenge.handoff_code, "next": "//evil.example/x"},

@@ -11,6 +11,7 @@ from sqlmodel import select
 
 from core import clock, crypto
 from core.crypto import decrypt, hash_token
+from core.settings import reset_settings_cache
 from models import AuditLogEntry, RecoveryCode, User, UserSession
 from services.auth import (
     session_activate,
@@ -81,6 +82,11 @@ def _enrolled(session, user) -> tuple[str, list[str]]:
     return enrolment.secret, codes
 
 
+def _signed_in(session) -> tuple[str, UserSession]:
+    challenge = sign_in_password(session=session, email="ana@example.com", password=PASSWORD)
+    return session_activate(session=session, handoff_code=challenge.handoff_code)
+
+
 def _verify(session, user, code) -> bool:
     result = totp_verify(session=session, user=session.get(User, user.id), code=code)
     session.commit()
@@ -123,6 +129,28 @@ def test_confirm_enables_2fa_and_returns_10_hashed_recovery_codes(session, user)
     assert session.exec(
         select(AuditLogEntry).where(AuditLogEntry.action == "auth.2fa_enabled")
     ).one()
+
+
+def test_turning_2fa_on_signs_out_every_other_session(session, user):
+    here, here_row = _signed_in(session)
+    elsewhere, _ = _signed_in(session)
+    pending = sign_in_password(session=session, email=user.email, password=PASSWORD)
+    enrolment = totp_begin_enrolment(session=session, user_id=user.id)
+    totp_confirm_enrolment(
+        session=session,
+        user_id=user.id,
+        code=_code(enrolment.secret),
+        current_session_id=here_row.id,
+    )
+    session.commit()
+    assert session_resolve(session=session, token=here) is not None
+    assert session_resolve(session=session, token=elsewhere) is None
+    error = _error(session_activate, session=session, handoff_code=pending.handoff_code)
+    assert error.code == "sign_in_expired"  # a password-only sign-in in flight ends too
+    audit = session.exec(
+        select(AuditLogEntry).where(AuditLogEntry.action == "auth.2fa_enabled")
+    ).one()
+    assert audit.details == {"other_sessions_revoked": 2}
 
 
 def test_confirm_without_an_enrolment_in_progress(session, user):
@@ -365,3 +393,96 @@ def test_guessing_the_password_from_a_session_counts_toward_the_lockout(session,
     )
     _advance(minutes=16)
     totp_disable(session=session, user_id=user.id, password=PASSWORD)
+
+
+# --- SECRET_KEY rotation ---------------------------------------------------------------------------
+
+OLD_KEY = "old-secret-Zq7vB2xLk9pW4mN8rT1yH6cF3jD5sA0-rotation"
+NEW_KEY = "new-secret-Pk3xQ9vL2mW7nB4tR8yC1hF6jD0sG5e-rotation"
+
+
+def _use_keys(monkeypatch, current: str, previous: str = "") -> None:
+    monkeypatch.setenv("SECRET_KEY", current)
+    monkeypatch.setenv("SECRET_KEY_PREVIOUS", previous)
+    reset_settings_cache()
+
+
+def test_after_rotation_2fa_sign_in_works_and_moves_the_secret_to_the_new_key(
+    session, user, monkeypatch
+):
+    _use_keys(monkeypatch, OLD_KEY)
+    secret, codes = _enrolled(session, user)
+    before = sign_in_password(session=session, email=user.email, password=PASSWORD)
+    sign_in_complete_mfa(session=session, handoff_code=before.handoff_code, code=_code(secret))
+    old_session, _ = session_activate(session=session, handoff_code=before.handoff_code)
+    session.commit()
+    _advance(minutes=1)  # the next sign-in uses a fresh time step
+    under_old_key = session.get(User, user.id).totp_secret_encrypted
+
+    _use_keys(monkeypatch, NEW_KEY, previous=OLD_KEY)
+    assert session_resolve(session=session, token=old_session) is not None  # still signed in
+    challenge = sign_in_password(session=session, email=user.email, password=PASSWORD)
+    sign_in_complete_mfa(session=session, handoff_code=challenge.handoff_code, code=_code(secret))
+    token, _ = session_activate(session=session, handoff_code=challenge.handoff_code)
+    session.commit()
+    assert session_resolve(session=session, token=token)[0].id == user.id
+
+    stored = session.get(User, user.id).totp_secret_encrypted
+    assert stored != under_old_key
+    _use_keys(monkeypatch, NEW_KEY)  # the old key can now be dropped: the secret moved
+    assert decrypt(stored) == secret
+    # The old session was re-hashed under the new key when it was used after the rotation.
+    assert session_resolve(session=session, token=old_session) is not None
+
+
+def test_after_rotation_recovery_codes_made_under_the_old_key_still_work(
+    session, user, monkeypatch
+):
+    _use_keys(monkeypatch, OLD_KEY)
+    _, codes = _enrolled(session, user)
+    _use_keys(monkeypatch, NEW_KEY, previous=OLD_KEY)
+    challenge = sign_in_password(session=session, email=user.email, password=PASSWORD)
+    sign_in_complete_mfa(session=session, handoff_code=challenge.handoff_code, code=codes[0])
+    assert session_activate(session=session, handoff_code=challenge.handoff_code)[0]
+    assert recovery_codes_remaining(session=session, user_id=user.id) == 9
+
+
+def test_a_sign_in_started_before_the_rotation_can_finish_after_it(session, user, monkeypatch):
+    _use_keys(monkeypatch, OLD_KEY)
+    secret, _ = _enrolled(session, user)
+    challenge = sign_in_password(session=session, email=user.email, password=PASSWORD)
+    _use_keys(monkeypatch, NEW_KEY, previous=OLD_KEY)
+    sign_in_complete_mfa(session=session, handoff_code=challenge.handoff_code, code=_code(secret))
+    assert session_activate(session=session, handoff_code=challenge.handoff_code)[0]
+
+
+def test_without_the_old_key_2fa_sign_in_says_what_happened_and_what_to_do(
+    session, user, monkeypatch
+):
+    _use_keys(monkeypatch, OLD_KEY)
+    secret, _ = _enrolled(session, user)
+    _use_keys(monkeypatch, NEW_KEY)  # rotated, old key not kept
+    challenge = sign_in_password(session=session, email=user.email, password=PASSWORD)
+    error = _error(
+        sign_in_complete_mfa,
+        session=session,
+        handoff_code=challenge.handoff_code,
+        code=_code(secret),
+    )
+    assert error.code == "secret_key_rotated"
+    assert "contact support" in error.message and "SECRET_KEY_PREVIOUS" in error.message
+    assert "recovery codes" in error.message
+    # Nothing is counted against the person: no code could have matched.
+    assert session.get(User, user.id).failed_sign_in_count == 0
+
+
+def test_an_enrolment_begun_under_a_dropped_key_asks_to_start_again(session, user, monkeypatch):
+    _use_keys(monkeypatch, OLD_KEY)
+    enrolment = totp_begin_enrolment(session=session, user_id=user.id)
+    _use_keys(monkeypatch, NEW_KEY)
+    error = _error(
+        totp_confirm_enrolment, session=session, user_id=user.id, code=_code(enrolment.secret)
+    )
+    assert error.code == "secret_key_rotated" and "set up two-factor" in error.message
+    restarted = totp_begin_enrolment(session=session, user_id=user.id)
+    assert totp_confirm_enrolment(session=session, user_id=user.id, code=_code(restarted.secret))
