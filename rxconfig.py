@@ -8,6 +8,24 @@ import reflex as rx
 from core.db import normalize_database_url
 from core.settings import DATA_DIR, PROJECT_ROOT, get_settings
 
+
+def _cli_env_mode() -> str:
+    """The --env of this `reflex run` / `reflex export` command line ("" when not given)."""
+    for index, arg in enumerate(sys.argv):
+        if arg.startswith("--env="):
+            return arg.partition("=")[2]
+        if arg == "--env" and index + 1 < len(sys.argv):
+            return sys.argv[index + 1]
+    return ""
+
+
+# `reflex run --env prod` sets REFLEX_ENV_MODE=prod for its server processes only after it has
+# read this file; the command's own process (which builds the frontend) must see the same mode,
+# so that settings are production there too (see Settings: production unless APP_ENV says
+# otherwise explicitly).
+if _cli_env_mode() == "prod":
+    os.environ.setdefault("REFLEX_ENV_MODE", "prod")
+
 _settings = get_settings()
 
 # Development hot reload watches the project tree; the SQLite database, assets and test
@@ -57,6 +75,17 @@ def _state_manager_mode() -> str:
     return "memory" if (_prod_build or _settings.is_production) else "disk"
 
 
+def _backend_host() -> dict:
+    """Development listens on this machine only: its outbox and disk state are nobody else's
+    business. BACKEND_HOST (or `reflex run --backend-host`) opens it up explicitly; production
+    keeps Reflex's default (all interfaces, behind the deployment's proxy)."""
+    if os.environ.get("BACKEND_HOST"):
+        return {"backend_host": os.environ["BACKEND_HOST"]}
+    if _settings.is_production:
+        return {}
+    return {"backend_host": "127.0.0.1"}
+
+
 _frontend_port = _port("FRONTEND_PORT", 3000, flag_excludes="--backend-only")
 _backend_port = _port("BACKEND_PORT", 8000, flag_excludes="--frontend-only")
 # Reflex's default is "*": any site could drive a signed-in person's websocket. Only the
@@ -95,4 +124,5 @@ config = rx.Config(
     cors_allowed_origins=_origins,
     state_manager_mode=_state_manager_mode(),
     **_public_urls(),
+    **_backend_host(),
 )

@@ -9,7 +9,7 @@ import zlib
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -80,6 +80,19 @@ class Settings(BaseSettings):
     seed_demo_data: bool = True
     session_idle_minutes: int = Field(default=60 * 24 * 7, ge=5)
     session_absolute_days: int = Field(default=30, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _production_build_is_production(cls, values: Any) -> Any:
+        """`reflex run --env prod` (REFLEX_ENV_MODE=prod) runs in production unless APP_ENV
+        says otherwise explicitly: a production build never fails open as development."""
+        if (
+            isinstance(values, dict)
+            and not values.get("app_env")
+            and os.environ.get("REFLEX_ENV_MODE", "") == "prod"
+        ):
+            return {**values, "app_env": "production"}
+        return values
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

@@ -54,10 +54,19 @@ def dev_outbox() -> rx.Component:
             rx.cond(
                 OutboxState.available,
                 rx.cond(
-                    OutboxState.mails.length() > 0,
-                    rx.vstack(rx.foreach(OutboxState.mails, _mail), spacing="3", width="100%"),
-                    rx.text(
-                        "No mail yet. Register an account or invite a teammate and the message appears here."
+                    OutboxState.refused,
+                    rx.callout(
+                        OutboxState.refused_message,
+                        icon="lock",
+                        color_scheme="amber",
+                        role="alert",
+                    ),
+                    rx.cond(
+                        OutboxState.mails.length() > 0,
+                        rx.vstack(rx.foreach(OutboxState.mails, _mail), spacing="3", width="100%"),
+                        rx.text(
+                            "No mail yet. Register an account or invite a teammate and the message appears here."
+                        ),
                     ),
                 ),
                 rx.callout(
