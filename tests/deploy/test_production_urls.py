@@ -41,13 +41,18 @@ SQLModel.metadata.create_all(db.get_engine())
 with Session(db.get_engine(), expire_on_commit=False) as session:
     catalog_sync(session=session)
     user = make_user(session, "owner@example.test")
-    challenge = auth_service.sign_in_handoff_create(session=session, user=user)
+    # The browser that typed the password carries the pre-auth cookie (https: __Host- name).
+    browser_binding = "preauth-cookie-of-this-browser"
+    challenge = auth_service.sign_in_handoff_create(
+        session=session, user=user, browser_binding=browser_binding
+    )
     session.commit()
 
 from starlette.testclient import TestClient
 from creative_studio.api import build_api
 
 client = TestClient(build_api(), base_url="http://127.0.0.1")
+client.cookies.set(routes.PREAUTH_COOKIE_HTTPS, browser_binding)
 handoff = client.get(
     routes.API_AUTH_SESSION, params={"code": challenge.handoff_code, "next": "/orgs/new"},
     follow_redirects=False,
