@@ -65,6 +65,15 @@ class Settings(BaseSettings):
 
     openai_base_url: str = ""
     openai_api_key: str = ""
+    # Provider calls run on a bounded thread pool per provider endpoint (never the event
+    # loop's default executor) and end at a total deadline, queueing included; keep both
+    # deadlines under the 15-minute stuck-run sweep.
+    provider_concurrency: int = Field(default=4, ge=1, le=64)
+    provider_call_deadline_seconds: float = Field(default=120.0, gt=0, le=840)
+    provider_video_deadline_seconds: float = Field(default=600.0, gt=0, le=840)
+    # Runs queued or running at once (checked when a run starts).
+    concurrent_runs_per_user: int = Field(default=3, ge=1)
+    concurrent_runs_per_org: int = Field(default=10, ge=1)
 
     storage_endpoint_url: str = ""
     storage_bucket: str = ""

@@ -108,7 +108,11 @@ class FakeOpenAI(BaseHTTPRequestHandler):
             "created": 0,
             "model": model,
             "choices": [],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13},
+            "usage": {
+                "prompt_tokens": 10,
+                "completion_tokens": 3,
+                "total_tokens": True if model == "usage-true" else 13,
+            },
         }
         self.wfile.write(f"data: {json.dumps(usage)}\n\ndata: [DONE]\n\n".encode())
         self.wfile.flush()
@@ -148,6 +152,23 @@ def test_streamed_chat_calls_back_per_piece_and_reads_usage(provider):
     assert result.text == "Spring is here."
     assert result.units == 13
     assert FakeOpenAI.requests[-1]["body"]["stream"] is True
+
+
+def test_a_streamed_usage_figure_of_true_counts_as_not_reported(provider):
+    result = provider.generate_text(model_id="usage-true", prompt="Spring", on_delta=lambda _: None)
+    assert result.text == "Spring is here."
+    assert result.provider_units is None  # not 1 token
+    assert result.units == 2 + 4  # estimated: "Spring" (2 tokens) + "Spring is here." (4)
+
+
+def test_a_direct_call_ends_at_its_own_deadline(server_url):
+    adapter = OpenAICompatibleProvider(
+        base_url=server_url, timeout_seconds=30, deadline_seconds=0.5
+    )
+    with pytest.raises(ProviderError) as caught:
+        adapter.generate_text(model_id="slow", prompt="x")  # answers after 2 s
+    assert caught.value.code == ProviderErrorCode.timeout
+    assert "credits were returned" in caught.value.message
 
 
 def test_images_generate_decodes_base64(provider):
