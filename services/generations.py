@@ -15,6 +15,19 @@ Credits never get lost:
       release key): keep the output in ``late_result`` and never charge.
 * A crash between the hold and completion leaves it ``running`` with the hold open; the
   sweep job fails and releases it exactly once.
+* The charge is what the provider reports it used, priced by the model's rate, never above
+  the hold and never below zero (`pricing.charge_credits`): a figure that is not a whole
+  number (a boolean, a fraction, text, a negative number) charges the hold instead (the
+  OpenAI-compatible adapter already replaces such a figure by its own token estimate). If the
+  completion cannot be written as it came back (the database refuses the output), it is
+  written again with what the database can hold, so a run with output never stays
+  ``running`` and its charge always equals its ledger entries.
+
+Provider calls never run on the event loop's default executor or in a transaction: each goes
+to its provider's bounded pool (`services.providers.limits`) with a total deadline, queueing
+included; a call past its deadline fails the run with code ``timeout`` through the same
+release path, once. The database steps of a run started from the event loop
+(`generation_run_async`) run on a small pool of their own.
 
 Transactions: ``generation_start``, blockers, retry and history work inside the caller's
 transaction. The run owns its units of work (it is called from background tasks and the API,
@@ -25,11 +38,16 @@ and no lock while it works) and again when it completes (``_complete``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -63,6 +81,7 @@ from services.providers.base import (
     TextDelta,
 )
 from services.providers.factory import provider_for, provider_run
+from services.providers.limits import deadline_for, deadline_passed, provider_pool, timeout_error
 from services.storage import default_backend_name, storage_for
 
 log = logging.getLogger(__name__)
@@ -70,6 +89,12 @@ log = logging.getLogger(__name__)
 MAX_PROMPT_CHARS = 4000
 VIDEO_SECONDS_CHOICES = (3, 6, 10)
 TIMED_OUT_CODE = Code.timed_out.value
+# How long past its deadline a run waits for its provider thread before it stops waiting.
+# The thread itself ends at the deadline (its HTTP calls are bounded by it); this is for
+# adapters that block elsewhere.
+_DEADLINE_GRACE_SECONDS = 2.0
+
+T = TypeVar("T")
 
 
 # --- blockers ---------------------------------------------------------------------------------
@@ -464,7 +489,7 @@ def generation_mark_running(*, session: Session, generation_id: int) -> bool:
     return True
 
 
-def _store_files(generation: Generation, result: ProviderResult) -> list[dict[str, Any]]:
+def _store_files(generation: Generation | _RunPlan, result: ProviderResult) -> list[dict[str, Any]]:
     """Write output files to storage (outside any transaction); describe them for Asset rows."""
     backend_name = default_backend_name()
     backend = storage_for(backend_name)
@@ -502,78 +527,199 @@ def _add_assets(session: Session, generation: Generation, stored: list[dict[str,
         )
 
 
-def generation_execute(
-    *,
-    session: Session,
-    generation_id: int,
-    provider: Provider | None = None,
-    on_delta: TextDelta | None = None,
-) -> Generation:
-    """Call the provider for a `running` generation and complete it (settle or release).
+@dataclass(frozen=True)
+class _ModelSnapshot:
+    """What a run needs of its model, read once when the provider call starts."""
 
-    Commits. Exceptions that are not `Exception` (a crash, a kill) propagate and leave the
-    generation `running` with its hold open for the timeout sweep.
-    """
+    key: str
+    display_name: str
+    provider: str
+    provider_base_url: str | None
+    provider_model_id: str
+    modality: str
+    rate_millicredits: int
+    rate_unit: str
+
+    @classmethod
+    def of(cls, model: AIModel) -> _ModelSnapshot:
+        return cls(
+            key=model.key,
+            display_name=model.display_name,
+            provider=model.provider,
+            provider_base_url=model.provider_base_url,
+            provider_model_id=model.provider_model_id,
+            modality=model.modality,
+            rate_millicredits=model.rate_millicredits,
+            rate_unit=model.rate_unit,
+        )
+
+
+@dataclass(frozen=True)
+class _RunPlan:
+    """A `running` generation about to call its provider (plain values, no session)."""
+
+    generation_id: int
+    public_id: str
+    org_id: int
+    modality: str
+    prompt: str
+    params: dict[str, Any]
+    model: _ModelSnapshot
+
+
+@dataclass
+class _Outcome:
+    """What came back from the provider: a result with its stored files, or a failure."""
+
+    result: ProviderResult | None = None
+    failure: ProviderError | None = None
+    stored: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _plan(session: Session, generation_id: int) -> _RunPlan | Generation:
+    """The plan of a `running` generation (commits), or the generation if it is not running."""
     generation = session.get(Generation, generation_id)
     if generation is None:
         raise NotFound("This generation does not exist.")
     if generation.status != GenerationStatus.running.value:
         return generation
     model = registry.model_get(session=session, key=generation.model_key)
+    plan = _RunPlan(
+        generation_id=generation.id,
+        public_id=generation.public_id,
+        org_id=generation.org_id,
+        modality=generation.modality,
+        prompt=generation.prompt,
+        params=dict(generation.params or {}),
+        model=_ModelSnapshot.of(model),
+    )
     session.commit()  # no transaction (and no lock) is held while the provider works
-    result: ProviderResult | None = None
-    failure: ProviderError | None = None
-    stored: list[dict[str, Any]] = []
+    return plan
+
+
+def _call(plan: _RunPlan, adapter: Provider, on_delta: TextDelta | None) -> _Outcome:
+    """On the provider's pool, under the call's deadline: call it, store what it made."""
     try:
-        adapter = provider or provider_for(model)
         result = provider_run(
             adapter,
-            modality=generation.modality,
-            model_id=model.provider_model_id,
-            prompt=generation.prompt,
-            params=generation.params or {},
+            modality=plan.modality,
+            model_id=plan.model.provider_model_id,
+            prompt=plan.prompt,
+            params=plan.params,
             on_delta=on_delta,
         )
         if result.modality != "text" and not result.files:
             raise ProviderError(ProviderErrorCode.malformed_response, "No output was returned.")
-        stored = _store_files(generation, result)
+        return _Outcome(result=result, stored=_store_files(plan, result))
     except ProviderError as error:
-        failure = error
+        # Cut off at the deadline, however the adapter noticed: one message for every case.
+        failure = timeout_error(deadline_for(plan.modality)) if deadline_passed() else error
+        return _Outcome(failure=failure)
     except Exception as error:  # noqa: BLE001 - any bug in a provider fails the run cleanly
-        log.exception("generation %s: provider crashed", generation.public_id)
-        failure = ProviderError(
-            ProviderErrorCode.provider_error,
-            f"The run failed unexpectedly ({type(error).__name__}). Your credits were returned.",
+        if deadline_passed():
+            return _Outcome(failure=timeout_error(deadline_for(plan.modality)))
+        log.exception("generation %s: provider crashed", plan.public_id)
+        return _Outcome(
+            failure=ProviderError(
+                ProviderErrorCode.provider_error,
+                f"The run failed unexpectedly ({type(error).__name__}). Your credits were "
+                "returned.",
+            )
         )
-    return _complete(session, generation_id, model, result, failure, stored)
 
 
-def _complete(
-    session: Session,
-    generation_id: int,
-    model: AIModel,
-    result: ProviderResult | None,
-    failure: ProviderError | None,
-    stored: list[dict[str, Any]],
+@dataclass
+class _Submitted:
+    future: Future | None
+    outcome: _Outcome | None
+    deadline: float
+    seconds: float
+
+    def waiting_time(self) -> float:
+        return max(0.0, self.deadline - time.monotonic()) + _DEADLINE_GRACE_SECONDS
+
+
+def _submit(plan: _RunPlan, provider: Provider | None, on_delta: TextDelta | None) -> _Submitted:
+    """Queue the provider call on its provider's pool; its deadline starts now."""
+    seconds = deadline_for(plan.modality)
+    deadline = time.monotonic() + seconds
+    try:
+        adapter = provider or provider_for(plan.model)
+        pool = provider_pool(adapter)
+    except ProviderError as error:
+        return _Submitted(None, _Outcome(failure=error), deadline, seconds)
+    future = pool.submit(_call, plan, adapter, on_delta, deadline=deadline)
+    return _Submitted(future, None, deadline, seconds)
+
+
+def _keep_late_result(plan: _RunPlan, future: Future) -> None:
+    """After a run was failed at its deadline, keep what its provider still sends (no charge)."""
+
+    def done(finished: Future) -> None:
+        if finished.cancelled() or finished.exception() is not None:
+            return
+        outcome = finished.result()
+        if outcome.result is not None:
+            _BOOKKEEPING.submit(_complete_in_new_session, plan, outcome)
+
+    future.add_done_callback(done)
+
+
+def _complete(session: Session, plan: _RunPlan, outcome: _Outcome) -> Generation:
+    """Settle or release under the generation's row lock; commits.
+
+    If writing a success fails (the database refuses what the provider sent), it is written
+    again with figures and text the database can hold, with the same charge.
+    """
+    try:
+        return _complete_once(session, plan, outcome, safe=False)
+    except Exception:
+        if outcome.failure is not None or outcome.result is None:
+            raise
+        session.rollback()
+        log.exception("generation %s: completion refused; written again", plan.public_id)
+        return _complete_once(session, plan, outcome, safe=True)
+
+
+def _complete_in_new_session(plan: _RunPlan, outcome: _Outcome) -> Generation:
+    with db.new_session() as session:
+        return _complete(session, plan, outcome)
+
+
+def _safe_text(value: str | None) -> str | None:
+    """Text any database column holds (PostgreSQL refuses NUL characters)."""
+    return value.replace("\x00", "") if isinstance(value, str) else None
+
+
+def _estimated_units(plan: _RunPlan) -> int:
+    try:
+        return pricing.run_units(plan.model, {**plan.params, "prompt": plan.prompt})
+    except ValidationFailed:
+        return 0
+
+
+def _complete_once(
+    session: Session, plan: _RunPlan, outcome: _Outcome, *, safe: bool
 ) -> Generation:
-    generation = _lock_generation(session, generation_id)
+    generation = _lock_generation(session, plan.generation_id)
+    result, stored = outcome.result, outcome.stored
     now = utcnow()
     if generation.status != GenerationStatus.running.value:
-        # Failed meanwhile (the sweep timed it out and released its hold): keep what came
-        # back so it is not lost, and never charge for it.
-        if result is not None:
+        # Failed meanwhile (the sweep timed it out and released its hold, or the run was
+        # stopped at its deadline): keep what came back so it is not lost; never charge.
+        if result is not None and generation.late_result is None:
             generation.late_result = {
                 "received_at": now.isoformat(),
-                "units": result.units,
-                "text": result.text,
+                "units": pricing.reported_units(result.units),
+                "text": _safe_text(result.text),
                 "asset_public_ids": [item["public_id"] for item in stored],
             }
             _add_assets(session, generation, stored)
             session.add(generation)
         session.commit()
         return generation
-    if failure is not None or result is None:
-        failure = failure or ProviderError(ProviderErrorCode.provider_error)
+    if outcome.failure is not None or result is None:
+        failure = outcome.failure or ProviderError(ProviderErrorCode.provider_error)
         credits.credits_release(
             session=session,
             idempotency_key=release_key(generation.id),
@@ -587,17 +733,23 @@ def _complete(
         session.add(generation)
         session.commit()
         return generation
-    # The hold is the most a run can cost: the estimate shown before it started.
-    actual = min(pricing.actual_credits(model, result.units), generation.held_millicredits)
+    # Never above the hold (the estimate shown before it started), never a boolean or a
+    # negative figure: see pricing.charge_credits.
+    units = pricing.reported_units(result.units)
+    actual = pricing.charge_credits(
+        plan.model, result.units, held_millicredits=generation.held_millicredits
+    )
+    recorded_units = units if units is not None else _estimated_units(plan)
     credits.credits_settle(
         session=session,
         actual_millicredits=actual,
         idempotency_key=settle_key(generation.id),
         generation_id=generation.id,
-        memo=f"{generation.public_id}: {result.units} units",
+        memo=f"{generation.public_id}: {recorded_units} units"
+        + ("" if units is not None else " (estimated: no usable usage figure)"),
     )
     _add_assets(session, generation, stored)
-    generation.output_text = result.text
+    generation.output_text = _safe_text(result.text) if safe else result.text
     generation.charged_millicredits = actual
     generation.finished_at = now
     _push_status(generation, GenerationStatus.succeeded)
@@ -611,13 +763,45 @@ def _complete(
             source="api" if generation.api_key_id else "studio",
             model_key=generation.model_key,
             modality=generation.modality,
-            units=result.units,
+            units=recorded_units,
             millicredits=actual,
-            provider_units=result.provider_units,
+            provider_units=None if safe else pricing.reported_units(result.provider_units),
             occurred_at=now,
         )
     )
     session.commit()
+    return generation
+
+
+def generation_execute(
+    *,
+    session: Session,
+    generation_id: int,
+    provider: Provider | None = None,
+    on_delta: TextDelta | None = None,
+) -> Generation:
+    """Call the provider for a `running` generation and complete it (settle or release).
+
+    The call runs on its provider's pool with a total deadline; this thread waits for it.
+    Commits. Exceptions that are not `Exception` (a crash, a kill) propagate and leave the
+    generation `running` with its hold open for the timeout sweep.
+    """
+    plan = _plan(session, generation_id)
+    if isinstance(plan, Generation):
+        return plan
+    submitted = _submit(plan, provider, on_delta)
+    outcome, late = submitted.outcome, False
+    if submitted.future is not None:
+        try:
+            outcome = submitted.future.result(timeout=submitted.waiting_time())
+        except FutureTimeout:
+            submitted.future.cancel()  # still queued: it never starts
+            outcome, late = _Outcome(failure=timeout_error(submitted.seconds)), True
+        except ProviderError as error:  # dequeued after its deadline: it never started
+            outcome = _Outcome(failure=error)
+    generation = _complete(session, plan, outcome)
+    if late:
+        _keep_late_result(plan, submitted.future)
     return generation
 
 
@@ -638,11 +822,68 @@ def generation_run(
 def generation_run_in_new_session(
     generation_id: int, *, provider: Provider | None = None, mark_running: bool = True
 ) -> Generation:
-    """For background tasks and threads: run with a session of their own."""
+    """For background threads: run with a session of their own (blocks this thread)."""
     with db.new_session() as session:  # each step commits itself
         if mark_running:
             generation_mark_running(session=session, generation_id=generation_id)
         return generation_execute(session=session, generation_id=generation_id, provider=provider)
+
+
+# --- run from the event loop ------------------------------------------------------------------
+
+# The database steps of runs started from the event loop: short, and never queued behind
+# provider calls or other work on the loop's default executor.
+_BOOKKEEPING = ThreadPoolExecutor(max_workers=4, thread_name_prefix="run-bookkeeping")
+
+
+async def _bookkeeping(work: Callable[..., T], /, *args: Any) -> T:
+    return await asyncio.wrap_future(_BOOKKEEPING.submit(work, *args))
+
+
+def _mark_running_in_new_session(generation_id: int) -> bool:
+    with db.new_session() as session:
+        return generation_mark_running(session=session, generation_id=generation_id)
+
+
+def _plan_in_new_session(generation_id: int, mark_running: bool) -> _RunPlan | Generation:
+    with db.new_session() as session:
+        if mark_running:
+            generation_mark_running(session=session, generation_id=generation_id)
+        return _plan(session, generation_id)
+
+
+async def generation_mark_running_async(generation_id: int) -> bool:
+    """`generation_mark_running` in a session of its own, without blocking the event loop."""
+    return await _bookkeeping(_mark_running_in_new_session, generation_id)
+
+
+async def generation_run_async(
+    generation_id: int, *, provider: Provider | None = None, mark_running: bool = True
+) -> Generation:
+    """Run a generation from the event loop: no thread of the loop's default executor waits.
+
+    The database steps run on the run-bookkeeping pool; the provider call on its provider's
+    pool with its deadline; this coroutine only awaits them. A run past its deadline is failed
+    with code ``timeout`` and its hold released, even if its provider thread is still stuck.
+    """
+    plan = await _bookkeeping(_plan_in_new_session, generation_id, mark_running)
+    if isinstance(plan, Generation):
+        return plan
+    submitted = _submit(plan, provider, None)
+    outcome, late = submitted.outcome, False
+    if submitted.future is not None:
+        try:
+            outcome = await asyncio.wait_for(
+                asyncio.wrap_future(submitted.future), timeout=submitted.waiting_time()
+            )
+        except TimeoutError:
+            outcome, late = _Outcome(failure=timeout_error(submitted.seconds)), True
+        except ProviderError as error:  # dequeued after its deadline: it never started
+            outcome = _Outcome(failure=error)
+    generation = await _bookkeeping(_complete_in_new_session, plan, outcome)
+    if late:
+        _keep_late_result(plan, submitted.future)
+    return generation
 
 
 # --- retry and history ------------------------------------------------------------------------

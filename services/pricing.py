@@ -150,3 +150,29 @@ def actual_credits(model: RatedModel, units: int) -> int:
         units, field="units", label="Units used", minimum=0, maximum=MAX_ACTUAL_UNITS
     )
     return _price(rate, unit, units)
+
+
+def reported_units(value: Any) -> int | None:
+    """Units a provider reported, if they are a usable figure; None when they are not.
+
+    Usable: a whole number of 0 or more (``int``, never ``bool``), capped at
+    `MAX_ACTUAL_UNITS`. Not usable: ``True``/``False``, fractions, text such as "12", negative
+    numbers, None. A figure we cannot trust is treated as "not reported", never as a count.
+    """
+    if type(value) is not int or value < 0:
+        return None
+    return min(value, MAX_ACTUAL_UNITS)
+
+
+def charge_credits(model: RatedModel, units: Any, *, held_millicredits: int) -> int:
+    """Millicredits to charge for a finished run: never above its hold, never negative.
+
+    The price of the units it used (`reported_units`), capped at the hold (the estimate shown
+    before it started). Units that are not a usable figure charge the hold: without a figure
+    we can trust, the estimate is the charge.
+    """
+    held = max(0, held_millicredits)
+    usable = reported_units(units)
+    if usable is None:
+        return held
+    return min(actual_credits(model, usable), held)

@@ -10,7 +10,6 @@ and their formatting. Runs execute in a background event that touches state only
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -161,12 +160,6 @@ def _blocker_views(blockers: list[generations.Blocker]) -> list[BlockerView]:
 def _public_id(value: Any) -> str:
     """A generation id from the browser, or "" when it cannot be one."""
     return value if isinstance(value, str) and _PUBLIC_ID.match(value) else ""
-
-
-def _mark_running(generation_id: int) -> None:
-    """queued -> running in a session of its own (the service commits the step)."""
-    with db.new_session() as session:
-        generations.generation_mark_running(session=session, generation_id=generation_id)
 
 
 class StudioState(OrgPageState, rx.State):
@@ -509,19 +502,21 @@ class StudioState(OrgPageState, rx.State):
 
     @rx.event(background=True)
     async def execute_pending(self):
-        """queued -> running -> succeeded | failed, shown live; the provider runs in a thread."""
+        """queued -> running -> succeeded | failed, shown live.
+
+        The run engine does the work on pools of its own (the provider's, with a deadline);
+        this event only awaits it, so hung providers never hold the event loop's threads.
+        """
         async with self:
             generation_id, self._pending_id = self._pending_id, None
         if generation_id is None:
             return
-        await asyncio.to_thread(_mark_running, generation_id)
+        await generations.generation_mark_running_async(generation_id)
         async with self:
             self.live_status = "running"
             await self._show_current(everything=False)
         try:
-            result = await asyncio.to_thread(
-                generations.generation_run_in_new_session, generation_id, mark_running=False
-            )
+            result = await generations.generation_run_async(generation_id, mark_running=False)
             status, reason = result.status, result.failure_reason or ""
         except Exception as error:  # noqa: BLE001 - shown to the person; the sweep cleans up
             status, reason = "running", f"The run stopped unexpectedly ({type(error).__name__})."

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from sqlmodel import Session, select
 
@@ -522,3 +524,50 @@ def test_monthly_spend_cap_blocks_a_run_that_would_pass_it(world, session):
     session.add(world.org)
     session.commit()
     assert world.blockers(model_key="local-image") == []
+
+
+# --- usage figures a provider gets wrong ------------------------------------------------------
+
+
+class ReportsUnits(LocalProvider):
+    """The local provider's output, with the usage figure a misbehaving provider reports."""
+
+    def __init__(self, units):
+        self.units = units
+
+    def generate_text(self, **kwargs):
+        made = super().generate_text(**kwargs)
+        return replace(made, units=self.units, provider_units=self.units)
+
+
+@pytest.mark.parametrize(
+    "units, charged",
+    [
+        (10**9, "hold"),  # far above the estimate: capped at the hold
+        (10**30, "hold"),  # not even a database integer
+        (True, "hold"),  # not a figure: charged as the estimate, not as 1 token
+        (-5, "hold"),
+        ("12", "hold"),
+        (3.7, "hold"),
+        (None, "hold"),
+        (40, 40),  # a sane figure: 40 tokens at 1 credit per 1K tokens = 40 millicredits
+        (0, 0),
+    ],
+)
+def test_usage_figures_are_clamped_and_the_run_succeeds_with_an_exact_charge(
+    world, session, units, charged
+):
+    generation = world.start()
+    held = generation.held_millicredits
+    done = generations.generation_run(
+        session=session, generation_id=generation.id, provider=ReportsUnits(units)
+    )
+    expected = held if charged == "hold" else charged
+    assert done.status == "succeeded" and "Spring sale" in done.output_text
+    assert done.charged_millicredits == expected
+    assert sum(amount for _, _, amount in ledger(session, generation.id)) == -expected
+    usage = session.exec(select(UsageEvent).where(UsageEvent.generation_id == generation.id)).one()
+    assert usage.millicredits == expected
+    assert usage.provider_units in (None, 0, 40, 10_000_000)
+    assert world.balance() == 3000 * 1000 - expected
+    assert credits.ledger_sum(session=session, org_id=world.org.id) == world.balance()
