@@ -104,6 +104,7 @@ class Code(StrEnum):
     daily_cap_reached = "daily_cap_reached"
     timed_out = "timed_out"
     provider_error = "provider_error"
+    concurrent_run_limit = "concurrent_run_limit"
     # assets and connections
     storage_not_configured = "storage_not_configured"
     asset_link_invalid = "asset_link_invalid"
@@ -265,6 +266,12 @@ CATALOGUE: dict[Code, ErrorCodeInfo] = {
         ),
         _info(Code.timed_out, 504, "The run took too long; its credits were returned.", _RUNS),
         _info(Code.provider_error, 502, "The model provider failed; credits were returned.", _RUNS),
+        _info(
+            Code.concurrent_run_limit,
+            429,
+            "Too many runs are in progress at once. Start this one when one of them finishes.",
+            _RUNS,
+        ),
         _info(Code.storage_not_configured, 503, "Asset storage is not set up.", _RUNS),
         _info(Code.asset_link_invalid, 403, "This asset link is not valid.", _RUNS),
         _info(Code.asset_link_expired, 403, "This asset link expired. Reload the page.", _RUNS),

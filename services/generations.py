@@ -29,6 +29,12 @@ included; a call past its deadline fails the run with code ``timeout`` through t
 release path, once. The database steps of a run started from the event loop
 (`generation_run_async`) run on a small pool of their own.
 
+Concurrent runs are capped (``CONCURRENT_RUNS_PER_USER`` queued or running per person, in any
+organization; ``CONCURRENT_RUNS_PER_ORG`` per organization). The cap is a blocker like the
+others; `generation_start` takes the user's and the organization's run-start locks first
+(PostgreSQL advisory locks; SQLite serializes writers with ``BEGIN IMMEDIATE``), so two
+starts racing for the last slot cannot both pass.
+
 Transactions: ``generation_start``, blockers, retry and history work inside the caller's
 transaction. The run owns its units of work (it is called from background tasks and the API,
 never inside the org-page skeleton's transaction): ``generation_mark_running`` commits the
@@ -49,11 +55,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import func
+from sqlalchemy import func, text
 from sqlmodel import Session, col, select
 
 from core import db, routes
 from core.clock import as_utc, utcnow
+from core.settings import get_settings
 from models import AIModel, Asset, Generation, Organization, Project, UsageEvent, User
 from models.enums import GenerationStatus, OrgRole
 from services import credits, policy, pricing
@@ -89,6 +96,10 @@ log = logging.getLogger(__name__)
 MAX_PROMPT_CHARS = 4000
 VIDEO_SECONDS_CHOICES = (3, 6, 10)
 TIMED_OUT_CODE = Code.timed_out.value
+ACTIVE_STATUSES = (GenerationStatus.queued.value, GenerationStatus.running.value)
+# PostgreSQL advisory lock classes (first key) of the run-start locks; the second key is the id.
+_USER_RUN_START_LOCK = 73_001
+_ORG_RUN_START_LOCK = 73_002
 # How long past its deadline a run waits for its provider thread before it stops waiting.
 # The thread itself ends at the deadline (its HTTP calls are bounded by it); this is for
 # adapters that block elsewhere.
@@ -121,6 +132,7 @@ class GenerationBlocked(DomainError):
         Code.project_not_found: 404,
         Code.model_not_found: 404,
         Code.model_locked: 402,
+        Code.concurrent_run_limit: 429,
     }
 
     def __init__(self, blockers: list[Blocker]):
@@ -179,7 +191,8 @@ def generation_blockers(
     Checks, each named with what to do: email not verified; role (viewers); project outside
     a scoped editor's access; expired subscription; Free plan without a billing profile
     (``billing_required``); the model (unknown, locked by plan, disabled, not configured);
-    and not enough credits for the estimate (``insufficient_credits``, with a top-up link).
+    not enough credits for the estimate (``insufficient_credits``, with a top-up link); the
+    monthly spend cap; and too many runs in progress (``concurrent_run_limit``).
 
     Raises:
         NotFound: the org does not exist or the user is neither a member nor an operator.
@@ -257,7 +270,70 @@ def generation_blockers(
             cap_blocker = _spend_cap_blocker(session, org, estimate, is_owner, billing)
             if cap_blocker is not None:
                 blockers.append(cap_blocker)
+    blockers += _run_slot_blockers(session, user, org)
     return blockers
+
+
+def _active_runs(session: Session, *conditions: Any) -> int:
+    return session.exec(
+        select(func.count())
+        .select_from(Generation)
+        .where(col(Generation.status).in_(ACTIVE_STATUSES), *conditions)
+    ).one()
+
+
+def _runs_phrase(count: int) -> str:
+    return f"{count} run{'' if count == 1 else 's'}"
+
+
+def _run_slot_blockers(session: Session, user: User, org: Organization) -> list[Blocker]:
+    """Too many runs queued or running: the person's own, and the organization's."""
+    settings = get_settings()
+    blockers: list[Blocker] = []
+    per_user = settings.concurrent_runs_per_user
+    mine = _active_runs(session, Generation.user_id == user.id)
+    if mine >= per_user:
+        blockers.append(
+            Blocker(
+                Code.concurrent_run_limit,
+                f"You already have {_runs_phrase(mine)} queued or running; one person can have "
+                f"at most {per_user} at once (in any organization). Start this one when one of "
+                "them finishes.",
+                details={"scope": "user", "limit": per_user, "in_progress": mine},
+            )
+        )
+    per_org = settings.concurrent_runs_per_org
+    in_org = _active_runs(session, Generation.org_id == org.id)
+    if in_org >= per_org:
+        blockers.append(
+            Blocker(
+                Code.concurrent_run_limit,
+                f"{org.name} already has {_runs_phrase(in_org)} queued or running; an "
+                f"organization can have at most {per_org} at once. Start this one when one of "
+                "them finishes.",
+                details={"scope": "org", "limit": per_org, "in_progress": in_org},
+            )
+        )
+    return blockers
+
+
+def _lock_run_starts(session: Session, *, user_id: int, org_id: int) -> None:
+    """Hold the user's and the org's run-start locks until the transaction ends.
+
+    Run starts of one person or one organization then count the runs in progress and insert
+    theirs one after the other. PostgreSQL: transaction-level advisory locks, always user
+    first, then org (no other code takes them, so they cannot deadlock with row locks).
+    SQLite opens every transaction with ``BEGIN IMMEDIATE``, which already serializes it.
+    """
+    if not db.is_postgres(session):
+        return
+    for lock_class, key in ((_USER_RUN_START_LOCK, user_id), (_ORG_RUN_START_LOCK, org_id)):
+        session.execute(
+            text(
+                "SELECT pg_advisory_xact_lock(CAST(:lock_class AS integer), CAST(:key AS integer))"
+            ),
+            {"lock_class": lock_class, "key": key},
+        )
 
 
 def _spend_cap_blocker(
@@ -406,6 +482,7 @@ def generation_start(
         GenerationBlocked: any blocker (its `blockers` name them all).
     """
     prompt = _validate_prompt(prompt)
+    _lock_run_starts(session, user_id=user.id, org_id=org_id)
     blockers = generation_blockers(
         session=session,
         user=user,

@@ -526,6 +526,74 @@ def test_monthly_spend_cap_blocks_a_run_that_would_pass_it(world, session):
     assert world.blockers(model_key="local-image") == []
 
 
+# --- concurrent-run caps ----------------------------------------------------------------------
+
+
+def test_a_fourth_run_of_one_person_is_refused_by_name_until_one_finishes(world, session):
+    running = [world.start(prompt=f"Run {n}") for n in range(3)]  # the default cap is 3
+    balance = world.balance()
+    assert codes(world.blockers()) == ["concurrent_run_limit"]  # shown before Run is pressed
+    with pytest.raises(generations.GenerationBlocked) as caught:
+        world.start(prompt="One too many")
+    session.rollback()
+    refusal = caught.value
+    assert (refusal.code, refusal.http_status) == ("concurrent_run_limit", 429)
+    assert "You already have 3 runs queued or running" in refusal.message
+    assert "at most 3 at once" in refusal.message
+    assert "Start this one when one of them finishes." in refusal.message
+    assert refusal.blockers[0].details == {"scope": "user", "limit": 3, "in_progress": 3}
+    assert world.balance() == balance  # nothing held for the refused run
+    assert len(session.exec(select(Generation)).all()) == 3
+    # Another member of the same organization is not held back by this person's runs.
+    assert world.blockers(user=world.owner) == []
+
+    generations.generation_run(session=session, generation_id=running[0].id)
+    assert world.blockers() == []
+    assert world.start(prompt="Now it fits").status == "queued"
+
+
+def test_the_organization_cap_counts_every_member_and_names_the_organization(
+    world, session, monkeypatch
+):
+    monkeypatch.setenv("CONCURRENT_RUNS_PER_ORG", "3")
+    reset_settings_cache()
+    first = world.start(user=world.owner)
+    world.start()
+    world.start(user=world.scoped)
+    with pytest.raises(generations.GenerationBlocked) as caught:
+        world.start(user=world.owner, prompt="A fourth run in Acme")
+    session.rollback()
+    assert caught.value.code == "concurrent_run_limit"
+    assert f"{world.org.name} already has 3 runs queued or running" in caught.value.message
+    assert "an organization can have at most 3 at once" in caught.value.message
+    assert caught.value.blockers[0].details["scope"] == "org"
+
+    generations.generation_run(
+        session=session,
+        generation_id=first.id,
+        provider=FailingProvider(ProviderError(ProviderErrorCode.provider_error)),
+    )  # a failed run frees its place too
+    assert world.start(user=world.owner, prompt="A fourth run in Acme").status == "queued"
+
+
+def test_the_person_cap_counts_runs_in_every_organization(world, session, monkeypatch):
+    monkeypatch.setenv("CONCURRENT_RUNS_PER_USER", "1")
+    reset_settings_cache()
+    other = World(session, plan="starter", balance=100)
+    orgs.membership_add(
+        session=session,
+        org_id=other.org.id,
+        user_id=world.editor.id,
+        role=OrgRole.editor,
+        actor_user_id=other.owner.id,
+    )
+    session.commit()
+    world.start()
+    blockers = other.blockers(user=world.editor, project_id=None)
+    assert codes(blockers) == ["concurrent_run_limit"]
+    assert "(in any organization)" in blockers[0].message
+
+
 # --- usage figures a provider gets wrong ------------------------------------------------------
 
 
