@@ -24,7 +24,7 @@ from services import orgs as org_service
 from services import policy
 from services.errors import NotFound
 from state.notices import LimitNotice, notice_for
-from state.org_page import Acting, OrgPageState, bounded, browser_id
+from state.org_page import NOT_FOUND_RELOAD, Acting, OrgPageState, bounded, browser_id
 from state.session import SessionState
 
 Action = policy.Action
@@ -321,6 +321,16 @@ class TeamState(OrgPageState, rx.State):
             self._say(section, error.message)
             return None
 
+    def _offered_project(self, section: str, value: Any) -> int | None:
+        """A project from the page's picker (anything else is "not found, reload")."""
+        project_id = self._local_id(section, value)
+        if project_id is None:
+            return None
+        if project_id not in {option.project_id for option in self.project_options}:
+            self._say(section, NOT_FOUND_RELOAD)
+            return None
+        return project_id
+
     def _member(self, user_id: int) -> MemberRow | None:
         return next((m for m in self.members if m.user_id == user_id), None)
 
@@ -344,7 +354,7 @@ class TeamState(OrgPageState, rx.State):
 
     @rx.event
     def toggle_invite_project(self, project_id: int, checked: bool):
-        project_id = self._local_id("invite", project_id)
+        project_id = self._offered_project("invite", project_id)
         if project_id is None:
             return
         ids = [i for i in self.invite_project_ids if i != project_id]
@@ -451,7 +461,7 @@ class TeamState(OrgPageState, rx.State):
 
     @rx.event
     def toggle_scope_project(self, project_id: int, checked: bool):
-        project_id = self._local_id("members", project_id)
+        project_id = self._offered_project("members", project_id)
         if project_id is None:
             return
         ids = [i for i in self.scope_project_ids if i != project_id]
