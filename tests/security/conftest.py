@@ -478,17 +478,6 @@ class Tab:
         """Everything the browser holds of this tab's state, as JSON text."""
         return json.dumps(self.root.dict(), default=str)
 
-    def backend_view(self) -> dict[str, Any]:
-        """Backend vars of every state (kept server-side, in memory or Redis)."""
-        found: dict[str, Any] = {}
-        stack = [self.root]
-        while stack:
-            current = stack.pop()
-            for name, value in current._backend_vars.items():
-                found[f"{type(current).__name__}.{name}"] = value
-            stack.extend(current.substates.values())
-        return found
-
 
 # --- the database -------------------------------------------------------------------------------
 
