@@ -269,7 +269,9 @@ def test_runs_stuck_past_their_deadline_fail_once_and_a_queued_one_never_starts(
         lambda: any(_fresh(session, gid).late_result for gid in (first, second)),
         "the late result to be kept",
     )
-    kept, dropped = sorted((_fresh(session, gid) for gid in (first, second)), key=_without_late_result)
+    kept, dropped = sorted(
+        (_fresh(session, gid) for gid in (first, second)), key=_without_late_result
+    )
     assert (
         kept.status == "failed"
         and f"Run {1 if kept.id == first else 2}" in (kept.late_result["text"])
