@@ -30,6 +30,7 @@ import models  # noqa: E402,F401  (registers every table)
 from core import clock, db  # noqa: E402
 from core.settings import reset_settings_cache  # noqa: E402
 from services.catalog import catalog_sync  # noqa: E402
+from tests.live_app import app_server, browser, context, page  # noqa: E402,F401  (one live app)
 
 
 def _prepare(engine: Engine) -> Engine:

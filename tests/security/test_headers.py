@@ -28,10 +28,11 @@ from starlette.testclient import TestClient
 from core.settings import Settings
 from creative_studio.api import security_headers as sh
 from services.seed import DEV_PASSWORD
-
-# The running production build (`reflex run --env prod`) and Chromium, as the browser tests use.
-from tests.browser.conftest import app_server, browser, context, page, sign_in  # noqa: F401
 from tests.factories import free_port
+
+# The running production build and Chromium come from tests/live_app.py (fixtures app_server,
+# browser, context, page, shared with the browser tests).
+from tests.live_app import sign_in
 
 REQUIRED = {
     "x-frame-options": "DENY",

@@ -286,10 +286,7 @@ def test_google_start_gives_the_browser_a_cookie(client, google, engine):  # noq
 
 # --- in a real browser: a second browser context is the victim ----------------------------------
 
-try:  # the running app, when the browser tests can run here
-    from tests.browser.conftest import app_server, browser  # noqa: F401
-except ImportError:  # pragma: no cover - playwright missing
-    pass
+# app_server and browser: the live app and Chromium from tests/live_app.py (shared fixtures).
 
 
 @pytest.mark.browser
