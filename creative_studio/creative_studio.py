@@ -22,6 +22,7 @@ from creative_studio.pages import (  # noqa: F401
     team,
     verify_email,
 )
+from creative_studio.rate_limited_events import limit_event_rates
 
 on_app_start()
 
@@ -31,3 +32,6 @@ app = rx.App(
     api_transformer=[build_api(), with_security_headers],
     head_components=[rx.el.meta(name="viewport", content="width=device-width, initial-scale=1")],
 )
+
+# Per-address connection and event limits where Reflex receives the websocket.
+limit_event_rates(app)
