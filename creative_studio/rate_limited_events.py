@@ -7,11 +7,15 @@ here asks `core.rate_limit.ClientRateLimiter` first:
   which Reflex's connection banner shows ("Cannot connect to server: too many connections
   ...") while the page keeps retrying with backoff;
 - an event over the per-second limit is dropped before any state is loaded, and the tab gets
-  one toast saying so (at most one a second, so a flood does not become a flood of toasts).
+  one toast saying so (at most one a second, so a flood does not become a flood of toasts);
+- an event whose page address is longer than any address of this app is dropped the same way:
+  Reflex keeps the address of the tab's last event in its state (memory or Redis) for as long
+  as the tab lives, and the browser chooses it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
@@ -28,8 +32,22 @@ from core.settings import get_settings
 
 log = logging.getLogger("creative_studio.rate_limit")
 
-_TOAST_ID = "rate-limit"
 _TOAST_EVERY_SECONDS = 1.0
+# The longest page address (path and query) an event may carry. The app's longest is a local
+# checkout link (its signed token is at most 4,096 characters).
+MAX_ADDRESS_CHARS = 16_384
+ADDRESS_REFUSED = (
+    "This page address is too long to be one of this app's, so the page did not act on it. "
+    "Open the page again from its link or the menu."
+)
+
+
+def _address_chars(data: Any) -> int:
+    """How long the page address in an event message is (router data as sent)."""
+    router_data = data.get("router_data") if isinstance(data, dict) else None
+    if not router_data:
+        return 0
+    return len(json.dumps(router_data, default=str))
 
 
 class RateLimitedEventNamespace(EventNamespace):
@@ -55,17 +73,21 @@ class RateLimitedEventNamespace(EventNamespace):
         return await super().on_connect(sid, environ, auth)
 
     async def on_event(self, sid: str, data: Any):
-        if await self.limiter.event_allowed(self._client_ip(sid)):
-            return await super().on_event(sid, data)
-        await self._say_too_many(sid)
-        return None
+        if not await self.limiter.event_allowed(self._client_ip(sid)):
+            await self._say(sid, EVENTS_REFUSED)
+            return None
+        if _address_chars(data) > MAX_ADDRESS_CHARS:
+            await self._say(sid, ADDRESS_REFUSED)
+            return None
+        return await super().on_event(sid, data)
 
-    async def _say_too_many(self, sid: str) -> None:
+    async def _say(self, sid: str, message: str) -> None:
+        """One toast to this tab (at most one a second)."""
         now = time.monotonic()
         if now - self._last_toast.get(sid, 0.0) < _TOAST_EVERY_SECONDS:
             return
         self._last_toast[sid] = now
-        update = StateUpdate(events=Event.from_event_type(rx.toast.error(EVENTS_REFUSED)))
+        update = StateUpdate(events=Event.from_event_type(rx.toast.error(message)))
         await self.emit("event", update, to=sid)
 
     def on_disconnect(self, sid: str):

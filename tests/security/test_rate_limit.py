@@ -10,6 +10,8 @@ frontend), driven by a socket.io client the way the browser drives it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import os
 import threading
 import uuid
@@ -28,13 +30,20 @@ from core.rate_limit import (
     RateLimits,
 )
 from creative_studio.creative_studio import app
-from creative_studio.rate_limited_events import RateLimitedEventNamespace, limit_event_rates
+from creative_studio.rate_limited_events import (
+    ADDRESS_REFUSED,
+    MAX_ADDRESS_CHARS,
+    RateLimitedEventNamespace,
+    limit_event_rates,
+)
 from tests.factories import free_port
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 
 
 def _limiter(limits: RateLimits, *, redis: bool = False) -> ClientRateLimiter:
+    """Limits counting every address, loopback included (the test client is on 127.0.0.1)."""
+    limits = dataclasses.replace(limits, unlimited_addresses=frozenset())
     # A key prefix of its own: counts from other runs (or a running app) never mix in.
     prefix = f"cs-rate-test-{uuid.uuid4().hex[:8]}"
     return ClientRateLimiter(limits, redis_url=REDIS_URL if redis else "", key_prefix=prefix)
@@ -86,6 +95,14 @@ def test_unreachable_redis_lets_traffic_through():
         redis_url=f"redis://127.0.0.1:{free_port()}/0",
     )
     assert asyncio.run(_hits(limiter.connection_allowed, "203.0.113.7", 3)) == [True] * 3
+
+
+def test_this_machine_is_not_limited():
+    """A developer, the browser tests, or a proxy on this host whose visitors all look alike."""
+    limiter = ClientRateLimiter(RateLimits(connections_per_minute=1, events_per_second=1))
+    assert asyncio.run(_hits(limiter.connection_allowed, "127.0.0.1", 5)) == [True] * 5
+    assert asyncio.run(_hits(limiter.event_allowed, "::1", 5)) == [True] * 5
+    assert asyncio.run(_hits(limiter.event_allowed, "203.0.113.7", 2)) == [True, False]
 
 
 def test_limits_come_from_the_environment():
@@ -142,7 +159,7 @@ def _toasts(messages: list) -> list[str]:
     texts = []
     for update in messages:
         for event in update.get("events", []) if isinstance(update, dict) else []:
-            texts.append(str(event.get("payload", "")))
+            texts.append(json.dumps(event.get("payload", ""), ensure_ascii=False))
     return texts
 
 
@@ -207,3 +224,34 @@ def test_a_flood_of_events_is_cut_off_with_a_toast_and_connections_after_the_lim
     assert opened == 3
     # What the browser's connection banner shows: "Cannot connect to server: too many ...".
     assert refusals == [{"message": CONNECTIONS_REFUSED}]
+
+
+def test_an_event_from_an_overlong_page_address_is_dropped(served_app):
+    url, _ = served_app
+    long_query = "x" * (MAX_ADDRESS_CHARS + 1)
+
+    async def run() -> list:
+        received: list = []
+        client = await _connect(url, received)
+        for path in (f"/?q={long_query}", "/"):  # the overlong one first, then a normal one
+            await client.emit(
+                "event",
+                {
+                    "name": SWITCH_ORG,
+                    "payload": {"slug": "no-such-org"},
+                    "router_data": {"pathname": "/", "query": {}, "asPath": path},
+                },
+                namespace=NAMESPACE,
+            )
+        for _ in range(100):
+            if any("not a member" in t for t in _toasts(received)):
+                break
+            await asyncio.sleep(0.1)
+        await client.disconnect()
+        return received
+
+    received = asyncio.run(run())
+    toasts = _toasts(received)
+    assert sum(ADDRESS_REFUSED in t for t in toasts) == 1
+    assert sum("not a member of that organization" in t for t in toasts) == 1  # the normal one
+    assert long_query not in json.dumps(received, default=str)  # never reached the state
