@@ -31,8 +31,9 @@ from sqlmodel import Session, SQLModel
 
 from core.clock import utcnow
 from creative_studio.creative_studio import app  # noqa: F401  (registers every page State)
-from models import Generation, OAuthConnection
+from models import Generation, OAuthConnection, Organization, User
 from services import auth as auth_service
+from services import credits as credit_service
 from services import invites as invite_service
 from services import orgs as org_service
 from tests.factories import add_member, make_org, make_user, signed_in_cookie
@@ -204,8 +205,6 @@ def _org(session: Session, key: str, display: str) -> OrgRows:
     )
     session.add(connection)
     session.flush()
-    from services import credits as credit_service
-
     credit_service.credits_grant(
         session=session,
         org_id=org.id,
@@ -230,8 +229,6 @@ def _org(session: Session, key: str, display: str) -> OrgRows:
 def build_world(session: Session) -> World:
     acme = _org(session, "acmesecret", "Acmesecret")
     rival = _org(session, "rivalsecret", "Rivalsecret")
-    from models import Organization
-
     acme_org = session.get(Organization, acme.org_id)
     rival_org = session.get(Organization, rival.org_id)
     viewer = add_member(session, acme_org, "vera@acmesecret.example", "viewer", name="Vera Viewer")
@@ -428,13 +425,12 @@ class Tab:
 
     def __init__(self, engine: Engine, world: World, role: str, path: str):
         self.engine, self.world, self.role, self.path = engine, world, role, path
+        self.loads: list[tuple[type[rx.State], str]] = []  # the page's on_load handlers
         self.cookie = self._sign_in() if role != "signed_out" else ""
         self.root = rx.State(_reflex_internal_init=True)
         self._set_router()
 
     def _sign_in(self) -> str:
-        from models import User
-
         with Session(self.engine, expire_on_commit=False) as session:
             user = session.get(User, self.world.callers[self.role])
             cookie = signed_in_cookie(session, user)

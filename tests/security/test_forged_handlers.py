@@ -26,7 +26,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import reflex as rx
 
+from core import db, routes
+from services import orgs as org_service
+from state.org_page import OrgPageState, bounded
 from tests.security.conftest import (
     ROLES,
     Change,
@@ -238,8 +242,9 @@ def _context(view: str, marker: str) -> str:
 
 
 class Attack:
-    def __init__(self, engine, world: World, role: str):
+    def __init__(self, engine, world: World, role: str, states: list | None = None):
         self.engine, self.world, self.role = engine, world, role
+        self.states = app_states() if states is None else states
         self.values = forged_values(world, role)
         self.report = Report(role)
         self.hidden = world.secrets_hidden_from(role)
@@ -303,7 +308,7 @@ class Attack:
 
     async def run(self) -> Report:
         last: list[tuple[Any, str]] = []
-        for state_cls in app_states():
+        for state_cls in self.states:
             self.report.states += 1
             tab = self.open_tab(state_cls)
             await self.open_page(tab)
@@ -331,6 +336,28 @@ def test_forged_calls_act_on_nothing_and_show_nothing_hidden(engine, world, role
     print(report.summary())
     assert report.calls > 1000 and report.handlers > 50  # the generator reached the app
     assert not report.problems, f"{report.summary()}\n" + "\n".join(report.problems[:40])
+
+
+class _UncheckedRenameState(OrgPageState, rx.State):
+    """A page handler written without asking the policy: what this suite exists to catch."""
+
+    @rx.event
+    async def rename(self, name: str):
+        with db.new_session() as session:
+            org = org_service.org_by_slug(
+                session=session, slug=routes.org_slug_from_path(self.router.url.path)
+            )
+            org.name = bounded(name, 80)
+            session.add(org)
+            session.commit()
+
+
+def test_a_handler_without_a_policy_check_fails_the_attack(engine, world):
+    report = asyncio.run(Attack(engine, world, "viewer", states=[_UncheckedRenameState]).run())
+    assert report.changes
+    assert report.changes[0] == (
+        "_UncheckedRenameState.rename as viewer: organizations: row changed ['name']"
+    )
 
 
 def test_every_allowance_names_a_handler_of_the_app():
