@@ -45,6 +45,8 @@ class Subscription(SQLModel, table=True):
     current_period_start: datetime | None = utc_datetime_field()
     current_period_end: datetime | None = utc_datetime_field(index=True)
     cancel_at_period_end: bool = Field(default=False)
+    # A downgrade (or Free, for a cancel) that takes effect when the paid period ends.
+    scheduled_plan_key: str | None = Field(default=None, max_length=32)
     last_event_at: datetime | None = utc_datetime_field()  # newest provider event applied
     created_at: datetime = created_at_field()
     updated_at: datetime = created_at_field()

@@ -293,6 +293,7 @@ def org_create(
     )
     session.add(CreditAccount(org_id=org.id, balance_millicredits=0))
     session.flush()
+    _first_monthly_grant(session, org, plan)
     audit_record(
         session=session,
         action="org.created",
@@ -303,6 +304,25 @@ def org_create(
         details={"slug": slug, "name": name, "plan": plan.key},
     )
     return org
+
+
+def _first_monthly_grant(session: Session, org: Organization, plan) -> None:
+    """A plan not billed by Stripe (Free) gets this month's credits now, not at the next hourly
+    run of the monthly job: same key, reference and amount as that job, so it grants once."""
+    if plan.price_cents_monthly > 0 or plan.monthly_credits <= 0:
+        return  # paid plans get their credits with each paid invoice
+    from services.credits import MILLICREDITS_PER_CREDIT, credits_grant
+    from services.housekeeping import monthly_grant_key
+
+    now = utcnow()
+    credits_grant(
+        session=session,
+        org_id=org.id,
+        amount_millicredits=int(plan.monthly_credits) * MILLICREDITS_PER_CREDIT,
+        idempotency_key=monthly_grant_key(org.id, now),
+        reference=f"monthly:{now:%Y-%m}",
+        memo=f"{plan.name} plan monthly credits for {now:%B %Y}",
+    )
 
 
 def org_rename(*, session: Session, actor: User, org_id: int, name: str) -> Organization:

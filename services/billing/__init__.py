@@ -7,6 +7,8 @@ One module per concern; this package re-exports the names callers use, so
 - `common`: catalog terms (`top_up_terms`, `format_money`), the org and owner checks, the
   billing-profile rule of the Free plan, `payments_mode`.
 - `checkout`: customer, checkout, Customer Portal, local payment mode.
+- `subscriptions`: one subscription per org: plan change preview and apply (upgrade prorated,
+  downgrade and cancel at period end, resume), local-mode renewals.
 - `webhooks`: `webhook_receive` / `webhook_handle` and the ``_on_*`` event handlers (the
   fulfilment and idempotency invariants are written in its docstring).
 - `spend_controls`: monthly cap, low-balance alert, project pools.
@@ -59,6 +61,13 @@ from services.billing.spend_controls import (
     pool_return_credits,
     spend_controls_set,
 )
+from services.billing.subscriptions import (
+    PlanChangePreview,
+    live_subscription,
+    plan_change,
+    plan_change_preview,
+    subscriptions_renew_due,
+)
 from services.billing.webhooks import WebhookOutcome, webhook_handle, webhook_receive
 from services.providers.payments import StripeProvider, WebhookSignatureError
 
@@ -72,6 +81,7 @@ __all__ = [
     "LocalCheckoutView",
     "ModelRate",
     "PlanOffer",
+    "PlanChangePreview",
     "PoolView",
     "StripeProvider",
     "ToolRate",
@@ -86,14 +96,18 @@ __all__ = [
     "checkout_start",
     "credit_rates",
     "format_money",
+    "live_subscription",
     "local_checkout_confirm",
     "local_checkout_view",
     "payments_mode",
+    "plan_change",
+    "plan_change_preview",
     "pool_allocate_credits",
     "pool_return_credits",
     "portal_start",
     "spend_controls_set",
     "spend_this_cycle",
+    "subscriptions_renew_due",
     "top_up_quote",
     "top_up_terms",
     "webhook_handle",

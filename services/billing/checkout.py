@@ -24,6 +24,7 @@ from services.billing.common import (
     format_money,
     top_up_terms,
 )
+from services.billing.subscriptions import live_subscription
 from services.billing.webhooks import WebhookOutcome, webhook_receive
 from services.catalog import plan_get
 from services.error_codes import Code
@@ -124,6 +125,13 @@ def checkout_start(
             and subscription.stripe_subscription_id
         ):
             raise ValidationFailed(f"You are already on {plan.name}.", field="plan_key")
+        if live_subscription(session, org) is not None:
+            # One subscription per organization: a second checkout would bill twice.
+            raise ValidationFailed(
+                f"This organization already has a subscription. Choose {plan.name} under "
+                "Compare plans to change it; only the difference is charged.",
+                field="plan_key",
+            )
         fields = {
             "plan_key": plan.key,
             "plan_name": plan.name,

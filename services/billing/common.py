@@ -148,3 +148,32 @@ def billing_profile_require(org: Organization) -> None:
 def _billing_profile_mark(org: Organization, when: datetime) -> None:
     if org.billing_profile_added_at is None:
         org.billing_profile_added_at = when
+
+
+# --- plan changes: proration ----------------------------------------------------------------
+
+# A period whose length is unknown counts as 30 days (the local payment mode's period).
+DEFAULT_PERIOD_SECONDS = 30 * 24 * 60 * 60
+
+
+def prorated_cents(
+    price_difference_cents: int, remaining_seconds: float, period_seconds: float
+) -> int:
+    """The part of a monthly price difference for the time left in the period, to the cent."""
+    period_seconds = period_seconds if period_seconds > 0 else DEFAULT_PERIOD_SECONDS
+    remaining = min(max(remaining_seconds, 0), period_seconds)
+    return round(price_difference_cents * remaining / period_seconds)
+
+
+def prorated_credits(
+    credits_difference: int, remaining_seconds: float, period_seconds: float
+) -> int:
+    """Whole credits of a monthly allowance difference for the time left (rounded down)."""
+    period_seconds = period_seconds if period_seconds > 0 else DEFAULT_PERIOD_SECONDS
+    remaining = min(max(remaining_seconds, 0), period_seconds)
+    return int(credits_difference * remaining // period_seconds)
+
+
+def plan_change_grant_key(org_id: int, period_end: datetime, plan_key: str) -> str:
+    """One top-up per org, billing cycle (named by its end) and plan: never granted twice."""
+    return f"plan-change:{org_id}:{period_end:%Y%m%dT%H%M%S}:{plan_key}"

@@ -54,12 +54,16 @@ from models.enums import EXECUTABLE_SUBSCRIPTION_STATUSES, LedgerEntryKind, Subs
 from services import credits
 from services.audit import audit_record
 from services.billing.common import (
+    DEFAULT_PERIOD_SECONDS,
+    FREE_PLAN_KEY,
     MC,
     PROVIDER_STRIPE,
     _billing_profile_mark,
     _org,
     _subscription,
     _ts,
+    plan_change_grant_key,
+    prorated_credits,
 )
 from services.catalog import plan_get, plans_list
 from services.error_codes import Code
@@ -450,6 +454,7 @@ def _on_checkout_completed(session: Session, obj: dict, event_at: datetime) -> s
     subscription.stripe_subscription_id = subscription_id
     subscription.status = SubscriptionStatus.active.value
     subscription.cancel_at_period_end = False
+    subscription.scheduled_plan_key = None
     subscription.last_event_at = event_at
     subscription.updated_at = utcnow()
     session.add(subscription)
@@ -508,6 +513,90 @@ def _adoptable(subscription: Subscription, subscription_id: str | None) -> bool:
     return bool(subscription_id) and subscription.stripe_subscription_id in (None, subscription_id)
 
 
+def _proration_lines(obj: dict) -> list[dict]:
+    return [line for line in _lines(obj) if line.get("proration") is True]
+
+
+def _line_plan_key(session: Session, line: dict) -> str | None:
+    return _plan_key_from(session, {"lines": {"data": [line]}})
+
+
+def _on_proration_paid(
+    session: Session,
+    org: Organization,
+    obj: dict,
+    invoice_id: str,
+    subscription_id: str,
+    event_at: datetime,
+) -> str:
+    """An upgrade's invoice: the prorated difference. Tops the cycle's credits up pro rata,
+    once per org, cycle and plan; the period (and the spend-cap window) stays."""
+    charged = [
+        line for line in _proration_lines(obj) if (_whole(line.get("amount"), "amount") or 0) > 0
+    ]
+    credited = [
+        line for line in _proration_lines(obj) if (_whole(line.get("amount"), "amount") or 0) < 0
+    ]
+    if not charged:
+        return "ignored:no_charged_line"
+    new_key = _line_plan_key(session, charged[-1])
+    old_key = _line_plan_key(session, credited[-1]) if credited else None
+    if new_key is None:
+        return "ignored:unknown_plan"
+    new_plan = plan_get(session=session, key=new_key)
+    old_plan = plan_get(session=session, key=old_key) if old_key else None
+    period = _object(charged[-1].get("period"), "lines.data[].period")
+    line_start, line_end = _ts(period.get("start")), _ts(period.get("end"))
+    if line_start is None or line_end is None:
+        raise EventNotApplicable("missing_field", "the proration line has no period")
+    subscription = _subscription_for_update(session, org)
+    cycle_start = as_utc(subscription.current_period_start)
+    cycle_end = as_utc(subscription.current_period_end)
+    cycle_seconds = (
+        (cycle_end - cycle_start).total_seconds()
+        if cycle_start and cycle_end and cycle_end == line_end
+        else DEFAULT_PERIOD_SECONDS
+    )
+    difference = new_plan.monthly_credits - (old_plan.monthly_credits if old_plan else 0)
+    top_up = prorated_credits(difference, (line_end - line_start).total_seconds(), cycle_seconds)
+    if top_up > 0:
+        credits.credits_grant(
+            session=session,
+            org_id=org.id,
+            amount_millicredits=top_up * MC,
+            idempotency_key=plan_change_grant_key(org.id, line_end, new_plan.key),
+            kind=LedgerEntryKind.grant,
+            reference=invoice_id,
+            memo=f"{new_plan.name} credits for the rest of the cycle"
+            + (f" (upgrade from {old_plan.name})" if old_plan else ""),
+        )
+    _invoice_upsert(
+        session,
+        org_id=org.id,
+        provider_invoice_id=invoice_id,
+        kind="subscription",
+        status="paid",
+        amount_cents=_whole(obj.get("amount_paid"), "amount_paid")
+        or _whole(obj.get("total"), "total"),
+        currency=_currency(obj.get("currency")),
+        credits=max(top_up, 0),
+        hosted_url=_url(obj.get("hosted_invoice_url")),
+        period_start=line_start,
+        period_end=line_end,
+        created_at=event_at,
+    )
+    if not _is_stale(subscription, event_at) and _adoptable(subscription, subscription_id):
+        _set_plan(session, org, subscription, new_plan.key)
+        subscription.stripe_subscription_id = subscription_id
+        if subscription.scheduled_plan_key and subscription.scheduled_plan_key != new_plan.key:
+            subscription.scheduled_plan_key = None  # an upgrade undoes a scheduled downgrade
+        subscription.cancel_at_period_end = False
+        subscription.last_event_at = event_at
+        subscription.updated_at = utcnow()
+        session.add(subscription)
+    return "plan_upgraded_prorated"
+
+
 def _on_invoice_paid(session: Session, obj: dict, event_at: datetime) -> str:
     invoice_id = _required_ref(obj, "id")
     org = _org_for(session, obj)
@@ -515,6 +604,8 @@ def _on_invoice_paid(session: Session, obj: dict, event_at: datetime) -> str:
         return "ignored:unknown_customer"
     subscription_id = _invoice_subscription_id(obj)
     _refuse_foreign_subscription(session, org, subscription_id)
+    if subscription_id and _proration_lines(obj):
+        return _on_proration_paid(session, org, obj, invoice_id, subscription_id, event_at)
     period_start, period_end = _invoice_period(obj)
     plan_key = _plan_key_from(session, obj) if subscription_id else None
     plan = plan_get(session=session, key=plan_key) if plan_key else None
@@ -559,6 +650,11 @@ def _on_invoice_paid(session: Session, obj: dict, event_at: datetime) -> str:
         subscription.status = SubscriptionStatus.active.value
         subscription.current_period_start = period_start or subscription.current_period_start
         subscription.current_period_end = period_end or subscription.current_period_end
+        if subscription.scheduled_plan_key == plan.key or obj.get("billing_reason") in (
+            "subscription_create",
+            "subscription_cycle",
+        ):
+            subscription.scheduled_plan_key = None  # the scheduled plan took effect
         subscription.last_event_at = event_at
         subscription.updated_at = utcnow()
         session.add(subscription)
@@ -632,6 +728,17 @@ def _on_subscription_changed(
         # Another subscription replaced this one: only a live newer one may take over.
         if deleted or status not in EXECUTABLE_SUBSCRIPTION_STATUSES:
             return "ignored:other_subscription"
+    details = _object(obj.get("cancellation_details"), "cancellation_details")
+    if deleted and (
+        subscription.cancel_at_period_end
+        or obj.get("cancel_at_period_end") is True
+        or details.get("reason") == "cancellation_requested"
+    ):
+        return _back_to_free(session, org, subscription, event_at)
+    scheduled = _metadata(obj).get("scheduled_plan_key")
+    if isinstance(scheduled, str) and not deleted:
+        known = {plan.key for plan in plans_list(session=session)}
+        subscription.scheduled_plan_key = scheduled if scheduled in known else None
     plan_key = _plan_key_from(session, obj)
     if plan_key is not None:
         _set_plan(session, org, subscription, plan_key)
@@ -662,6 +769,33 @@ def _on_subscription_changed(
     return (
         "subscription_expired" if status == SubscriptionStatus.expired else "subscription_updated"
     )
+
+
+def _back_to_free(
+    session: Session, org: Organization, subscription: Subscription, event_at: datetime
+) -> str:
+    """A subscription the owner canceled ended with its period: the org is on Free (runs
+    stay allowed); a later checkout starts a new subscription."""
+    _set_plan(session, org, subscription, FREE_PLAN_KEY)
+    subscription.status = SubscriptionStatus.active.value
+    subscription.stripe_subscription_id = None
+    subscription.cancel_at_period_end = False
+    subscription.scheduled_plan_key = None
+    subscription.current_period_start = None
+    subscription.current_period_end = None
+    subscription.last_event_at = event_at
+    subscription.updated_at = utcnow()
+    session.add(subscription)
+    audit_record(
+        session=session,
+        action="billing.subscription_ended",
+        actor_user_id=None,
+        org_id=org.id,
+        target_type="subscription",
+        target_id=subscription.id,
+        details={"plan": FREE_PLAN_KEY, "reason": "canceled_by_owner"},
+    )
+    return "back_to_free"
 
 
 _HANDLERS = {

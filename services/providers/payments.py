@@ -32,6 +32,7 @@ _LOCAL_CHECKOUT_PURPOSE = "local-checkout"
 _LOCAL_PERIOD_SECONDS = 30 * 24 * 60 * 60
 
 CheckoutPurpose = Literal["upgrade", "top_up", "billing_profile"]
+PlanChangeKind = Literal["upgrade", "downgrade", "cancel", "resume"]
 
 
 class PaymentProviderError(Exception):
@@ -101,6 +102,38 @@ class CheckoutRequest:
 class CheckoutSession:
     id: str
     url: str
+
+
+@dataclass(frozen=True)
+class SubscriptionChange:
+    """A change to the org's one live subscription. Amounts in cents; times are Unix seconds.
+
+    upgrade: the new plan now, the prorated difference charged at once.
+    downgrade: `to_plan` from the end of the paid period (nothing charged now).
+    cancel: back to Free at the end of the paid period. resume: undo a downgrade or cancel.
+    """
+
+    org_id: int
+    customer_id: str
+    subscription_id: str
+    kind: PlanChangeKind
+    from_plan_key: str
+    from_plan_name: str
+    from_price_cents: int
+    to_plan_key: str
+    to_plan_name: str
+    to_price_cents: int
+    period_start: int
+    period_end: int
+    charge_cents: int = 0  # upgrade: the prorated difference (the local mode charges it)
+    to_stripe_price_id: str | None = None
+    currency: str = "usd"
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        plan_now = self.to_plan_key if self.kind == "upgrade" else self.from_plan_key
+        scheduled = self.to_plan_key if self.kind in ("downgrade", "cancel") else ""
+        return {"org_id": str(self.org_id), "plan_key": plan_now, "scheduled_plan_key": scheduled}
 
 
 class PaymentProvider(Protocol):
@@ -240,6 +273,96 @@ class StripeProvider:
             params |= {"mode": "setup", "currency": request.currency}
         session = self._call(self._client.v1.checkout.sessions.create, params)
         return CheckoutSession(id=session.id, url=session.url)
+
+    def subscription_change(self, change: SubscriptionChange) -> None:
+        """Apply a plan change to the live Stripe subscription; its webhooks then fulfil it.
+
+        Upgrade: the subscription's item moves to the new price with `always_invoice`, so Stripe
+        charges the prorated difference at once (`invoice.paid` with proration lines). Downgrade:
+        a subscription schedule keeps the current price to the end of the period, then the new
+        one. Cancel: `cancel_at_period_end`. Resume: both undone.
+        """
+        subscriptions = self._client.v1.subscriptions
+        current = self._call(
+            lambda params, options: subscriptions.retrieve(
+                change.subscription_id, params=params, options=options
+            ),
+            {},
+        )
+        item = current["items"]["data"][0]
+        schedule_id = current.get("schedule")
+        schedule_id = schedule_id.get("id") if isinstance(schedule_id, dict) else schedule_id
+        if schedule_id and change.kind in ("upgrade", "cancel", "resume"):
+            schedules = self._client.v1.subscription_schedules
+            self._call(
+                lambda params, options: schedules.release(
+                    schedule_id, params=params, options=options
+                ),
+                {"preserve_cancel_date": False},
+            )
+        if change.kind == "upgrade":
+            self._call(
+                lambda params, options: subscriptions.update(
+                    change.subscription_id, params=params, options=options
+                ),
+                {
+                    "items": [{"id": item["id"], "price": self._price_id(change, item)}],
+                    "proration_behavior": "always_invoice",
+                    "payment_behavior": "error_if_incomplete",
+                    "cancel_at_period_end": False,
+                    "metadata": change.metadata,
+                },
+            )
+        elif change.kind == "downgrade":
+            schedules = self._client.v1.subscription_schedules
+            schedule = self._call(schedules.create, {"from_subscription": change.subscription_id})
+            current_price = (
+                item["price"]["id"] if isinstance(item["price"], dict) else item["price"]
+            )
+            self._call(
+                lambda params, options: schedules.update(
+                    schedule.id, params=params, options=options
+                ),
+                {
+                    "end_behavior": "release",
+                    "phases": [
+                        {
+                            "items": [{"price": current_price, "quantity": 1}],
+                            "start_date": change.period_start,
+                            "end_date": change.period_end,
+                        },
+                        {
+                            "items": [{"price": self._price_id(change, item), "quantity": 1}],
+                            "metadata": {**change.metadata, "plan_key": change.to_plan_key},
+                        },
+                    ],
+                },
+            )
+        else:
+            self._call(
+                lambda params, options: subscriptions.update(
+                    change.subscription_id, params=params, options=options
+                ),
+                {"cancel_at_period_end": change.kind == "cancel", "metadata": change.metadata},
+            )
+
+    def _price_id(self, change: SubscriptionChange, item: Any) -> str:
+        """The catalog's Stripe price for the new plan, or a monthly price made for it."""
+        if change.to_stripe_price_id:
+            return change.to_stripe_price_id
+        price = item["price"]
+        product = price.get("product") if isinstance(price, dict) else None
+        params: dict[str, Any] = {
+            "currency": change.currency,
+            "unit_amount": change.to_price_cents,
+            "recurring": {"interval": "month"},
+            "metadata": {"plan_key": change.to_plan_key},
+        }
+        if product:
+            params["product"] = product.get("id") if isinstance(product, dict) else product
+        else:
+            params["product_data"] = {"name": f"Creative Studio {change.to_plan_name}"}
+        return self._call(self._client.v1.prices.create, params).id
 
     def portal_session_create(self, *, customer_id: str, return_url: str) -> str:
         portal = self._call(
@@ -409,6 +532,201 @@ class LocalPaymentProvider:
                 _event(f"evt_local_{checkout.suffix}_paid", "invoice.paid", invoice_object, created)
             )
         return events
+
+    def subscription_change(self, change: SubscriptionChange) -> None:
+        """Nothing to call: the local mode's changes are the events of `subscription_events`."""
+
+    def subscription_events(
+        self, change: SubscriptionChange, *, now: int | None = None
+    ) -> list[dict[str, Any]]:
+        """What Stripe sends after a plan change: the subscription, and for an upgrade the
+        invoice of the prorated difference (one line crediting the unused time of the old plan,
+        one charging the rest of the period on the new one)."""
+        created = int(time.time()) if now is None else int(now)
+        tag = f"{change.subscription_id.removeprefix('sub_local_')}_{created}_{crypto.new_token(4)}"
+        plan_now = change.to_plan_key if change.kind == "upgrade" else change.from_plan_key
+        events = [
+            _event(
+                f"evt_local_{tag}_updated",
+                "customer.subscription.updated",
+                _local_subscription(
+                    change.subscription_id,
+                    change.customer_id,
+                    change.metadata,
+                    plan_now,
+                    change.period_start,
+                    change.period_end,
+                    cancel_at_period_end=change.kind == "cancel",
+                ),
+                created,
+            )
+        ]
+        if change.kind == "upgrade":
+            start = min(max(created, change.period_start), change.period_end)
+            # The two lines add up to exactly the charge quoted to the owner.
+            new_line = _prorated_cents(change.to_price_cents, change, start)
+            old_line = new_line - change.charge_cents
+            invoice = {
+                "id": f"in_local_{tag}",
+                "object": "invoice",
+                "customer": change.customer_id,
+                "subscription": change.subscription_id,
+                "billing_reason": "subscription_update",
+                "status": "paid",
+                "amount_paid": change.charge_cents,
+                "currency": change.currency,
+                "hosted_invoice_url": None,
+                "period_start": created,
+                "period_end": created,
+                "lines": {
+                    "object": "list",
+                    "data": [
+                        _proration_line(
+                            f"Unused time on {change.from_plan_name}",
+                            -old_line,
+                            change.from_plan_key,
+                            start,
+                            change.period_end,
+                        ),
+                        _proration_line(
+                            f"Remaining time on {change.to_plan_name}",
+                            new_line,
+                            change.to_plan_key,
+                            start,
+                            change.period_end,
+                        ),
+                    ],
+                },
+                "livemode": False,
+            }
+            events.append(_event(f"evt_local_{tag}_paid", "invoice.paid", invoice, created))
+        return events
+
+    def renewal_events(
+        self,
+        *,
+        org_id: int,
+        customer_id: str,
+        subscription_id: str,
+        plan_key: str,
+        plan_name: str,
+        price_cents: int,
+        period_start: int,
+        currency: str = "usd",
+        canceled: bool = False,
+    ) -> list[dict[str, Any]]:
+        """What Stripe sends when a period ends: the subscription deleted (a cancel), or the
+        next period's invoice paid on `plan_key` and the subscription updated."""
+        period_end = period_start + _LOCAL_PERIOD_SECONDS
+        tag = f"{subscription_id.removeprefix('sub_local_')}_{period_start}"
+        metadata = {"org_id": str(org_id), "plan_key": plan_key, "scheduled_plan_key": ""}
+        if canceled:
+            obj = _local_subscription(
+                subscription_id,
+                customer_id,
+                metadata,
+                plan_key,
+                period_start - _LOCAL_PERIOD_SECONDS,
+                period_start,
+                cancel_at_period_end=True,
+            )
+            obj |= {
+                "status": "canceled",
+                "cancellation_details": {"reason": "cancellation_requested"},
+            }
+            return [
+                _event(
+                    f"evt_local_{tag}_deleted", "customer.subscription.deleted", obj, period_start
+                )
+            ]
+        invoice = {
+            "id": f"in_local_{tag}",
+            "object": "invoice",
+            "customer": customer_id,
+            "subscription": subscription_id,
+            "billing_reason": "subscription_cycle",
+            "status": "paid",
+            "amount_paid": price_cents,
+            "currency": currency,
+            "hosted_invoice_url": None,
+            "period_start": period_start,
+            "period_end": period_start,
+            "lines": {
+                "object": "list",
+                "data": [
+                    {
+                        "object": "line_item",
+                        "description": f"Creative Studio {plan_name}",
+                        "amount": price_cents,
+                        "metadata": dict(metadata),
+                        "period": {"start": period_start, "end": period_end},
+                    }
+                ],
+            },
+            "livemode": False,
+        }
+        return [
+            _event(f"evt_local_{tag}_paid", "invoice.paid", invoice, period_start),
+            _event(
+                f"evt_local_{tag}_renewed",
+                "customer.subscription.updated",
+                _local_subscription(
+                    subscription_id, customer_id, metadata, plan_key, period_start, period_end
+                ),
+                period_start,
+            ),
+        ]
+
+
+def _prorated_cents(price_cents: int, change: SubscriptionChange, start: int) -> int:
+    total = max(change.period_end - change.period_start, 1)
+    return round(price_cents * (change.period_end - start) / total)
+
+
+def _proration_line(description: str, amount: int, plan_key: str, start: int, end: int) -> dict:
+    return {
+        "object": "line_item",
+        "description": description,
+        "amount": amount,
+        "proration": True,
+        "price": {"id": f"price_local_{plan_key}", "metadata": {"plan_key": plan_key}},
+        "metadata": {},
+        "period": {"start": start, "end": end},
+    }
+
+
+def _local_subscription(
+    subscription_id: str,
+    customer_id: str,
+    metadata: dict[str, str],
+    plan_key: str,
+    period_start: int,
+    period_end: int,
+    *,
+    cancel_at_period_end: bool = False,
+) -> dict[str, Any]:
+    return {
+        "id": subscription_id,
+        "object": "subscription",
+        "customer": customer_id,
+        "status": "active",
+        "cancel_at_period_end": cancel_at_period_end,
+        "current_period_start": period_start,
+        "current_period_end": period_end,
+        "metadata": dict(metadata),
+        "items": {
+            "object": "list",
+            "data": [
+                {
+                    "id": f"si_local_{subscription_id.removeprefix('sub_local_')}",
+                    "price": {"id": f"price_local_{plan_key}", "metadata": {"plan_key": plan_key}},
+                    "current_period_start": period_start,
+                    "current_period_end": period_end,
+                }
+            ],
+        },
+        "livemode": False,
+    }
 
 
 def _event(event_id: str, event_type: str, obj: dict[str, Any], created: int) -> dict[str, Any]:

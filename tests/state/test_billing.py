@@ -23,13 +23,10 @@ OWNER_ONLY = (
 
 @pytest.fixture
 def acme(session):
-    """Olivia owns Acme: one project, and 50 credits from the monthly grant."""
+    """Olivia owns Acme: one project, and the 50 credits a Free org gets when it is created."""
     owner = make_user(session, "olivia@example.com", "Olivia Owner")
     org = make_org(session, owner)
     orgs.project_create(session=session, actor=owner, org_id=org.id, name="Spring launch")
-    credits.credits_grant(
-        session=session, org_id=org.id, amount_millicredits=50_000, idempotency_key="test:grant"
-    )
     session.commit()
     return owner, org
 

@@ -30,6 +30,7 @@ from services.providers.payments import (
 from tests.factories import make_user
 
 C = 1000
+FIRST_GRANT = 50 * C  # a new Free org starts with its first monthly credits
 
 
 @pytest.fixture
@@ -131,10 +132,12 @@ def test_top_up_same_event_twice_credits_once(engine, acme):
     assert handle(engine, event).effect == "credits_purchased"
     again = handle(engine, event)
     assert again.duplicate and again.effect == "duplicate"
-    assert balance(engine, org.id) == 30 * C
+    assert balance(engine, org.id) == FIRST_GRANT + 30 * C
     with Session(engine) as session:
         entries = session.exec(
-            select(CreditLedgerEntry).where(CreditLedgerEntry.org_id == org.id)
+            select(CreditLedgerEntry).where(
+                CreditLedgerEntry.org_id == org.id, CreditLedgerEntry.kind == "purchase"
+            )
         ).all()
         assert [(e.kind, e.amount_millicredits, e.idempotency_key) for e in entries] == [
             ("purchase", 30 * C, "checkout:cs_top:top_up")
@@ -151,11 +154,11 @@ def test_async_payment_succeeded_after_completed_grants_once(engine, acme):
         handle(engine, _event("evt_a1", "checkout.session.completed", pending)).effect
         == "awaiting_payment"
     )
-    assert balance(engine, org.id) == 0
+    assert balance(engine, org.id) == FIRST_GRANT
     paid = _checkout_top_up("cs_async")
     handle(engine, _event("evt_a2", "checkout.session.async_payment_succeeded", paid))
     handle(engine, _event("evt_a3", "checkout.session.completed", paid))  # a stray re-send
-    assert balance(engine, org.id) == 30 * C
+    assert balance(engine, org.id) == FIRST_GRANT + 30 * C
 
 
 def test_invoice_paid_before_checkout_completed_grants_exactly_once(engine, acme):
@@ -171,7 +174,7 @@ def test_invoice_paid_before_checkout_completed_grants_exactly_once(engine, acme
     )
     # Stripe also sends invoice.payment_succeeded for the same invoice: a different event.
     handle(engine, _event("evt_inv2", "invoice.payment_succeeded", _invoice(), now))
-    assert balance(engine, org.id) == 3000 * C
+    assert balance(engine, org.id) == FIRST_GRANT + 3000 * C
     sub = subscription(engine, org.id)
     assert (sub.plan_key, sub.status, sub.stripe_subscription_id) == ("growth", "active", "sub_1")
     assert sub.current_period_end is not None
@@ -184,10 +187,10 @@ def test_checkout_then_invoice_same_result(engine, acme):
     org, *_ = acme
     handle(engine, _event("evt_cs", "checkout.session.completed", _checkout_sub()))
     handle(engine, _event("evt_inv", "invoice.paid", _invoice()))
-    assert balance(engine, org.id) == 3000 * C
+    assert balance(engine, org.id) == FIRST_GRANT + 3000 * C
     # next cycle: a new invoice grants again
     handle(engine, _event("evt_inv_b", "invoice.paid", _invoice("in_2", start=1_802_592_000)))
-    assert balance(engine, org.id) == 6000 * C
+    assert balance(engine, org.id) == FIRST_GRANT + 6000 * C
 
 
 def test_subscription_updated_older_than_last_event_is_ignored(engine, acme):
@@ -242,7 +245,7 @@ def test_payment_failed_then_deleted_locks_execution_read_stays(engine, acme):
     # a late invoice.paid (older) still grants what was paid for but does not revive the plan
     handle(engine, _event("evt_late", "invoice.paid", _invoice("in_late"), t0))
     assert subscription(engine, org.id).status == "expired"
-    assert balance(engine, org.id) == 3000 * C
+    assert balance(engine, org.id) == FIRST_GRANT + 3000 * C
     with Session(engine) as session:
         actor = policy.actor_for(session=session, user=session.get(User, owner.id), org_id=org.id)
         target = policy.target_for(session=session, org_id=org.id)
@@ -272,7 +275,7 @@ def test_failed_effect_is_not_recorded_so_retry_applies(engine, acme, monkeypatc
         billing.webhook_handle(session=session, provider="stripe", event=event)
     monkeypatch.setattr(credits, "credits_grant", real)
     assert handle(engine, event).effect == "credits_purchased"
-    assert balance(engine, org.id) == 30 * C
+    assert balance(engine, org.id) == FIRST_GRANT + 30 * C
 
 
 def test_unknown_customer_is_recorded_and_ignored(engine, acme):
@@ -326,11 +329,11 @@ def test_webhook_receive_verifies_signature_and_staleness(engine, acme):
     assert stale.value.code == "timestamp_stale"
     with pytest.raises(WebhookSignatureError):
         _receive(payload, "")
-    assert balance(engine, org.id) == 0  # refused events leave nothing behind...
+    assert balance(engine, org.id) == FIRST_GRANT  # refused events leave nothing behind...
     outcome = _receive(payload, signature_header(payload, secret))  # ...so the retry still credits
-    assert outcome.effect == "credits_purchased" and balance(engine, org.id) == 30 * C
+    assert outcome.effect == "credits_purchased" and balance(engine, org.id) == FIRST_GRANT + 30 * C
     assert _receive(payload, signature_header(payload, secret)).duplicate
-    assert balance(engine, org.id) == 30 * C
+    assert balance(engine, org.id) == FIRST_GRANT + 30 * C
 
 
 def test_webhook_route_answers_json(engine, acme):
@@ -365,7 +368,7 @@ def test_webhook_route_answers_json(engine, acme):
     assert ok.status_code == 200 and ok.json()["effect"] == "credits_purchased"
     again = client.post("/webhooks/stripe", content=payload, headers=header)
     assert again.status_code == 200 and again.json()["duplicate"] is True
-    assert balance(engine, org.id) == 30 * C
+    assert balance(engine, org.id) == FIRST_GRANT + 30 * C
 
 
 # --- local payment mode ---------------------------------------------------------------------
@@ -395,7 +398,7 @@ def test_local_top_up_goes_through_the_same_fulfilment(engine, acme):
     assert [o.effect for o in outcomes] == ["credits_purchased"]
     again = billing.local_checkout_confirm(actor_user_id=owner.id, org_id=org.id, token=token)
     assert again[0].duplicate
-    assert balance(engine, org.id) == 30 * C
+    assert balance(engine, org.id) == FIRST_GRANT + 30 * C
 
 
 def test_local_upgrade_changes_plan_and_grants_monthly_credits(engine, acme):
@@ -415,7 +418,7 @@ def test_local_upgrade_changes_plan_and_grants_monthly_credits(engine, acme):
     assert [o.effect for o in outcomes] == ["plan_changed", "monthly_credits_granted"]
     sub = subscription(engine, org.id)
     assert (sub.plan_key, sub.status) == ("starter", "active") and sub.current_period_end
-    assert balance(engine, org.id) == 500 * C
+    assert balance(engine, org.id) == FIRST_GRANT + 500 * C
     with Session(engine) as session:
         overview = billing.billing_overview(session=session, org_id=org.id)
     assert overview.plan_name == "Starter" and overview.renewal and len(overview.invoices) == 1

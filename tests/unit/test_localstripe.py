@@ -170,7 +170,9 @@ def test_subscription_lifecycle_with_webhooks_from_localstripe(
 
     def granted():
         with Session(engine) as session:
-            return credits.balance_get(session=session, org_id=org.id).balance == 3000 * 1000
+            return (
+                credits.balance_get(session=session, org_id=org.id).balance == (50 + 3000) * 1000
+            )  # the first Free grant, then Growth
 
     _wait_for(granted)
 
@@ -207,5 +209,9 @@ def test_subscription_lifecycle_with_webhooks_from_localstripe(
     _wait_for(expired)
     time.sleep(1.5)  # any late redelivery would land here
     with Session(engine) as session:
-        assert credits.balance_get(session=session, org_id=org.id).balance == 3000 * 1000
-        assert credits.ledger_sum(session=session, org_id=org.id) == 3000 * 1000
+        assert (
+            credits.balance_get(session=session, org_id=org.id).balance == (50 + 3000) * 1000
+        )  # the first Free grant, then Growth
+        assert (
+            credits.ledger_sum(session=session, org_id=org.id) == (50 + 3000) * 1000
+        )  # the first Free grant, then Growth

@@ -78,7 +78,7 @@ def test_org_create_makes_owner_subscription_credit_account_and_audit(session, o
     subscription = session.exec(select(Subscription).where(Subscription.org_id == org.id)).one()
     assert (subscription.status, subscription.plan_key) == ("active", "free")
     account = session.exec(select(CreditAccount).where(CreditAccount.org_id == org.id)).one()
-    assert account.balance_millicredits == 0
+    assert account.balance_millicredits == 50_000  # Free: the first monthly credits at once
     assert audit_actions(session, org.id) == ["org.created"]
 
 

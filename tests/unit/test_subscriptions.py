@@ -1,0 +1,260 @@
+"""One subscription per organization, in local payment mode through the webhook path: an upgrade
+charges and grants only the prorated difference once, a downgrade or cancel waits for the end of
+the paid period, renewals grant each cycle once, and replayed or reordered events change nothing."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlmodel import Session, col, select
+
+from core import clock
+from core.clock import as_utc
+from models import CreditLedgerEntry, Invoice, Organization, Subscription
+from services import billing, credits, orgs
+from services.errors import ValidationFailed
+from services.providers.payments import LocalPaymentProvider, payment_provider
+from tests.factories import make_user
+
+C = 1000
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def starter_org(engine):
+    """An org that subscribed to Starter through the local checkout at T0 (period: 30 days)."""
+    clock.freeze(T0)
+    with Session(engine, expire_on_commit=False) as session:
+        owner = make_user(session, "owner@subs.test", "owner")
+        org = orgs.org_create(session=session, owner=owner, name="Subs", slug="subs")
+        session.commit()
+        checkout = billing.checkout_start(
+            session=session,
+            actor=owner,
+            org_id=org.id,
+            purpose="upgrade",
+            plan_key="starter",
+            billing_url="http://app.test/org/subs/billing",
+        )
+        session.commit()
+    token = checkout.url.split("session=", 1)[1]
+    provider = payment_provider()
+    read = provider.checkout_read(token)
+    # the checkout's events carry the frozen time, as Stripe would stamp them
+    for event in provider.checkout_events(read, now=int(T0.timestamp())):
+        billing.subscriptions._deliver(provider, [event])
+    return org.id, owner.id
+
+
+def _state(engine, org_id):
+    with Session(engine, expire_on_commit=False) as session:
+        org = session.get(Organization, org_id)
+        sub = session.exec(select(Subscription).where(Subscription.org_id == org_id)).one()
+        balance = credits.balance_get(session=session, org_id=org_id).balance
+        invoices = list(
+            session.exec(select(Invoice).where(Invoice.org_id == org_id).order_by(col(Invoice.id)))
+        )
+        return org, sub, balance, invoices
+
+
+def _preview(engine, org_id, owner_id, plan_key):
+    with Session(engine) as session:
+        from models import User
+
+        return billing.plan_change_preview(
+            session=session, actor=session.get(User, owner_id), org_id=org_id, plan_key=plan_key
+        )
+
+
+def test_new_free_org_has_its_first_monthly_credits(engine, starter_org):
+    org_id, _owner = starter_org
+    with Session(engine) as session:
+        keys = [
+            e.idempotency_key
+            for e in session.exec(
+                select(CreditLedgerEntry).where(CreditLedgerEntry.org_id == org_id)
+            )
+        ]
+    assert f"monthly-grant:{org_id}:2026-03" in keys  # the monthly job's key: never twice
+    _org, sub, balance, _inv = _state(engine, org_id)
+    assert balance == (50 + 500) * C  # Free's first 50, then Starter's paid invoice
+    assert as_utc(sub.current_period_end) == T0 + timedelta(days=30)
+
+
+def test_the_monthly_job_does_not_grant_a_new_free_org_twice(engine):
+    from services.housekeeping import monthly_credit_grants
+
+    clock.freeze(T0)
+    with Session(engine, expire_on_commit=False) as session:
+        owner = make_user(session, "free@subs.test", "free")
+        org = orgs.org_create(session=session, owner=owner, name="Free one", slug="free-one")
+        session.commit()
+    assert _state(engine, org.id)[2] == 50 * C  # usable as soon as a billing profile exists
+    assert monthly_credit_grants(now=T0 + timedelta(hours=1)).items == 0
+    assert _state(engine, org.id)[2] == 50 * C
+    assert monthly_credit_grants(now=T0 + timedelta(days=31)).items == 1  # April's
+
+
+def test_upgrade_mid_cycle_charges_and_grants_the_prorated_difference_once(engine, starter_org):
+    org_id, owner_id = starter_org
+    halfway = T0 + timedelta(days=15)
+    clock.freeze(halfway)
+    preview = _preview(engine, org_id, owner_id, "growth")
+    assert preview.kind == "upgrade"
+    assert preview.charge_cents == 4000  # ($99 - $19) for half the period
+    assert preview.credits == 1250  # (3,000 - 500) for half the period
+    assert preview.lines[0].startswith("Charged now: $40.00")
+    assert "March 31, 2026" in preview.lines[1]
+
+    message = billing.plan_change(
+        actor_user_id=owner_id, org_id=org_id, plan_key="growth", quoted_at=halfway
+    )
+    assert message.startswith("Upgraded to Growth: $40.00 charged now, +1,250 credits added")
+    org, sub, balance, invoices = _state(engine, org_id)
+    assert org.plan_key == sub.plan_key == "growth"
+    assert balance == (50 + 500 + 1250) * C
+    assert [(i.amount_cents, i.credits) for i in invoices] == [(1900, 500), (4000, 1250)]
+    # one subscription, the same period: the spend-cap window does not restart
+    assert sub.stripe_subscription_id.startswith("sub_local_")
+    assert (as_utc(sub.current_period_start), as_utc(sub.current_period_end)) == (
+        T0,
+        T0 + timedelta(days=30),
+    )
+    with Session(engine) as session:
+        assert billing.overview._cycle_start(sub) == T0
+
+    # choosing Growth again changes nothing; a second checkout is refused
+    with pytest.raises(ValidationFailed, match="already on Growth"):
+        billing.plan_change(actor_user_id=owner_id, org_id=org_id, plan_key="growth")
+    with Session(engine) as session:
+        from models import User
+
+        with pytest.raises(ValidationFailed, match="already has a subscription"):
+            billing.checkout_start(
+                session=session,
+                actor=session.get(User, owner_id),
+                org_id=org_id,
+                purpose="upgrade",
+                plan_key="scale",
+                billing_url="http://app.test/b",
+            )
+    assert _state(engine, org_id)[2] == (50 + 500 + 1250) * C
+
+
+def test_replayed_and_reordered_upgrade_events_change_nothing(engine, starter_org):
+    org_id, owner_id = starter_org
+    clock.freeze(T0 + timedelta(days=15))
+    provider = payment_provider()
+    with Session(engine) as session:
+        org = session.get(Organization, org_id)
+        sub = billing.live_subscription(session, org)
+        change = billing.subscriptions.SubscriptionChange(
+            org_id=org_id,
+            customer_id=org.stripe_customer_id,
+            subscription_id=sub.stripe_subscription_id,
+            kind="upgrade",
+            from_plan_key="starter",
+            from_plan_name="Starter",
+            from_price_cents=1900,
+            to_plan_key="growth",
+            to_plan_name="Growth",
+            to_price_cents=9900,
+            period_start=int(T0.timestamp()),
+            period_end=int((T0 + timedelta(days=30)).timestamp()),
+            charge_cents=4000,
+        )
+    updated, paid = provider.subscription_events(
+        change, now=int((T0 + timedelta(days=15)).timestamp())
+    )
+    # the invoice first, then the subscription; then both again, and the invoice under the
+    # other event type Stripe sends for the same payment
+    effects = billing.subscriptions._deliver(provider, [paid, updated, paid, updated])
+    assert effects == ["plan_upgraded_prorated", "subscription_updated", "duplicate", "duplicate"]
+    twin = json.loads(json.dumps(paid)) | {
+        "id": paid["id"] + "_twin",
+        "type": "invoice.payment_succeeded",
+    }
+    assert billing.subscriptions._deliver(provider, [twin]) == ["plan_upgraded_prorated"]
+    org, sub, balance, invoices = _state(engine, org_id)
+    assert org.plan_key == "growth"
+    assert balance == (50 + 500 + 1250) * C
+    assert len(invoices) == 2
+
+
+def test_downgrade_waits_for_the_period_end_and_can_be_undone(engine, starter_org):
+    org_id, owner_id = starter_org
+    clock.freeze(T0 + timedelta(days=10))
+    billing.plan_change(actor_user_id=owner_id, org_id=org_id, plan_key="growth")
+    org, sub, balance_after_upgrade, _ = _state(engine, org_id)
+    preview = _preview(engine, org_id, owner_id, "starter")
+    assert preview.kind == "downgrade" and preview.charge_cents == 0
+    assert "Starter from March 31, 2026" in preview.lines[1]
+    assert "Switch to Starter from March 31, 2026" == preview.confirm_label
+
+    billing.plan_change(actor_user_id=owner_id, org_id=org_id, plan_key="starter")
+    org, sub, balance, invoices = _state(engine, org_id)
+    assert (org.plan_key, sub.scheduled_plan_key) == ("growth", "starter")
+    assert balance == balance_after_upgrade and len(invoices) == 2  # nothing charged or granted
+
+    # Growth again before the end: the downgrade is undone, nothing charged
+    assert _preview(engine, org_id, owner_id, "growth").kind == "resume"
+    billing.plan_change(actor_user_id=owner_id, org_id=org_id, plan_key="growth")
+    assert _state(engine, org_id)[1].scheduled_plan_key is None
+    billing.plan_change(actor_user_id=owner_id, org_id=org_id, plan_key="starter")
+
+    # before the end the renewal job does nothing; at the end Starter renews, granted once
+    assert billing.subscriptions_renew_due(now=T0 + timedelta(days=29)).items == 0
+    clock.freeze(T0 + timedelta(days=30, minutes=5))
+    assert billing.subscriptions_renew_due().items == 1
+    assert billing.subscriptions_renew_due().items == 0
+    org, sub, balance, invoices = _state(engine, org_id)
+    assert (org.plan_key, sub.scheduled_plan_key) == ("starter", None)
+    assert as_utc(sub.current_period_end) == T0 + timedelta(days=60)
+    assert balance == balance_after_upgrade + 500 * C
+    assert (invoices[-1].amount_cents, invoices[-1].credits) == (1900, 500)
+
+
+def test_cancel_returns_to_free_at_period_end_and_resubscribing_undoes_it(engine, starter_org):
+    org_id, owner_id = starter_org
+    clock.freeze(T0 + timedelta(days=3))
+    preview = _preview(engine, org_id, owner_id, "free")
+    assert preview.kind == "cancel"
+    assert "Free from March 31, 2026" in preview.lines[1]
+    billing.plan_change(actor_user_id=owner_id, org_id=org_id, plan_key="free")
+    org, sub, balance, _ = _state(engine, org_id)
+    assert org.plan_key == "starter" and sub.cancel_at_period_end
+
+    billing.plan_change(actor_user_id=owner_id, org_id=org_id, plan_key="starter")  # undo
+    assert not _state(engine, org_id)[1].cancel_at_period_end
+    billing.plan_change(actor_user_id=owner_id, org_id=org_id, plan_key="free")
+
+    clock.freeze(T0 + timedelta(days=30, minutes=1))
+    assert billing.subscriptions_renew_due().items == 1
+    org, sub, after, invoices = _state(engine, org_id)
+    assert org.plan_key == "free" and sub.status == "active"
+    assert sub.stripe_subscription_id is None and not sub.cancel_at_period_end
+    assert after == balance and len(invoices) == 1  # nothing charged at the end
+    # a later subscription is a new checkout, not a change
+    assert _preview(engine, org_id, owner_id, "starter").kind == "new"
+
+
+def test_growth_starter_growth_within_a_minute_charges_and_grants_nothing_twice(
+    engine, starter_org
+):
+    """The issue's trial: three quick changes gave three invoices and three grants."""
+    org_id, owner_id = starter_org
+    clock.freeze(T0 + timedelta(days=1))
+    billing.plan_change(actor_user_id=owner_id, org_id=org_id, plan_key="growth")
+    after_upgrade = _state(engine, org_id)
+    billing.plan_change(actor_user_id=owner_id, org_id=org_id, plan_key="starter")
+    billing.plan_change(actor_user_id=owner_id, org_id=org_id, plan_key="growth")
+    org, sub, balance, invoices = _state(engine, org_id)
+    assert org.plan_key == "growth" and sub.scheduled_plan_key is None
+    assert balance == after_upgrade[2] and len(invoices) == len(after_upgrade[3]) == 2
+    assert as_utc(sub.current_period_start) == T0
+
+
+def test_local_provider_is_the_default_here():
+    assert isinstance(payment_provider(), LocalPaymentProvider)
