@@ -15,10 +15,10 @@ from typing import Any
 
 import reflex as rx
 
-from core import routes
+from core import db, routes
 from models.enums import LedgerEntryKind
 from services import billing, credits
-from services.errors import PermissionDenied, ValidationFailed
+from services.errors import DomainError, PermissionDenied, ValidationFailed
 from services.policy import Action
 from state.navigation import frontend_url, navigate
 from state.org_page import Acting, OrgPageState, bounded, browser_id, form_fields
@@ -45,6 +45,9 @@ CHECKOUT_NOTICES = {
     "success": (
         "Payment confirmed. Credits and plan changes appear here as soon as the payment "
         "provider reports them (usually within seconds)."
+    ),
+    "profile": (
+        "Billing profile saved; nothing was charged. Models are available on the Free plan now."
     ),
     "canceled": "Checkout was canceled; nothing was charged.",
 }
@@ -79,6 +82,7 @@ class PlanRow:
     current: bool
     purchasable: bool
     action: str
+    note: str = ""
 
 
 @dataclass
@@ -103,6 +107,7 @@ class InvoiceRow:
     amount: str
     credits: str
     url: str
+    period: str = ""
 
 
 @dataclass
@@ -222,6 +227,16 @@ class BillingState(OrgPageState, rx.State):
     video_rates: list[RateRow] = []
     tool_rates: list[ToolRow] = []
     portal_note: str = ""
+    scheduled_change: str = ""
+    credits_rule: str = ""
+    # The plan-change confirmation: what is charged now, what changes when, credits.
+    change_open: bool = False
+    change_title: str = ""
+    change_lines: list[str] = []
+    change_confirm: str = ""
+    _change_plan_key: str = ""
+    _change_kind: str = ""
+    _change_quoted_at: datetime | None = None
 
     # --- the skeleton's hooks ---------------------------------------------------------------
 
@@ -271,6 +286,8 @@ class BillingState(OrgPageState, rx.State):
             else str(overview.low_balance_alert_credits)
         )
         self.billing_profile_required = overview.billing_profile_required
+        self.scheduled_change = overview.scheduled_change
+        self.credits_rule = overview.credits_rule
         self.pools = [
             PoolRow(p.project_id, p.project_name, p.credits)
             for p in overview.pools
@@ -282,7 +299,14 @@ class BillingState(OrgPageState, rx.State):
         )
         self.invoices = [
             InvoiceRow(
-                i.id, i.date, i.kind, i.status, i.amount, i.credits, i.url if is_owner else ""
+                i.id,
+                i.date,
+                i.kind,
+                i.status,
+                i.amount,
+                i.credits,
+                i.url if is_owner else "",
+                i.period,
             )
             for i in overview.invoices
         ]
@@ -298,9 +322,11 @@ class BillingState(OrgPageState, rx.State):
                 features=list(p.features),
                 current=p.current,
                 purchasable=p.purchasable,
-                action=plan_action_label(
+                action=p.action
+                or plan_action_label(
                     current=p.current, rank=p.rank, current_rank=current_rank, name=p.name
                 ),
+                note=p.note,
             )
             for p in overview.plans
         ]
@@ -433,7 +459,58 @@ class BillingState(OrgPageState, rx.State):
 
     @rx.event
     async def upgrade(self, plan_key: str):
-        return await self._checkout("upgrade", plan_key=bounded(plan_key, SHORT_INPUT_CHARS))
+        """Choosing a plan opens the confirmation; nothing changes before the owner confirms."""
+        plan_key = bounded(plan_key, SHORT_INPUT_CHARS)
+        self.change_open = False
+        preview = await self._manage(
+            lambda a: billing.plan_change_preview(
+                session=a.session, actor=a.user, org_id=a.org.id, plan_key=plan_key
+            )
+        )
+        if preview is None:
+            return None
+        self.change_title, self.change_lines = preview.title, list(preview.lines)
+        self.change_confirm = preview.confirm_label
+        self._change_plan_key, self._change_kind = preview.plan_key, preview.kind
+        self._change_quoted_at = preview.quoted_at
+        self.change_open = True
+        return None
+
+    @rx.event
+    def close_plan_change(self):
+        self.change_open = False
+        self._change_plan_key = self._change_kind = ""
+
+    @rx.event
+    async def confirm_plan_change(self):
+        plan_key, kind, quoted_at = (
+            self._change_plan_key,
+            self._change_kind,
+            self._change_quoted_at,
+        )
+        self.change_open = False
+        self._change_plan_key = self._change_kind = ""
+        if not plan_key:
+            self.error = "Choose a plan under Compare plans first."
+            return None
+        if kind == "new":
+            return await self._checkout("upgrade", plan_key=plan_key)
+        owner = await self._manage(lambda a: (a.user.id, a.org.id), "")
+        if owner is None:
+            return None
+        user_id, org_id = owner
+        try:
+            message = billing.plan_change(
+                actor_user_id=user_id, org_id=org_id, plan_key=plan_key, quoted_at=quoted_at
+            )
+        except DomainError as error:
+            await self._read(lambda _a: None)
+            with db.new_session() as session:
+                self._show_error(session, error)
+            return None
+        await self._read(lambda _a: None)
+        self.notice = message
+        return None
 
     @rx.event
     async def add_billing_profile(self):

@@ -29,7 +29,9 @@ class LocalCheckoutState(OrgPageState, rx.State):
     amount: str = ""
     purpose: str = ""
     cancel_path: str = ""
+    billing_path: str = ""
     done: bool = False
+    completed: str = ""  # when this checkout was confirmed: the page says so, no second payment
 
     def _view_action(self) -> Action:
         return Action.billing_manage
@@ -49,6 +51,7 @@ class LocalCheckoutState(OrgPageState, rx.State):
             view.amount,
             view.purpose,
         )
+        self.completed = view.completed
         self.ready = True
 
     @rx.event
@@ -58,6 +61,7 @@ class LocalCheckoutState(OrgPageState, rx.State):
         await self._load()
         slug = routes.org_slug_from_path(self.router.url.path)
         self.cancel_path = routes.org_billing_after_checkout(slug, "canceled")
+        self.billing_path = routes.org_billing(slug)
 
     @rx.event
     async def confirm(self, form: dict):
@@ -81,4 +85,5 @@ class LocalCheckoutState(OrgPageState, rx.State):
                 self._show_error(session, error)
             return None
         self.done = True
-        return rx.redirect(routes.org_billing_after_checkout(slug, "success"))
+        outcome = "profile" if self.purpose == "billing_profile" else "success"
+        return rx.redirect(routes.org_billing_after_checkout(slug, outcome))

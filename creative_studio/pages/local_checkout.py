@@ -29,56 +29,80 @@ def _checkout_card() -> rx.Component:
             rx.heading(LocalCheckoutState.title, size="5", as_="h2"),
             rx.foreach(LocalCheckoutState.lines, lambda line: rx.text(line, size="3")),
             rx.hstack(
-                rx.text("Total", size="3", color=rx.color("gray", 11)),
+                rx.text(
+                    rx.cond(LocalCheckoutState.completed != "", "Paid", "Total"),
+                    size="3",
+                    color=rx.color("gray", 11),
+                ),
                 rx.text(LocalCheckoutState.amount, size="6", weight="bold"),
                 align="baseline",
                 spacing="3",
             ),
-            rx.form(
+            rx.cond(
+                LocalCheckoutState.completed != "",
                 rx.vstack(
-                    rx.cond(
-                        LocalCheckoutState.purpose == "billing_profile",
-                        field(
-                            "Name on the billing profile",
-                            "billing_name",
-                            autocomplete="organization",
-                            field_id="billing-name",
-                            required=True,
-                        ),
+                    rx.badge(
+                        rx.icon("circle-check", size=14),
+                        "Completed " + LocalCheckoutState.completed,
+                        color_scheme="green",
+                        size="2",
                     ),
-                    rx.hstack(
-                        rx.button(
-                            rx.cond(
-                                LocalCheckoutState.purpose == "billing_profile",
-                                "Save billing profile",
-                                "Confirm payment",
-                            ),
-                            type="submit",
-                            size="3",
-                            loading=LocalCheckoutState.done,
-                        ),
-                        rx.link(
-                            rx.button(
-                                "Cancel",
-                                variant="soft",
-                                color_scheme="gray",
-                                size="3",
-                                type="button",
-                            ),
-                            href=LocalCheckoutState.cancel_path,
-                        ),
-                        spacing="3",
+                    rx.link(
+                        rx.button("Back to Billing", size="3", type="button"),
+                        href=LocalCheckoutState.billing_path,
                     ),
                     spacing="3",
-                    width="100%",
                 ),
-                on_submit=LocalCheckoutState.confirm,
-                width="100%",
+                _confirm_form(),
             ),
             spacing="4",
             width="100%",
         ),
         max_width="36rem",
+        width="100%",
+    )
+
+
+def _confirm_form() -> rx.Component:
+    return rx.form(
+        rx.vstack(
+            rx.cond(
+                LocalCheckoutState.purpose == "billing_profile",
+                field(
+                    "Name on the billing profile",
+                    "billing_name",
+                    autocomplete="organization",
+                    field_id="billing-name",
+                    required=True,
+                ),
+            ),
+            rx.hstack(
+                rx.button(
+                    rx.cond(
+                        LocalCheckoutState.purpose == "billing_profile",
+                        "Save billing profile",
+                        "Confirm payment",
+                    ),
+                    type="submit",
+                    size="3",
+                    loading=LocalCheckoutState.done,
+                ),
+                rx.link(
+                    rx.button(
+                        "Cancel",
+                        variant="soft",
+                        color_scheme="gray",
+                        size="3",
+                        type="button",
+                    ),
+                    href=LocalCheckoutState.cancel_path,
+                ),
+                spacing="3",
+            ),
+            spacing="3",
+            width="100%",
+        ),
+        on_submit=LocalCheckoutState.confirm,
         width="100%",
     )
 

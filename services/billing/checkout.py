@@ -12,13 +12,15 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from core import crypto, db, routes
-from models import User
+from core.clock import as_utc
+from models import ProcessedWebhookEvent, User
 from models.enums import EXECUTABLE_SUBSCRIPTION_STATUSES
 from services.audit import audit_record
 from services.billing.common import (
+    PROVIDER_STRIPE,
     _require_owner,
     _subscription,
     format_money,
@@ -156,7 +158,8 @@ def checkout_start(
             org_id=org.id,
             customer_id=customer_id,
             purpose=purpose,  # type: ignore[arg-type]
-            success_url=f"{billing_url}?checkout=success",
+            success_url=f"{billing_url}?checkout="
+            + ("profile" if purpose == "billing_profile" else "success"),
             cancel_url=f"{billing_url}?checkout=canceled",
             local_checkout_path=routes.org_local_checkout(org.slug),
             currency=terms.currency,
@@ -212,6 +215,7 @@ class LocalCheckoutView:
     amount: str
     success_url: str
     cancel_url: str
+    completed: str = ""  # when it was confirmed ("2026-03-01 12:00 UTC"); empty while open
 
 
 def _local_provider() -> LocalPaymentProvider:
@@ -266,6 +270,22 @@ def local_checkout_view(
     else:
         title = "Add a billing profile"
         lines = ["Nothing is charged. Models become available on the Free plan."]
+    completed = session.exec(
+        select(ProcessedWebhookEvent.processed_at).where(
+            ProcessedWebhookEvent.provider == PROVIDER_STRIPE,
+            ProcessedWebhookEvent.event_id == f"evt_local_{checkout.suffix}",
+        )
+    ).first()
+    if completed is not None:
+        done = {
+            "top_up": f"{checkout.blocks * checkout.block_credits:,} credits were added for {money}.",
+            "upgrade": f"The subscription to {checkout.plan_name} started; {money} was paid.",
+        }.get(checkout.purpose, "The billing profile was saved; nothing was charged.")
+        title = {
+            "top_up": "Credits bought",
+            "upgrade": f"Subscribed to {checkout.plan_name}",
+        }.get(checkout.purpose, "Billing profile saved")
+        lines = [f"This checkout was completed on {as_utc(completed):%Y-%m-%d %H:%M} UTC. {done}"]
     return LocalCheckoutView(
         checkout_id=checkout.id,
         purpose=checkout.purpose,
@@ -274,6 +294,7 @@ def local_checkout_view(
         amount=money,
         success_url=checkout.success_url,
         cancel_url=checkout.cancel_url,
+        completed="" if completed is None else f"{as_utc(completed):%Y-%m-%d %H:%M} UTC",
     )
 
 

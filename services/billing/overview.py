@@ -22,6 +22,7 @@ from models.enums import (
 )
 from services import credits, pricing
 from services.billing.common import (
+    FREE_PLAN_KEY,
     MC,
     TopUpTerms,
     _org,
@@ -31,6 +32,7 @@ from services.billing.common import (
     payments_mode,
     top_up_terms,
 )
+from services.billing.subscriptions import live_subscription
 from services.catalog import plans_list
 from services.plan_limits import org_plan, plan_usage
 
@@ -60,6 +62,8 @@ class PlanOffer:
     rank: int
     current: bool
     purchasable: bool
+    action: str = ""  # what choosing it does: "Upgrade to Growth", "Keep Growth", "Cancel..."
+    note: str = ""  # e.g. "From March 31, 2026" for a scheduled downgrade
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,7 @@ class InvoiceView:
     amount: str
     credits: str
     url: str
+    period: str = ""  # "Mar 1 – Mar 31, 2026"
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,8 @@ class BillingOverview:
     plans: list[PlanOffer]
     top_up: TopUpTerms
     projects: list[tuple[int, str]] = field(default_factory=list)
+    scheduled_change: str = ""  # "Starter from March 31, 2026" / "Free from ..." (cancel)
+    credits_rule: str = ""
 
 
 def _cycle_start(subscription: Subscription | None) -> datetime:
@@ -136,6 +143,12 @@ def spend_this_cycle(*, session: Session, org_id: int, since: datetime | None = 
         )
     ).one()
     return max(-int(total), 0)
+
+
+def _period_text(start: datetime | None, end: datetime | None) -> str:
+    if start is None or end is None or end <= start:
+        return ""
+    return f"{start:%b %-d, %Y} – {end:%b %-d, %Y}"
 
 
 def _limit_text(value: int | None) -> str:
@@ -176,6 +189,7 @@ def billing_overview(*, session: Session, org_id: int) -> BillingOverview:
             amount=format_money(invoice.amount_cents, invoice.currency),
             credits=f"{invoice.credits:,}" if invoice.credits else "",
             url=invoice.hosted_url,
+            period=_period_text(as_utc(invoice.period_start), as_utc(invoice.period_end)),
         )
         for invoice in session.exec(
             select(Invoice)
@@ -184,6 +198,13 @@ def billing_overview(*, session: Session, org_id: int) -> BillingOverview:
             .limit(50)
         )
     ]
+    live = live_subscription(session, org)
+    scheduled_key = None
+    if live is not None:
+        scheduled_key = live.scheduled_plan_key or (
+            FREE_PLAN_KEY if live.cancel_at_period_end else None
+        )
+    period_end = _long_day(as_utc(live.current_period_end)) if live is not None else ""
     offers = [
         PlanOffer(
             key=p.key,
@@ -200,9 +221,27 @@ def billing_overview(*, session: Session, org_id: int) -> BillingOverview:
             purchasable=p.price_cents_monthly > 0
             and (p.key != plan.key or status not in EXECUTABLE_SUBSCRIPTION_STATUSES),
         )
+        if live is None
+        else PlanOffer(
+            key=p.key,
+            name=p.name,
+            price="Free"
+            if p.price_cents_monthly == 0
+            else f"{format_money(p.price_cents_monthly)}/mo",
+            monthly_credits=f"{p.monthly_credits:,}",
+            seats=_limit_text(p.max_seats),
+            projects=_limit_text(p.max_projects),
+            features=list(p.features or []),
+            rank=p.rank,
+            current=p.key == plan.key,
+            purchasable=(p.key != plan.key or scheduled_key is not None) and p.key != scheduled_key,
+            action=_offer_action(p, plan, scheduled_key),
+            note=f"From {period_end}" if p.key == scheduled_key else "",
+        )
         for p in plans_list(session=session)
         if p.is_public
     ]
+    scheduled_plan = next((p for p in offers if p.key == scheduled_key), None)
     alert = org.low_balance_alert_credits
     return BillingOverview(
         payments_mode=payments_mode(),
@@ -235,7 +274,29 @@ def billing_overview(*, session: Session, org_id: int) -> BillingOverview:
         plans=offers,
         top_up=top_up_terms(),
         projects=list(projects.items()),
+        scheduled_change=f"{scheduled_plan.name} from {period_end}" if scheduled_plan else "",
+        credits_rule=CREDITS_RULE,
     )
+
+
+CREDITS_RULE = (
+    "Credits never expire: monthly credits and purchased top-ups stay in the balance, through "
+    "plan changes too. Runs draw from the whole balance."
+)
+
+
+def _long_day(moment: datetime | None) -> str:
+    return moment.strftime("%B %-d, %Y") if moment else ""
+
+
+def _offer_action(offer, current, scheduled_key: str | None) -> str:
+    if offer.key == current.key:
+        return f"Keep {offer.name}"
+    if offer.price_cents_monthly <= 0:
+        return "Cancel subscription"
+    if offer.price_cents_monthly > current.price_cents_monthly:
+        return f"Upgrade to {offer.name}"
+    return f"Switch to {offer.name}"
 
 
 @dataclass(frozen=True)

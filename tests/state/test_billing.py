@@ -248,3 +248,84 @@ def test_local_checkout_refuses_a_forged_link_and_a_non_owner(session, page_stat
     asyncio.run(call(refused, "load"))
     assert not refused.ready and refused.error == OWNER_ONLY
     assert refused.cancel_path == f"/org/{org.slug}/billing?checkout=canceled"
+
+
+def _local_checkout(session, page_state, call, owner, path):
+    cookie = signed_in_cookie(session, owner)
+    session.commit()
+    checkout = page_state(LocalCheckoutState, cookie=cookie, path=path)
+    asyncio.run(call(checkout, "load"))
+    return checkout
+
+
+def test_a_completed_checkout_says_so_instead_of_offering_to_pay_again(
+    session, engine, page_state, call, acme
+):
+    owner, org = acme
+    billing = _billing(session, page_state, call, owner, org)
+    path = _redirect_url(asyncio.run(call(billing, "buy_credits", {"blocks": "2"})))
+    checkout = _local_checkout(session, page_state, call, owner, path)
+    assert checkout.completed == ""
+    asyncio.run(call(checkout, "confirm", {}))
+
+    again = _local_checkout(session, page_state, call, owner, path)
+    assert again.ready and again.completed.endswith("UTC")
+    assert again.title == "Credits bought"
+    assert "20 credits were added for $2.00" in again.lines[0]
+    assert again.billing_path == f"/org/{org.slug}/billing"
+
+
+def test_saving_a_billing_profile_says_so_not_payment_confirmed(
+    session, engine, page_state, call, acme
+):
+    owner, org = acme
+    billing = _billing(session, page_state, call, owner, org)
+    assert billing.billing_profile_required
+    path = _redirect_url(asyncio.run(call(billing, "add_billing_profile")))
+    checkout = _local_checkout(session, page_state, call, owner, path)
+    done = asyncio.run(call(checkout, "confirm", {"billing_name": "Acme Ltd"}))
+    assert _redirect_url(done) == f"/org/{org.slug}/billing?checkout=profile"
+
+    billing = _billing(session, page_state, call, owner, org, "?checkout=profile")
+    assert billing.notice.startswith("Billing profile saved; nothing was charged.")
+    assert not billing.billing_profile_required and billing.balance == "50"
+
+
+def test_owner_reads_the_charge_and_dates_before_a_plan_change(
+    session, engine, page_state, call, acme
+):
+    owner, org = acme
+    billing = _billing(session, page_state, call, owner, org)
+    asyncio.run(call(billing, "upgrade", "starter"))
+    assert billing.change_open and billing.change_title == "Subscribe to Starter"
+    assert billing.change_lines[0] == "Charged now: $19.00 for the first month."
+    checkout_path = _redirect_url(asyncio.run(call(billing, "confirm_plan_change")))
+    checkout = _local_checkout(session, page_state, call, owner, checkout_path)
+    asyncio.run(call(checkout, "confirm", {}))
+
+    billing = _billing(session, page_state, call, owner, org)
+    assert billing.plan_name == "Starter" and billing.balance == "550"
+    growth = next(p for p in billing.plans if p.key == "growth")
+    assert growth.action == "Upgrade to Growth" and growth.purchasable
+    asyncio.run(call(billing, "upgrade", "growth"))
+    assert billing.change_open and billing.change_title == "Upgrade to Growth"
+    assert billing.change_lines[0].startswith("Charged now: $")
+    assert billing.change_confirm.startswith("Pay $") and billing.balance == "550"
+    asyncio.run(call(billing, "confirm_plan_change"))
+    assert billing.error == "" and not billing.change_open
+    assert billing.notice.startswith("Upgraded to Growth:")
+    assert billing.plan_name == "Growth"
+
+    asyncio.run(call(billing, "upgrade", "free"))
+    assert billing.change_title == "Cancel the subscription"
+    assert billing.change_confirm.startswith("Cancel: Free from ")
+    asyncio.run(call(billing, "close_plan_change"))
+    assert not billing.change_open and billing.scheduled_change == ""  # nothing changed
+
+    asyncio.run(call(billing, "upgrade", "starter"))
+    assert billing.change_lines[0] == "Charged now: nothing."
+    asyncio.run(call(billing, "confirm_plan_change"))
+    assert billing.scheduled_change.startswith("Starter from ")
+    assert billing.plan_name == "Growth"
+    keep = next(p for p in billing.plans if p.key == "growth")
+    assert keep.action == "Keep Growth" and keep.purchasable

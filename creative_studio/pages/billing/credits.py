@@ -31,6 +31,7 @@ def credits_card() -> rx.Component:
                 width="100%",
             ),
         ),
+        rx.text(BillingState.credits_rule, size="1", color=rx.color("gray", 10)),
         icon="coins",
         spacing="3",
     )

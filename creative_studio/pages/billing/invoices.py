@@ -7,13 +7,14 @@ import reflex as rx
 from creative_studio.components.page import card, table
 from state.billing import BillingState, InvoiceRow
 
-INVOICE_HEADERS = ["Date", "What", "Status", "Amount", "Credits", "Receipt"]
+INVOICE_HEADERS = ["Date", "What", "Period", "Status", "Amount", "Credits", "Receipt"]
 
 
 def _invoice_row(invoice: InvoiceRow) -> rx.Component:
     return rx.table.row(
         rx.table.cell(invoice.date),
         rx.table.cell(invoice.kind),
+        rx.table.cell(invoice.period),
         rx.table.cell(invoice.status),
         rx.table.cell(invoice.amount),
         rx.table.cell(invoice.credits),

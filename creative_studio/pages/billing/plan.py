@@ -107,6 +107,21 @@ def plan_card() -> rx.Component:
             muted("No renewal date: this plan has no paid subscription."),
         ),
         rx.cond(
+            BillingState.scheduled_change != "",
+            rx.callout(
+                rx.text(
+                    rx.text.strong(BillingState.scheduled_change),
+                    ". Until then everything stays as it is; choose ",
+                    BillingState.plan_name,
+                    " under Compare plans to undo it.",
+                ),
+                icon="calendar-clock",
+                color_scheme="blue",
+                width="100%",
+                role="status",
+            ),
+        ),
+        rx.cond(
             ~BillingState.executable,
             rx.callout(
                 "The subscription has expired or is unpaid, so tools are paused. Everything stays "
@@ -142,6 +157,7 @@ def _plan_option(plan: PlanRow) -> rx.Component:
                 rx.foreach(plan.features, lambda f: rx.el.li(rx.text(f, size="2"))),
                 style={"paddingLeft": "1.1rem", "margin": 0},
             ),
+            rx.cond(plan.note != "", rx.badge(plan.note, color_scheme="blue")),
             rx.cond(
                 BillingState.is_owner & plan.purchasable,
                 rx.button(
@@ -170,11 +186,51 @@ def plans_card() -> rx.Component:
         rx.cond(
             BillingState.is_owner,
             rx.text(
-                "Upgrading opens checkout; monthly credits arrive with each paid invoice.",
+                "One subscription per organization: an upgrade charges only the difference for "
+                "the rest of the period; a downgrade or cancel takes effect when the paid period "
+                "ends. You see the charge and the dates before anything changes.",
                 size="1",
                 color=rx.color("gray", 10),
             ),
         ),
+        plan_change_dialog(),
         icon="layers",
         spacing="3",
+    )
+
+
+def plan_change_dialog() -> rx.Component:
+    """The confirmation: what is charged now, what changes when, what happens to credits."""
+    return rx.alert_dialog.root(
+        rx.alert_dialog.content(
+            rx.alert_dialog.title(BillingState.change_title),
+            rx.alert_dialog.description(
+                rx.vstack(
+                    rx.foreach(BillingState.change_lines, lambda line: rx.text(line, size="2")),
+                    spacing="2",
+                ),
+                as_child=False,
+            ),
+            rx.flex(
+                rx.alert_dialog.cancel(
+                    rx.button(
+                        "Go back",
+                        variant="soft",
+                        color_scheme="gray",
+                        on_click=BillingState.close_plan_change,
+                    )
+                ),
+                rx.alert_dialog.action(
+                    rx.button(
+                        BillingState.change_confirm, on_click=BillingState.confirm_plan_change
+                    )
+                ),
+                spacing="3",
+                justify="end",
+                wrap="wrap",
+                margin_top="1rem",
+            ),
+            max_width="32rem",
+        ),
+        open=BillingState.change_open,
     )
