@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobs.runner import JobOutcome, job_run_recorded
+from jobs.subscription_renewals import subscription_renewals
 
 
 def _generation_refund_sweep() -> Any:
@@ -81,6 +82,12 @@ JOBS: tuple[JobSpec, ...] = (
         "Grant the monthly credits of plans not billed by Stripe (Free), once per month.",
     ),
     JobSpec("usage_rollup", _usage_rollup, 900, "Roll usage events up per day for Analytics."),
+    JobSpec(
+        "subscription_renewals",
+        subscription_renewals,
+        300,
+        "Local payment mode: renew subscriptions whose paid period ended (Stripe renews its own).",
+    ),
 )
 JOB_IDS = tuple(spec.id for spec in JOBS)
 

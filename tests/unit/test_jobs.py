@@ -33,6 +33,7 @@ def test_job_ids_are_stable():
         "sessions_purge",
         "monthly_credit_grants",
         "usage_rollup",
+        "subscription_renewals",
     )
     intervals = {spec.id: spec.interval_seconds for spec in JOBS}
     assert intervals["generation_refund_sweep"] == 60
