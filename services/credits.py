@@ -35,26 +35,38 @@ PostgreSQL; on SQLite the engine opens every transaction with ``BEGIN IMMEDIATE`
 serializes writers), then checks, inserts the entry and updates the cached balances.
 All pool and closure checks happen under that lock.
 
+On PostgreSQL, grants, holds, settles, releases and expiries are one round trip each: the
+lock and one statement that checks, inserts the entry (``ON CONFLICT (idempotency_key) DO
+NOTHING``) and moves the balances by what it inserted, sent together (see "PostgreSQL: one
+round trip per movement" below). Settle and release find the hold by id or generation in
+that statement; nothing is read beforehand. Pool allocation and return, which are rare,
+take the ORM path below on every database; SQLite takes it for everything.
+
 The ``credits_*``/``pool_*`` functions **flush but never commit**: the caller owns the
 transaction (``credits_apply`` is a convenience that runs one movement in its own
-transaction and commits). The entry insert runs inside a SAVEPOINT: if a concurrent
-transaction committed the same idempotency key first, the unique violation is rolled
-back to the savepoint and the existing entry is returned (or ``IdempotencyKeyReused``
-raised if it describes a different movement). Replaying a key always returns the
-original entry without a second movement.
+transaction and commits). If a concurrent transaction (of another organization, so under
+another lock) commits the same idempotency key first, the movement does nothing and the
+existing entry is returned (or ``IdempotencyKeyReused`` raised if it describes a different
+movement): on PostgreSQL through ``ON CONFLICT DO NOTHING``, on the ORM path by a SAVEPOINT
+around the insert. Replaying a key always returns the original entry without a second
+movement.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import and_, func, or_
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
 from core import db
@@ -306,7 +318,328 @@ def _insufficient(needed: int, available: int, *, project: bool) -> Insufficient
     )
 
 
+# --- PostgreSQL: one round trip per movement -----------------------------------------------
+#
+# A movement is two statements sent together in one pipeline (one network round trip):
+#   1. ``SELECT ... FOR UPDATE`` on the org's credit account; when a row was locked it sets a
+#      transaction-local marker to this call's token;
+#   2. one statement of common table expressions that reads what must be checked (balance,
+#      pools, an entry with the same key, an entry that already closed the hold), inserts the
+#      entry with ``ON CONFLICT (idempotency_key) DO NOTHING`` and moves the cached balances by
+#      what was inserted, and returns what happened.
+# Statement 2 writes only if the marker carries this call's token, i.e. under the lock. In
+# READ COMMITTED each statement reads from a new snapshot, so statement 2 sees every movement
+# committed before the lock was granted and no other can commit before ours: the same checks
+# under the same lock as the ORM path. (A single statement would read from a snapshot taken
+# before it waited for the lock; PostgreSQL re-checks only the locked row, so pool balances,
+# replays and closures read in it could be stale.)
+
+_ENTRY_COLUMNS = (
+    "id",
+    "org_id",
+    "kind",
+    "amount_millicredits",
+    "balance_after_millicredits",
+    "pool_id",
+    "pool_amount_millicredits",
+    "idempotency_key",
+    "actor_user_id",
+    "project_id",
+    "generation_id",
+    "reference",
+    "memo",
+    "created_at",
+)
+_COLUMNS = ", ".join(_ENTRY_COLUMNS)
+_E_COLUMNS = ", ".join(f"e.{column}" for column in _ENTRY_COLUMNS)
+_INSERT_COLUMNS = ", ".join(_ENTRY_COLUMNS[1:])
+_NO_ENTRY = ", ".join("NULL" for _ in _ENTRY_COLUMNS)
+# The insufficient-credits row carries the project's pool id (or NULL) in the pool_id column.
+_POOL_ONLY = ", ".join(
+    "pools.pool_id" if column == "pool_id" else "NULL" for column in _ENTRY_COLUMNS
+)
+# Where each entry column sits in a returned row (after the outcome and the figure).
+_AT = {column: index + 2 for index, column in enumerate(_ENTRY_COLUMNS)}
+_lock_tokens = itertools.count(1)
+_ENTRY_MANAGER = sa_inspect(CreditLedgerEntry).class_manager
+
+
+def _compact(sql: str) -> str:
+    # Short enough for the driver to cache its parsing (psycopg: up to 4096 characters).
+    return " ".join(sql.split())
+
+
+_LOCK = (
+    "SELECT set_config('credits.locked', %(token)s::text, true) FROM "
+    "(SELECT 1 FROM credit_accounts WHERE org_id = {org} FOR UPDATE) AS locked"
+)
+_LOCK_ORG = _LOCK.format(org="%(org_id)s::bigint")
+_HOLD_BY_ID = "id = %(hold_id)s::bigint AND kind = 'hold'"
+_HOLD_BY_GENERATION = "generation_id = %(generation_id)s::bigint AND kind = 'hold'"
+_LOCK_HOLD_ORG = {
+    where: _LOCK.format(
+        org=f"(SELECT org_id FROM credit_ledger_entries WHERE {where} ORDER BY id LIMIT 1)"
+    )
+    for where in (_HOLD_BY_ID, _HOLD_BY_GENERATION)
+}
+_GATE = (
+    "gate AS (SELECT coalesce(current_setting('credits.locked', true), '') = %(token)s::text"
+    " AS locked)"
+)
+_MOVE_BALANCES = """account_update AS (
+    UPDATE credit_accounts
+    SET balance_millicredits = credit_accounts.balance_millicredits + entry.amount_millicredits,
+        updated_at = entry.created_at
+    FROM entry WHERE credit_accounts.org_id = entry.org_id
+), pool_update AS (
+    UPDATE credit_pools
+    SET balance_millicredits = credit_pools.balance_millicredits + entry.pool_amount_millicredits,
+        updated_at = entry.created_at
+    FROM entry WHERE credit_pools.id = entry.pool_id
+)"""
+
+_HOLD_SQL = _compact(f"""
+WITH {_GATE}, account AS (
+    SELECT balance_millicredits AS balance FROM credit_accounts WHERE org_id = %(org_id)s::bigint
+), pools AS (
+    SELECT coalesce(sum(balance_millicredits), 0) AS pooled,
+           max(id) FILTER (WHERE project_id = %(project_id)s::bigint) AS pool_id,
+           coalesce(sum(balance_millicredits) FILTER (WHERE project_id = %(project_id)s::bigint), 0)
+               AS pool_balance
+    FROM credit_pools WHERE org_id = %(org_id)s::bigint
+), prior AS (
+    SELECT {_COLUMNS} FROM credit_ledger_entries
+    WHERE idempotency_key = %(key)s::text
+       OR (generation_id = %(generation_id)s::bigint AND kind = 'hold')
+    ORDER BY idempotency_key = %(key)s::text DESC, id
+    LIMIT 1
+), plan AS (
+    SELECT account.balance, pools.pool_id,
+           account.balance - pools.pooled + pools.pool_balance AS available,
+           least(pools.pool_balance, %(amount)s::bigint) AS from_pool
+    FROM gate, account, pools
+    WHERE gate.locked AND NOT EXISTS (SELECT FROM prior)
+), entry AS (
+    INSERT INTO credit_ledger_entries ({_INSERT_COLUMNS})
+    SELECT %(org_id)s::bigint, 'hold', -%(amount)s::bigint, balance - %(amount)s::bigint,
+           CASE WHEN from_pool > 0 THEN pool_id END, -from_pool, %(key)s::text,
+           %(actor_user_id)s::bigint, %(project_id)s::bigint, %(generation_id)s::bigint, '',
+           %(memo)s::text, %(now)s::timestamptz
+    FROM plan WHERE available >= %(amount)s::bigint
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING {_COLUMNS}
+), {_MOVE_BALANCES}
+SELECT 'created', NULL::bigint, entry.* FROM entry
+UNION ALL SELECT CASE WHEN idempotency_key = %(key)s::text THEN 'existing' ELSE 'other_hold' END,
+                 NULL, prior.*
+    FROM prior
+UNION ALL SELECT 'insufficient', available, {_POOL_ONLY.replace("pools.", "plan.")} FROM plan
+    WHERE available < %(amount)s::bigint
+UNION ALL SELECT 'unlocked', NULL, {_NO_ENTRY} FROM gate
+    WHERE NOT locked AND NOT EXISTS (SELECT FROM prior)
+""")
+
+
+def _org_movement_sql(*, amount: str, allowed: str) -> str:
+    """A grant-like movement of the unpooled balance: `amount` (SQL over `plan`) if `allowed`."""
+    return _compact(f"""
+WITH {_GATE}, prior AS (
+    SELECT {_COLUMNS} FROM credit_ledger_entries WHERE idempotency_key = %(key)s::text
+), plan AS (
+    SELECT balance_millicredits AS balance,
+           balance_millicredits - (
+               SELECT coalesce(sum(balance_millicredits), 0) FROM credit_pools
+               WHERE org_id = %(org_id)s::bigint
+           ) AS available
+    FROM gate, credit_accounts
+    WHERE gate.locked AND org_id = %(org_id)s::bigint AND NOT EXISTS (SELECT FROM prior)
+), movement AS (
+    SELECT balance, available, {amount} AS amount FROM plan
+), entry AS (
+    INSERT INTO credit_ledger_entries ({_INSERT_COLUMNS})
+    SELECT %(org_id)s::bigint, %(kind)s::text, amount, balance + amount, NULL::integer, 0,
+           %(key)s::text, %(actor_user_id)s::bigint, NULL::integer, NULL::integer,
+           %(reference)s::text, %(memo)s::text, %(now)s::timestamptz
+    FROM movement WHERE {allowed}
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING {_COLUMNS}
+), {_MOVE_BALANCES}
+SELECT 'created', NULL::bigint, entry.* FROM entry
+UNION ALL SELECT 'existing', NULL, prior.* FROM prior
+UNION ALL SELECT 'insufficient', available, {_NO_ENTRY} FROM movement WHERE NOT ({allowed})
+UNION ALL SELECT 'unlocked', NULL, {_NO_ENTRY} FROM gate
+    WHERE NOT locked AND NOT EXISTS (SELECT FROM prior)
+""")
+
+
+_GRANT_SQL = _org_movement_sql(
+    amount="%(amount)s::bigint", allowed="amount >= 0 OR available >= -amount"
+)
+_EXPIRE_SQL = _org_movement_sql(
+    amount="-greatest(0, least(%(amount)s::bigint, available))", allowed="true"
+)
+
+
+def _close_sql(hold_where: str) -> str:
+    """Settle or release the hold found by `hold_where`: `actual` is charged, the rest returns."""
+    return _compact(f"""
+WITH {_GATE}, hold AS (
+    SELECT {_COLUMNS} FROM credit_ledger_entries WHERE {hold_where} ORDER BY id LIMIT 1
+), prior AS (
+    SELECT {_COLUMNS} FROM credit_ledger_entries WHERE idempotency_key = %(key)s::text
+), closing AS (
+    SELECT {_E_COLUMNS}
+    FROM hold h JOIN credit_ledger_entries e ON e.generation_id = h.generation_id
+    WHERE e.org_id = h.org_id AND e.reference = 'hold:' || h.id
+      AND e.kind IN ('settle', 'release')
+    UNION ALL
+    SELECT {_E_COLUMNS}
+    FROM hold h JOIN credit_ledger_entries e ON e.org_id = h.org_id
+    WHERE h.generation_id IS NULL AND e.reference = 'hold:' || h.id
+      AND e.kind IN ('settle', 'release')
+    ORDER BY id LIMIT 1
+), plan AS (
+    SELECT h.id, h.org_id, h.project_id, h.generation_id, h.actor_user_id, h.pool_id,
+           -h.amount_millicredits - %(actual)s::bigint AS returned,
+           -h.pool_amount_millicredits - least(-h.pool_amount_millicredits, %(actual)s::bigint)
+               AS pool_back,
+           a.balance_millicredits AS balance
+    FROM gate, hold h JOIN credit_accounts a ON a.org_id = h.org_id
+    WHERE gate.locked AND %(actual)s::bigint <= -h.amount_millicredits
+      AND NOT EXISTS (SELECT FROM prior) AND NOT EXISTS (SELECT FROM closing)
+), pool AS (
+    SELECT credit_pools.id FROM credit_pools JOIN plan ON credit_pools.id = plan.pool_id
+    WHERE plan.pool_back > 0
+), entry AS (
+    INSERT INTO credit_ledger_entries ({_INSERT_COLUMNS})
+    SELECT plan.org_id, %(kind)s::text, plan.returned, plan.balance + plan.returned, pool.id,
+           CASE WHEN pool.id IS NULL THEN 0 ELSE plan.pool_back END, %(key)s::text,
+           plan.actor_user_id, plan.project_id, plan.generation_id, 'hold:' || plan.id,
+           %(memo)s::text, %(now)s::timestamptz
+    FROM plan LEFT JOIN pool ON true
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING {_COLUMNS}
+), {_MOVE_BALANCES}
+SELECT 'created', NULL::bigint, entry.* FROM entry
+UNION ALL SELECT 'hold', NULL, hold.* FROM hold
+UNION ALL SELECT 'existing', NULL, prior.* FROM prior
+UNION ALL SELECT 'closed', NULL, closing.* FROM closing
+UNION ALL SELECT 'unlocked', NULL, {_NO_ENTRY} FROM gate WHERE NOT locked
+""")
+
+
+_CLOSE_SQL = {where: _close_sql(where) for where in (_HOLD_BY_ID, _HOLD_BY_GENERATION)}
+
+
+def _on_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _pg_round_trip(
+    session: Session, lock_sql: str, sql: str, params: dict[str, Any]
+) -> dict[str, tuple]:
+    """Lock, then run the movement statement, in one pipeline; rows by outcome."""
+    import psycopg  # the PostgreSQL driver; only imported where PostgreSQL is in use
+
+    session.flush()  # what the caller added goes first, as with any ORM query
+    params = {**params, "token": str(next(_lock_tokens))}
+    raw = session.connection().connection.driver_connection
+    try:
+        with raw.pipeline():
+            raw.execute(lock_sql, params)
+            cursor = raw.execute(sql, params)
+        rows = cursor.fetchall()
+    except psycopg.Error as error:
+        raise DBAPIError.instance(sql, params, error, psycopg.Error) from error
+    return {row[0]: row for row in rows}
+
+
+def _pg_org_round_trip(session: Session, sql: str, params: dict[str, Any]) -> dict[str, tuple]:
+    """A movement under the org's account lock; creates the account on first use."""
+    found = _pg_round_trip(session, _LOCK_ORG, sql, params)
+    if "unlocked" in found:  # no account yet (or created meanwhile): create it, try once more
+        credit_account_get_or_create(session=session, org_id=params["org_id"])
+        found = _pg_round_trip(session, _LOCK_ORG, sql, params)
+        if "unlocked" in found:
+            raise _busy()
+    return found
+
+
+def _busy() -> Conflict:
+    return Conflict(
+        "The organization's credits changed while this was being recorded; nothing was moved. "
+        "Try again."
+    )
+
+
+def _entry_from_row(session: Session, row: tuple) -> CreditLedgerEntry:
+    """The entry of a returned row, as a persistent object of `session` (no extra query)."""
+    values = dict(zip(_ENTRY_COLUMNS, row[2:], strict=True))
+    known = session.identity_map.get(identity_key(CreditLedgerEntry, values["id"]))
+    if known is not None:  # entries never change: the loaded object is the same row
+        return known
+    # As the ORM builds a loaded row: the mapped class's bare instance, then its column values.
+    entry = _ENTRY_MANAGER.new_instance()
+    entry.__dict__.update(values)
+    make_transient_to_detached(entry)
+    session.add(entry)
+    return entry
+
+
+def _pg_replay_or_lost_race(
+    session: Session, found: dict[str, tuple], expected: dict[str, Any], idempotency_key: str
+) -> CreditLedgerEntry:
+    """The entry a movement returned: created, or the same key's entry (replay or reuse).
+
+    Nothing created and no earlier entry seen: a transaction of another organization (another
+    account lock) committed the same key while this one waited at the unique index; the
+    statement did nothing, and the winner decides between replay and reuse.
+    """
+    if (row := found.get("existing")) is not None:
+        return _replay(_entry_from_row(session, row), expected)
+    if (row := found.get("created")) is not None:
+        return _entry_from_row(session, row)
+    existing = _replay(_entry_by_key(session, idempotency_key), expected)
+    if existing is None:
+        raise _busy()
+    return existing
+
+
 # --- movements ----------------------------------------------------------------------------
+
+
+def _adjustment_refused(amount_millicredits: int, available: int) -> InsufficientCredits:
+    return InsufficientCredits(
+        f"An adjustment of {format_credits(amount_millicredits)} would take the balance "
+        f"below zero; {format_credits(max(available, 0))} unpooled credits are available. "
+        "Return pooled credits first or adjust by less.",
+        needed_millicredits=-amount_millicredits,
+        available_millicredits=max(available, 0),
+    )
+
+
+def _other_hold(generation_id: int | None, entry_id: int) -> Conflict:
+    return Conflict(
+        f"Generation {generation_id} already holds credits (entry #{entry_id}).",
+        entry_id=entry_id,
+    )
+
+
+def _settle_exceeds(actual_millicredits: int, held: int) -> SettleExceedsHold:
+    return SettleExceedsHold(
+        f"This run cost {_credits_phrase(actual_millicredits)} but only "
+        f"{format_credits(held)} were held; a new credit check is needed.",
+        held_millicredits=held,
+        actual_millicredits=actual_millicredits,
+    )
+
+
+def _already_closed(closing: CreditLedgerEntry) -> HoldAlreadyClosed:
+    return HoldAlreadyClosed(
+        f"This run's credits were already {'settled' if closing.kind == 'settle' else 'released'} "
+        f"(entry #{closing.id}); nothing was moved.",
+        closing_entry=closing,
+    )
 
 
 def credits_grant(
@@ -350,6 +683,24 @@ def credits_grant(
         "amount_millicredits": amount_millicredits,
         "reference": reference,
     }
+    if _on_postgres(session):
+        found = _pg_org_round_trip(
+            session,
+            _GRANT_SQL,
+            {
+                "org_id": org_id,
+                "kind": kind.value,
+                "amount": amount_millicredits,
+                "key": idempotency_key,
+                "actor_user_id": actor_user_id,
+                "reference": reference,
+                "memo": memo,
+                "now": utcnow(),
+            },
+        )
+        if (row := found.get("insufficient")) is not None:
+            raise _adjustment_refused(amount_millicredits, row[1])
+        return _pg_replay_or_lost_race(session, found, expected, idempotency_key)
     account = _lock_account(session, org_id)
     if (existing := _replay(_entry_by_key(session, idempotency_key), expected)) is not None:
         return existing
@@ -357,13 +708,7 @@ def credits_grant(
         pooled, _ = _pools_state(session, org_id, None)
         available = account.balance_millicredits - pooled
         if -amount_millicredits > available:
-            raise InsufficientCredits(
-                f"An adjustment of {format_credits(amount_millicredits)} would take the balance "
-                f"below zero; {format_credits(max(available, 0))} unpooled credits are available. "
-                "Return pooled credits first or adjust by less.",
-                needed_millicredits=-amount_millicredits,
-                available_millicredits=max(available, 0),
-            )
+            raise _adjustment_refused(amount_millicredits, available)
     entry = CreditLedgerEntry(
         org_id=org_id,
         kind=kind.value,
@@ -416,6 +761,27 @@ def credits_hold(
         "project_id": project_id,
         "generation_id": generation_id,
     }
+    if _on_postgres(session):
+        found = _pg_org_round_trip(
+            session,
+            _HOLD_SQL,
+            {
+                "org_id": org_id,
+                "amount": amount_millicredits,
+                "key": idempotency_key,
+                "project_id": project_id,
+                "generation_id": generation_id,
+                "actor_user_id": actor_user_id,
+                "memo": memo,
+                "now": utcnow(),
+            },
+        )
+        if (row := found.get("other_hold")) is not None:
+            raise _other_hold(generation_id, row[_AT["id"]])
+        if (row := found.get("insufficient")) is not None:
+            pool_id = row[_AT["pool_id"]]
+            raise _insufficient(amount_millicredits, row[1], project=pool_id is not None)
+        return _pg_replay_or_lost_race(session, found, expected, idempotency_key)
     account = _lock_account(session, org_id)
     # One query for a replay of this key and for another hold of the same generation.
     same = CreditLedgerEntry.idempotency_key == idempotency_key
@@ -432,10 +798,7 @@ def credits_hold(
         if existing.idempotency_key == idempotency_key:
             return _replay(existing, expected)
     if found:
-        raise Conflict(
-            f"Generation {generation_id} already holds credits (entry #{found[0].id}).",
-            entry_id=found[0].id,
-        )
+        raise _other_hold(generation_id, found[0].id)
     pooled, pool = _pools_state(session, org_id, project_id)
     pool_balance = pool.balance_millicredits if pool is not None else 0
     general = account.balance_millicredits - pooled
@@ -459,11 +822,60 @@ def credits_hold(
     )
 
 
+def _require_one_hold_reference(hold_entry_id: int | None, generation_id: int | None) -> None:
+    if (hold_entry_id is None) == (generation_id is None):
+        raise ValidationFailed("Pass exactly one of hold_entry_id or generation_id.")
+
+
+def _pg_close_hold(
+    session: Session,
+    *,
+    hold_entry_id: int | None,
+    generation_id: int | None,
+    kind: LedgerEntryKind,
+    actual_millicredits: int,
+    idempotency_key: str,
+    memo: str,
+) -> CreditLedgerEntry:
+    """Settle or release a hold in one round trip (PostgreSQL); same rules as `_close_hold`."""
+    where = _HOLD_BY_ID if hold_entry_id is not None else _HOLD_BY_GENERATION
+    params = {
+        "hold_id": hold_entry_id,
+        "generation_id": generation_id,
+        "kind": kind.value,
+        "actual": actual_millicredits,
+        "key": idempotency_key,
+        "memo": memo,
+        "now": utcnow(),
+    }
+    for _attempt in range(2):
+        found = _pg_round_trip(session, _LOCK_HOLD_ORG[where], _CLOSE_SQL[where], params)
+        hold = found.get("hold")
+        if hold is None:
+            raise NotFound("No credit hold was found for this run.")
+        held = -hold[_AT["amount_millicredits"]]
+        if actual_millicredits > held:
+            raise _settle_exceeds(actual_millicredits, held)
+        # Unlocked: the hold was committed between the two statements; its org is known now.
+        if "unlocked" not in found or "existing" in found or "closed" in found:
+            break
+    else:
+        raise _busy()
+    expected = {
+        "org_id": hold[_AT["org_id"]],
+        "kind": kind.value,
+        "reference": f"hold:{hold[_AT['id']]}",
+        "amount_millicredits": held - actual_millicredits,
+    }
+    if "existing" not in found and (row := found.get("closed")) is not None:
+        raise _already_closed(_entry_from_row(session, row))
+    return _pg_replay_or_lost_race(session, found, expected, idempotency_key)
+
+
 def _find_hold(
     session: Session, hold_entry_id: int | None, generation_id: int | None
 ) -> CreditLedgerEntry:
-    if (hold_entry_id is None) == (generation_id is None):
-        raise ValidationFailed("Pass exactly one of hold_entry_id or generation_id.")
+    _require_one_hold_reference(hold_entry_id, generation_id)
     query = select(CreditLedgerEntry).where(CreditLedgerEntry.kind == LedgerEntryKind.hold.value)
     if hold_entry_id is not None:
         query = query.where(CreditLedgerEntry.id == hold_entry_id)
@@ -529,13 +941,8 @@ def _close_hold(
     for existing in found:
         if existing.idempotency_key == idempotency_key:
             return _replay(existing, expected)
-    closing = found[0] if found else None
-    if closing is not None:
-        raise HoldAlreadyClosed(
-            f"This run's credits were already {'settled' if closing.kind == 'settle' else 'released'} "
-            f"(entry #{closing.id}); nothing was moved.",
-            closing_entry=closing,
-        )
+    if found:
+        raise _already_closed(found[0])
     # The pool row may have been deleted with its project; its share then goes to general.
     pool = _pool_by_id(session, hold.pool_id) if pool_back else None
     entry = CreditLedgerEntry(
@@ -575,22 +982,29 @@ def credits_settle(
     """
     _require_amount(actual_millicredits, field="actual_millicredits", allow_zero=True)
     _require_key(idempotency_key)
+    memo = memo or f"charged {format_credits(actual_millicredits)}"
+    if _on_postgres(session):
+        _require_one_hold_reference(hold_entry_id, generation_id)
+        return _pg_close_hold(
+            session,
+            hold_entry_id=hold_entry_id,
+            generation_id=generation_id,
+            kind=LedgerEntryKind.settle,
+            actual_millicredits=actual_millicredits,
+            idempotency_key=idempotency_key,
+            memo=memo,
+        )
     hold = _find_hold(session, hold_entry_id, generation_id)
     held = -hold.amount_millicredits
     if actual_millicredits > held:
-        raise SettleExceedsHold(
-            f"This run cost {_credits_phrase(actual_millicredits)} but only "
-            f"{format_credits(held)} were held; a new credit check is needed.",
-            held_millicredits=held,
-            actual_millicredits=actual_millicredits,
-        )
+        raise _settle_exceeds(actual_millicredits, held)
     return _close_hold(
         session,
         hold=hold,
         kind=LedgerEntryKind.settle,
         actual_millicredits=actual_millicredits,
         idempotency_key=idempotency_key,
-        memo=memo or f"charged {format_credits(actual_millicredits)}",
+        memo=memo,
     )
 
 
@@ -610,6 +1024,17 @@ def credits_release(
         IdempotencyKeyReused: the key belongs to a different movement.
     """
     _require_key(idempotency_key)
+    if _on_postgres(session):
+        _require_one_hold_reference(hold_entry_id, generation_id)
+        return _pg_close_hold(
+            session,
+            hold_entry_id=hold_entry_id,
+            generation_id=generation_id,
+            kind=LedgerEntryKind.release,
+            actual_millicredits=0,
+            idempotency_key=idempotency_key,
+            memo=reason,
+        )
     hold = _find_hold(session, hold_entry_id, generation_id)
     return _close_hold(
         session,
@@ -639,6 +1064,23 @@ def credits_expire(
     _require_amount(amount_millicredits, field="amount_millicredits")
     _require_key(idempotency_key)
     expected = {"org_id": org_id, "kind": LedgerEntryKind.expiry.value}
+    memo = memo or f"requested {format_credits(amount_millicredits)}"
+    if _on_postgres(session):
+        found = _pg_org_round_trip(
+            session,
+            _EXPIRE_SQL,
+            {
+                "org_id": org_id,
+                "kind": LedgerEntryKind.expiry.value,
+                "amount": amount_millicredits,
+                "key": idempotency_key,
+                "actor_user_id": actor_user_id,
+                "reference": "",
+                "memo": memo,
+                "now": utcnow(),
+            },
+        )
+        return _pg_replay_or_lost_race(session, found, expected, idempotency_key)
     account = _lock_account(session, org_id)
     if (existing := _replay(_entry_by_key(session, idempotency_key), expected)) is not None:
         return existing
@@ -650,7 +1092,7 @@ def credits_expire(
         amount_millicredits=-expired,
         idempotency_key=idempotency_key,
         actor_user_id=actor_user_id,
-        memo=memo or f"requested {format_credits(amount_millicredits)}",
+        memo=memo,
     )
     return _apply(session, account=account, pool=None, entry=entry, expected=expected)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import random
 import threading
 import time
@@ -11,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -20,6 +22,7 @@ from services.credits import (
     IdempotencyKeyReused,
     balance_get,
     credit_account_get_or_create,
+    credits_expire,
     credits_grant,
     credits_hold,
     credits_release,
@@ -33,6 +36,7 @@ from services.credits import (
 from services.errors import InsufficientCredits
 from tests.conftest import requires_postgres
 from tests.factories import make_org, make_projects
+from tests.unit import test_credits_ledger as ledger_rules
 
 pytestmark = [requires_postgres, pytest.mark.postgres]
 
@@ -395,3 +399,107 @@ def test_ledger_rules_in_a_rolled_back_postgres_transaction(pg_session):
     view = balance_get(session=pg_session, org_id=org.id)
     assert (view.balance, view.pooled) == (10 * C - 2500, 500)
     assert view.balance == ledger_sum(session=pg_session, org_id=org.id)
+
+
+def _written_state(engine: Engine, org_id: int) -> tuple:
+    """What a movement would change: the account row version, its balance, the ledger rows,
+    the pool rows' versions, and the entry id sequence (an attempted insert advances it)."""
+    with engine.connect() as conn:
+        return (
+            conn.execute(
+                text(
+                    "SELECT ctid::text, balance_millicredits FROM credit_accounts "
+                    "WHERE org_id = :org_id"
+                ),
+                {"org_id": org_id},
+            ).one(),
+            conn.execute(text("SELECT count(*) FROM credit_ledger_entries")).scalar_one(),
+            conn.execute(
+                text("SELECT array_agg(ctid::text ORDER BY id) FROM credit_pools")
+            ).scalar_one(),
+            conn.execute(text("SELECT last_value FROM credit_ledger_entries_id_seq")).scalar_one(),
+        )
+
+
+def test_replayed_keys_return_the_first_entries_and_write_nothing(pg_engine):
+    org = make_org(pg_engine, slug="replays", credits=20 * C)
+    project_id = make_projects(pg_engine, org, 1)[0].id
+    calls = [
+        (credits_grant, dict(org_id=org.id, amount_millicredits=5 * C, kind="purchase")),
+        (credits_grant, dict(org_id=org.id, amount_millicredits=-C, kind="adjustment")),
+        (pool_allocate, dict(org_id=org.id, project_id=project_id, amount_millicredits=4 * C)),
+        (
+            credits_hold,
+            dict(org_id=org.id, amount_millicredits=6 * C, project_id=project_id, generation_id=1),
+        ),
+        (credits_settle, dict(generation_id=1, actual_millicredits=5 * C)),
+        (credits_hold, dict(org_id=org.id, amount_millicredits=2 * C, generation_id=2)),
+        (credits_hold, dict(org_id=org.id, amount_millicredits=C, generation_id=3)),
+        (credits_release, dict(generation_id=2)),
+        (credits_expire, dict(org_id=org.id, amount_millicredits=3 * C)),
+    ]
+    first = []
+    with Session(pg_engine, expire_on_commit=False) as session:
+        for index, (function, kwargs) in enumerate(calls):
+            first.append(function(session=session, idempotency_key=f"replay-{index}", **kwargs))
+        hold_3 = first[6]
+        settle_3 = credits_settle(
+            session=session,
+            hold_entry_id=hold_3.id,
+            actual_millicredits=C,
+            idempotency_key="replay-by-hold-id",
+        )
+        session.commit()
+    before = _written_state(pg_engine, org.id)
+
+    for index, (function, kwargs) in enumerate(calls):
+        with Session(pg_engine) as session:
+            again = function(session=session, idempotency_key=f"replay-{index}", **kwargs)
+            assert (again.id, again.kind, again.amount_millicredits) == (
+                first[index].id,
+                first[index].kind,
+                first[index].amount_millicredits,
+            )
+            session.commit()
+        assert _written_state(pg_engine, org.id) == before, function.__name__
+    with Session(pg_engine) as session:
+        again = credits_settle(
+            session=session,
+            hold_entry_id=hold_3.id,
+            actual_millicredits=C,
+            idempotency_key="replay-by-hold-id",
+        )
+        assert again.id == settle_3.id
+        # The same key with other parameters is refused, and writes nothing either.
+        with pytest.raises(IdempotencyKeyReused):
+            credits_settle(
+                session=session,
+                hold_entry_id=hold_3.id,
+                actual_millicredits=C // 2,
+                idempotency_key="replay-by-hold-id",
+            )
+        session.rollback()
+    assert _written_state(pg_engine, org.id) == before
+    check_invariants(pg_engine, org.id)
+
+
+# --- the ledger's rules again, on PostgreSQL's one-round-trip path ---------------------------
+# tests/unit/test_credits_ledger.py runs them on SQLite (the ORM path). Here the same tests run
+# with a PostgreSQL session (a transaction rolled back after each test), and the property test
+# with a PostgreSQL engine. Tests that open their own sessions on the SQLite engine stay there.
+
+
+@pytest.fixture
+def session(pg_session):
+    return pg_session
+
+
+@pytest.fixture
+def property_engine(_pg_engine_schema):
+    return _pg_engine_schema
+
+
+org = ledger_rules.org
+for _name, _test in vars(ledger_rules).items():
+    if _name.startswith("test_") and "engine" not in inspect.signature(_test).parameters:
+        globals()[_name] = _test
