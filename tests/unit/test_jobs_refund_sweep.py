@@ -247,7 +247,7 @@ def test_one_failing_row_does_not_block_the_others(engine, session, monkeypatch)
     result = sweep(session)
 
     assert result.timed_out == 1 and result.errors == 1
-    assert "boom" in result.error_details[0]
+    assert "boom" in result.error_details[0] and result.failed_generation_ids == [bad]
     assert get(session, bad).status == "running"  # retried by the next run
     assert get(session, good).status == "failed"
     monkeypatch.setattr(generation_sweep, "credits_release", real)
