@@ -26,6 +26,9 @@ class SubscriptionStatus(StrEnum):
 EXECUTABLE_SUBSCRIPTION_STATUSES = frozenset(
     {SubscriptionStatus.active, SubscriptionStatus.trialing, SubscriptionStatus.past_due}
 )
+# Statuses under which tools run. A past-due subscription is still live (Stripe retries the
+# payment and the owner can fix it) but runs wait until it is paid; reading stays.
+RUNNABLE_SUBSCRIPTION_STATUSES = frozenset({SubscriptionStatus.active, SubscriptionStatus.trialing})
 
 
 class InviteStatus(StrEnum):

@@ -23,7 +23,7 @@ from enum import StrEnum
 from sqlmodel import Session, select
 
 from models import Membership, Organization, Project, ProjectAccess, Subscription, User
-from models.enums import EXECUTABLE_SUBSCRIPTION_STATUSES, OrgRole
+from models.enums import RUNNABLE_SUBSCRIPTION_STATUSES, OrgRole
 from services.error_codes import Code
 from services.errors import NotFound, PermissionDenied, error_with_code
 
@@ -258,13 +258,16 @@ def can(actor: Actor, action: Action, target: Target) -> Decision:
 
     if action in EXECUTION and not target.subscription_executable:
         if role == OrgRole.owner:
-            next_step = "Renew or update payment in Billing to run tools again."
+            next_step = (
+                "Pay the open invoice or update the payment method in Billing (Manage billing), "
+                "or choose a plan there, to run tools again."
+            )
         else:
-            next_step = "Ask your owner to renew it in Billing to run tools again."
+            next_step = "Ask your owner to pay or renew it in Billing to run tools again."
         return _deny(
             Code.subscription_inactive,
-            "This organization's subscription has expired or is unpaid, so tools are paused. "
-            f"You can still view everything. {next_step}",
+            "This organization's subscription has expired or its last payment failed, so tools "
+            f"are paused. You can still view everything. {next_step}",
         )
 
     return ALLOW
@@ -337,5 +340,5 @@ def target_for(*, session: Session, org_id: int, project_id: int | None = None) 
                 base=NotFound,
             )
     status = session.exec(select(Subscription.status).where(Subscription.org_id == org_id)).first()
-    executable = status is None or status in EXECUTABLE_SUBSCRIPTION_STATUSES
+    executable = status is None or status in RUNNABLE_SUBSCRIPTION_STATUSES
     return Target(org_id=org_id, project_id=project_id, subscription_executable=executable)

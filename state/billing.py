@@ -228,6 +228,7 @@ class BillingState(OrgPageState, rx.State):
     tool_rates: list[ToolRow] = []
     portal_note: str = ""
     scheduled_change: str = ""
+    locked_reason: str = ""
     credits_rule: str = ""
     # The plan-change confirmation: what is charged now, what changes when, credits.
     change_open: bool = False
@@ -287,6 +288,7 @@ class BillingState(OrgPageState, rx.State):
         )
         self.billing_profile_required = overview.billing_profile_required
         self.scheduled_change = overview.scheduled_change
+        self.locked_reason = overview.locked_reason
         self.credits_rule = overview.credits_rule
         self.pools = [
             PoolRow(p.project_id, p.project_name, p.credits)

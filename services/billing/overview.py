@@ -16,6 +16,7 @@ from core.clock import as_utc, utcnow
 from models import AIModel, CreditLedgerEntry, Invoice, Project, Subscription, Tool
 from models.enums import (
     EXECUTABLE_SUBSCRIPTION_STATUSES,
+    RUNNABLE_SUBSCRIPTION_STATUSES,
     LedgerEntryKind,
     Modality,
     SubscriptionStatus,
@@ -115,6 +116,7 @@ class BillingOverview:
     projects: list[tuple[int, str]] = field(default_factory=list)
     scheduled_change: str = ""  # "Starter from March 31, 2026" / "Free from ..." (cancel)
     credits_rule: str = ""
+    locked_reason: str = ""  # why tools are paused and how to fix it; empty when they run
 
 
 def _cycle_start(subscription: Subscription | None) -> datetime:
@@ -252,7 +254,8 @@ def billing_overview(*, session: Session, org_id: int) -> BillingOverview:
         else f"{format_money(plan.price_cents_monthly)}/month",
         status=status,
         status_label=_STATUS_LABELS.get(status, status.replace("_", " ").capitalize()),
-        executable=status in EXECUTABLE_SUBSCRIPTION_STATUSES,
+        executable=status in RUNNABLE_SUBSCRIPTION_STATUSES,
+        locked_reason=_locked_reason(status),
         renewal=renewal.strftime("%Y-%m-%d") if renewal else "",
         cancel_at_period_end=bool(subscription and subscription.cancel_at_period_end),
         balance_millicredits=balance.balance,
@@ -283,6 +286,21 @@ CREDITS_RULE = (
     "Credits never expire: monthly credits and purchased top-ups stay in the balance, through "
     "plan changes too. Runs draw from the whole balance."
 )
+
+
+def _locked_reason(status: str) -> str:
+    if status in RUNNABLE_SUBSCRIPTION_STATUSES:
+        return ""
+    if status == SubscriptionStatus.past_due.value:
+        return (
+            "The last payment failed, so tools are paused until it is paid. Everything stays "
+            "readable. Update the payment method in Manage billing (the invoice is retried), "
+            "or cancel the subscription below."
+        )
+    return (
+        "The subscription has expired or is unpaid, so tools are paused. Everything stays "
+        "readable. Renew by choosing a plan below."
+    )
 
 
 def _long_day(moment: datetime | None) -> str:

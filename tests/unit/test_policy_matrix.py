@@ -424,7 +424,7 @@ def test_target_for_reads_subscription_status(session):
     subscription = session.exec(select(Subscription).where(Subscription.org_id == org.id)).one()
     for status, executable in [
         (SubscriptionStatus.trialing, True),
-        (SubscriptionStatus.past_due, True),
+        (SubscriptionStatus.past_due, False),  # the last payment failed: runs wait
         (SubscriptionStatus.unpaid, False),
         (SubscriptionStatus.expired, False),
         (SubscriptionStatus.canceled, False),

@@ -258,3 +258,94 @@ def test_growth_starter_growth_within_a_minute_charges_and_grants_nothing_twice(
 
 def test_local_provider_is_the_default_here():
     assert isinstance(payment_provider(), LocalPaymentProvider)
+
+
+def _renewal_invoice(org_id, sub, customer, event_type, event_id, created):
+    start = int((T0 + timedelta(days=30)).timestamp())
+    invoice = {
+        "id": "in_renewal_1",
+        "object": "invoice",
+        "customer": customer,
+        "subscription": sub,
+        "billing_reason": "subscription_cycle",
+        "status": "paid" if event_type == "invoice.paid" else "open",
+        "amount_paid": 1900 if event_type == "invoice.paid" else 0,
+        "amount_due": 1900,
+        "currency": "usd",
+        "lines": {
+            "data": [
+                {
+                    "amount": 1900,
+                    "metadata": {"plan_key": "starter"},
+                    "period": {"start": start, "end": start + 30 * 86400},
+                }
+            ]
+        },
+    }
+    return {
+        "id": event_id,
+        "object": "event",
+        "type": event_type,
+        "created": int(created.timestamp()),
+        "data": {"object": invoice},
+    }
+
+
+def _can_run(engine, org_id, owner_id):
+    from models import User
+    from services import policy
+
+    with Session(engine) as session:
+        actor = policy.actor_for(session=session, user=session.get(User, owner_id), org_id=org_id)
+        target = policy.target_for(session=session, org_id=org_id)
+        return (
+            policy.can(actor, policy.Action.tool_run, target),
+            policy.can(actor, policy.Action.billing_view, target).allowed,
+        )
+
+
+def test_a_failed_payment_locks_runs_and_a_later_payment_unlocks_them(engine, starter_org):
+    org_id, owner_id = starter_org
+    org, sub, balance, _ = _state(engine, org_id)
+    provider = payment_provider()
+    renewal = T0 + timedelta(days=30)
+    failed = _renewal_invoice(
+        org_id,
+        sub.stripe_subscription_id,
+        org.stripe_customer_id,
+        "invoice.payment_failed",
+        "evt_fail",
+        renewal,
+    )
+    assert billing.subscriptions._deliver(provider, [failed]) == ["past_due"]
+    decision, can_read = _can_run(engine, org_id, owner_id)
+    assert not decision.allowed and can_read
+    assert decision.code == "subscription_inactive"
+    assert (
+        "last payment failed" in decision.message
+        and "payment method in Billing" in decision.message
+    )
+    with Session(engine) as session:
+        overview = billing.billing_overview(session=session, org_id=org_id)
+    assert not overview.executable and overview.locked_reason.startswith("The last payment failed")
+
+    paid = _renewal_invoice(
+        org_id,
+        sub.stripe_subscription_id,
+        org.stripe_customer_id,
+        "invoice.paid",
+        "evt_paid",
+        renewal + timedelta(days=2),
+    )
+    assert billing.subscriptions._deliver(provider, [paid]) == ["monthly_credits_granted"]
+    assert _can_run(engine, org_id, owner_id)[0].allowed
+    # the failure again (replayed) or a stale copy under a new id changes nothing
+    stale = failed | {"id": "evt_fail_copy"}
+    assert billing.subscriptions._deliver(provider, [failed, stale]) == [
+        "duplicate",
+        "ignored:stale",
+    ]
+    assert _can_run(engine, org_id, owner_id)[0].allowed
+    org, sub, after, invoices = _state(engine, org_id)
+    assert sub.status == "active" and after == balance + 500 * C
+    assert invoices[-1].status == "paid"  # a late failure never un-pays an invoice

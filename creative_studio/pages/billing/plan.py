@@ -124,8 +124,7 @@ def plan_card() -> rx.Component:
         rx.cond(
             ~BillingState.executable,
             rx.callout(
-                "The subscription has expired or is unpaid, so tools are paused. Everything stays "
-                "readable. Renew by choosing a plan below.",
+                BillingState.locked_reason,
                 icon="circle-alert",
                 color_scheme="red",
                 width="100%",
