@@ -67,11 +67,20 @@ def _own(change: Change, world: World, role: str) -> bool:
     return False
 
 
-def _added_and_own(change: Change, world: World, role: str) -> bool:
-    """A new row (a new organization's own rows), owned by the caller where it names a user."""
+def _new_org_row(change: Change, world: World, role: str) -> bool:
+    """A new row of an organization that did not exist before (never Acme's or the rival's),
+    naming no user but the caller."""
     if change.kind != "added":
         return False
-    return _own(change, world, role) if {"user_id", "actor_user_id"} & set(change.row) else True
+    org_id = change.row["id"] if change.table == "organizations" else change.row.get("org_id")
+    if org_id is None or org_id in (world.acme.org_id, world.rival.org_id):
+        return False
+    caller = world.callers.get(role)
+    return all(
+        change.row[column] in (None, caller)  # the caller, or the system (a monthly grant)
+        for column in ("user_id", "actor_user_id")
+        if column in change.row
+    )
 
 
 def _run_in_approved_project(change: Change, world: World, role: str) -> bool:
@@ -94,6 +103,9 @@ def _membership_of_caller(change: Change, world: World, role: str) -> bool:
     return change.row.get("org_id") == world.acme.org_id and _own(change, world, role)
 
 
+ANY_TABLE = "*"
+
+
 @dataclass(frozen=True)
 class Allowance:
     roles: frozenset[str]
@@ -101,7 +113,7 @@ class Allowance:
     tables: dict[str, Rule] = field(default_factory=dict)
 
     def allows(self, change: Change, world: World, role: str) -> bool:
-        rule = self.tables.get(change.table)
+        rule = self.tables.get(change.table) or self.tables.get(ANY_TABLE)
         return role in self.roles and rule is not None and rule(change, world, role)
 
 
@@ -146,17 +158,9 @@ ALLOWED_MUTATIONS: dict[tuple[str, str], Allowance] = {
     ("NewOrgState", "create"): Allowance(
         SIGNED_IN,
         "Anyone signed in may start an organization of their own (plan-limited); forged "
-        "names that pass validation become its name. Only new rows, owned by the caller.",
-        {
-            table: _added_and_own
-            for table in (
-                "organizations",
-                "memberships",
-                "subscriptions",
-                "credit_accounts",
-                "audit_log_entries",
-            )
-        },
+        "names that pass validation become its name. Only new rows of the new organization "
+        "(its membership, subscription, credit account and grant, audit entry), the caller's.",
+        {ANY_TABLE: _new_org_row},
     ),
     ("TeamState", "leave_org"): Allowance(
         MEMBERS,
