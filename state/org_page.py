@@ -38,6 +38,7 @@ from models import Organization, User
 from models.enums import OrgRole
 from services import policy
 from services.errors import DomainError, NotFound, PlanLimitReached
+from services.passwords import MAX_PASSWORD_LENGTH
 from state.notices import LimitNotice, notice_from_error
 from state.session import SessionState
 
@@ -78,6 +79,13 @@ def browser_id(value: Any) -> int:
     if not 0 < number <= _MAX_ID:
         raise NotFound(NOT_FOUND_RELOAD)
     return number
+
+
+# Input limits for text from the browser: one character more than the service accepts, so an
+# over-long value still reaches the service and is refused with its message, never cut silently.
+MAX_EMAIL_INPUT = 321
+MAX_PASSWORD_INPUT = MAX_PASSWORD_LENGTH + 1
+MAX_HANDOFF_CODE_CHARS = 128
 
 
 def form_fields(form: Any) -> dict:

@@ -13,6 +13,7 @@ from core import db
 from core.settings import get_settings
 from services import auth as auth_service
 from services.errors import DomainError
+from state.org_page import form_fields
 
 
 class PasswordResetState(rx.State):
@@ -27,6 +28,7 @@ class PasswordResetState(rx.State):
 
     @rx.event
     def request_link(self, form: dict):
+        form = form_fields(form)
         email = str(form.get("email", "")).strip()
         if "@" not in email:
             self.error = "Enter the email address of your account."
@@ -41,6 +43,7 @@ class PasswordResetState(rx.State):
 
     @rx.event
     def set_password(self, form: dict):
+        form = form_fields(form)
         token = self.router.url.query_parameters.get("token", "")
         password = str(form.get("password", ""))
         if password != str(form.get("password_confirm", "")):

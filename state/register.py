@@ -16,6 +16,7 @@ from core.settings import get_settings
 from services import auth as auth_service
 from services import invites as invite_service
 from services.errors import DomainError
+from state.org_page import MAX_EMAIL_INPUT, bounded, form_fields
 
 
 class RegisterState(rx.State):
@@ -32,7 +33,11 @@ class RegisterState(rx.State):
     def load(self):
         self.error = self.error_field = self.notice = ""
         self.registered_email = ""
-        self.locked_email = self.router.url.query_parameters.get("email", "").strip().lower()
+        self.locked_email = (
+            bounded(self.router.url.query_parameters.get("email", ""), MAX_EMAIL_INPUT)
+            .strip()
+            .lower()
+        )
         next_path = self.router.url.query_parameters.get("next", "")
         self._next_path = next_path if routes.is_safe_next(next_path) else ""
         self.verified_by_invite = False
@@ -46,7 +51,8 @@ class RegisterState(rx.State):
 
     @rx.event
     def submit(self, form: dict):
-        email = self.locked_email or str(form.get("email", ""))
+        form = form_fields(form)
+        email = self.locked_email or bounded(form.get("email", ""), MAX_EMAIL_INPUT)
         if str(form.get("password", "")) != str(form.get("password_confirm", "")):
             self.error_field = "password_confirm"
             self.error = "The two passwords differ. Type the same password in both fields."

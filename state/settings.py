@@ -20,7 +20,14 @@ from core.clock import as_utc
 from services import auth as auth_service
 from services import policy
 from services import totp as totp_service
-from state.org_page import Acting, OrgPageState, browser_id
+from state.org_page import (
+    MAX_PASSWORD_INPUT,
+    Acting,
+    OrgPageState,
+    bounded,
+    browser_id,
+    form_fields,
+)
 from state.session import SessionState
 
 Action = policy.Action
@@ -68,7 +75,8 @@ PASSWORD_CHANGED_MESSAGE = (
 
 
 def _password(form: dict, name: str = "password") -> str:
-    return str(form.get(name, ""))
+    """A field of a submitted form; a forged non-form from the browser reads as empty."""
+    return bounded(form_fields(form).get(name, ""), MAX_PASSWORD_INPUT)
 
 
 class SecurityState(OrgPageState, rx.State):

@@ -22,6 +22,7 @@ from services import auth as auth_service
 from services.error_codes import Code
 from services.errors import DomainError
 from state.navigation import backend_url, navigate
+from state.org_page import MAX_HANDOFF_CODE_CHARS, bounded, form_fields
 
 _REDIRECT_ERRORS = {
     "google_disabled": "Google sign-in is not set up on this server. Sign in with your email and password.",
@@ -99,7 +100,7 @@ class SignInState(rx.State):
         query = self.router.url.query_parameters
         if query.get("google_mfa"):
             # Google confirmed who this is; 2FA is on, so the code is still needed.
-            self._handoff_code = query["google_mfa"]
+            self._handoff_code = bounded(query["google_mfa"], MAX_HANDOFF_CODE_CHARS)
             self.needs_code = True
         elif query.get("error"):
             self.error_code = query["error"][:64]
@@ -119,6 +120,7 @@ class SignInState(rx.State):
 
     @rx.event
     def submit_password(self, form: dict):
+        form = form_fields(form)
         email = str(form.get("email", "")).strip()
         password = str(form.get("password", ""))
         if not email or not password:
@@ -153,6 +155,7 @@ class SignInState(rx.State):
 
     @rx.event
     def submit_code(self, form: dict):
+        form = form_fields(form)
         code = str(form.get("code", "")).strip().replace(" ", "")
         if not self._handoff_code:
             self.needs_code = False

@@ -54,16 +54,7 @@ TEXT_LIMIT = team.FORM_TEXT_MAX_CHARS
 
 # Findings in modules their owners are reworking right now (issue 19); reported on every run,
 # not failing it. Delete an entry once its module bounds the value.
-KNOWN_UNBOUNDED: dict[str, str] = {
-    "RegisterState.error": (
-        "register's error message quotes the submitted address whole; bound the address "
-        "(`bounded(..., 320)`) before it reaches the service"
-    ),
-    "SignInState._handoff_code": (
-        "sign-in keeps the `google_mfa` query parameter whole; bound it like InviteState's "
-        "token (TOKEN_MAX_CHARS)"
-    ),
-}
+KNOWN_UNBOUNDED: dict[str, str] = {}
 
 # States whose pages work without signing in (their handlers are for signed-out people).
 PUBLIC_STATES: dict[str, str] = {

@@ -191,18 +191,7 @@ _NOT_A_FORM = (
     "a value that is not a form, where the handler reads a form, raises AttributeError "
     "(Reflex passes what the browser sent); fix: `form = form_fields(form)` first"
 )
-KNOWN_FINDINGS: dict[tuple[str, str], tuple[str, str]] = {
-    ("PasswordResetState", "request_link"): ("not_a_form", _NOT_A_FORM),
-    ("PasswordResetState", "set_password"): ("not_a_form", _NOT_A_FORM),
-    ("RegisterState", "submit"): ("not_a_form", _NOT_A_FORM),
-    ("SecurityState", "change_password"): ("not_a_form", _NOT_A_FORM),
-    ("SecurityState", "confirm_enrolment"): ("not_a_form", _NOT_A_FORM),
-    ("SecurityState", "disable_totp"): ("not_a_form", _NOT_A_FORM),
-    ("SecurityState", "reconfigure_totp"): ("not_a_form", _NOT_A_FORM),
-    ("SecurityState", "regenerate_codes"): ("not_a_form", _NOT_A_FORM),
-    ("SignInState", "submit_code"): ("not_a_form", _NOT_A_FORM),
-    ("SignInState", "submit_password"): ("not_a_form", _NOT_A_FORM),
-}
+KNOWN_FINDINGS: dict[tuple[str, str], tuple[str, str]] = {}
 
 # Handlers that end the caller's standing in Acme run after every other handler.
 RUN_LAST = frozenset({("TeamState", "leave_org")})
