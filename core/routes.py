@@ -106,6 +106,15 @@ def org_local_checkout_route() -> str:
     return f"{org_page_route('billing')}/local-checkout"
 
 
+def org_local_receipt(slug: str, invoice_id: str) -> str:
+    """Local payment mode's receipt of one invoice (Stripe invoices have a hosted page)."""
+    return f"{org_billing(slug)}/receipt?{urlencode({'invoice': invoice_id})}"
+
+
+def org_local_receipt_route() -> str:
+    return f"{org_page_route('billing')}/receipt"
+
+
 def org_billing_after_checkout(slug: str, outcome: str) -> str:
     """Billing, telling it how a checkout ended ("success" or "canceled")."""
     return f"{org_billing(slug)}?{urlencode({'checkout': outcome})}"

@@ -597,3 +597,55 @@ class BillingState(OrgPageState, rx.State):
             f"{count} block{'s' if count != 1 else ''} × {self.block_credits} credits = "
             f"{total:,} credits for ${price / 100:,.2f}"
         )
+
+
+# --- a receipt of local payment mode ----------------------------------------------------------
+
+MAX_INVOICE_ID_CHARS = 255
+
+
+class ReceiptState(OrgPageState, rx.State):
+    """/org/<slug>/billing/receipt?invoice=<id>: one invoice as a receipt (read access)."""
+
+    _invoice_id: str = ""
+    ready: bool = False
+    org_name: str = ""
+    invoice_id: str = ""
+    date: str = ""
+    kind: str = ""
+    status: str = ""
+    amount: str = ""
+    credits: str = ""
+    period: str = ""
+    local: bool = False
+    billing_path: str = ""
+
+    def _view_action(self) -> Action:
+        return Action.billing_view
+
+    def _refresh(self, acting: Acting) -> None:
+        self.billing_path = routes.org_billing(acting.org.slug)
+        try:
+            receipt = billing.invoice_receipt(
+                session=acting.session, org_id=acting.org.id, invoice_id=self._invoice_id
+            )
+        except DomainError as error:
+            self.ready = False
+            self._show_error(acting.session, error)
+            return
+        self.org_name, self.invoice_id, self.date = (
+            receipt.org_name,
+            receipt.invoice_id,
+            receipt.date,
+        )
+        self.kind, self.status, self.amount = receipt.kind, receipt.status, receipt.amount
+        self.credits, self.period, self.local = receipt.credits, receipt.period, receipt.local
+        self.ready = True
+
+    @rx.event
+    async def load(self):
+        self.ready = False
+        self._invoice_id = bounded(
+            self.router.url.query_parameters.get("invoice", ""), MAX_INVOICE_ID_CHARS
+        )
+        await self._load()

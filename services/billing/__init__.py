@@ -51,9 +51,11 @@ from services.billing.overview import (
     ModelRate,
     PlanOffer,
     PoolView,
+    ReceiptView,
     ToolRate,
     billing_overview,
     credit_rates,
+    invoice_receipt,
     spend_this_cycle,
 )
 from services.billing.spend_controls import (
@@ -83,6 +85,7 @@ __all__ = [
     "PlanOffer",
     "PlanChangePreview",
     "PoolView",
+    "ReceiptView",
     "StripeProvider",
     "ToolRate",
     "TopUpTerms",
@@ -96,6 +99,7 @@ __all__ = [
     "checkout_start",
     "credit_rates",
     "format_money",
+    "invoice_receipt",
     "live_subscription",
     "local_checkout_confirm",
     "local_checkout_view",

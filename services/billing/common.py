@@ -177,3 +177,53 @@ def prorated_credits(
 def plan_change_grant_key(org_id: int, period_end: datetime, plan_key: str) -> str:
     """One top-up per org, billing cycle (named by its end) and plan: never granted twice."""
     return f"plan-change:{org_id}:{period_end:%Y%m%dT%H%M%S}:{plan_key}"
+
+
+# --- monthly credits expire at the end of their cycle -----------------------------------------
+
+MONTHLY_CREDITS_RULE = (
+    "Monthly credits of a subscription are used first and expire at the end of their billing "
+    "cycle; purchased top-ups never expire. Free plan credits stay until used."
+)
+
+
+def monthly_credits_expire(
+    *, session: Session, org_id: int, cycle_start: datetime, cycle_end: datetime
+) -> int:
+    """Expire what is left of a finished cycle's monthly credits (an ``expiry`` entry, once per
+    org and cycle). Runs draw on monthly credits first, so what is left is the cycle's grants
+    (paid invoice and upgrade top-ups) minus what runs spent in the cycle; purchased credits
+    are never touched. Returns the millicredits expired. Flushes only."""
+    from sqlalchemy import func
+    from sqlmodel import col
+
+    from models import CreditLedgerEntry
+    from models.enums import LedgerEntryKind
+
+    def total(kinds: list[str], *, grants_only: bool) -> int:
+        query = select(func.coalesce(func.sum(CreditLedgerEntry.amount_millicredits), 0)).where(
+            CreditLedgerEntry.org_id == org_id,
+            col(CreditLedgerEntry.kind).in_(kinds),
+            CreditLedgerEntry.created_at >= cycle_start,
+        )
+        if grants_only:  # Free's monthly grants are not subscription credits
+            query = query.where(~col(CreditLedgerEntry.idempotency_key).like("monthly-grant:%"))
+        return int(session.exec(query).one())
+
+    granted = total([LedgerEntryKind.grant.value], grants_only=True)
+    spent = -total(
+        [LedgerEntryKind.hold.value, LedgerEntryKind.settle.value, LedgerEntryKind.release.value],
+        grants_only=False,
+    )
+    unused = granted - max(spent, 0)
+    if unused <= 0:
+        return 0
+    entry = credits.credits_expire(
+        session=session,
+        org_id=org_id,
+        amount_millicredits=unused,
+        idempotency_key=f"expiry:{org_id}:{cycle_end:%Y%m%dT%H%M%S}",
+        memo=f"Unused monthly credits of the cycle ending {cycle_end:%Y-%m-%d} "
+        "(purchased credits never expire)",
+    )
+    return -entry.amount_millicredits

@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from core import routes
 from core.clock import as_utc, utcnow
 from models import AIModel, CreditLedgerEntry, Invoice, Project, Subscription, Tool
 from models.enums import (
@@ -25,6 +26,7 @@ from services import credits, pricing
 from services.billing.common import (
     FREE_PLAN_KEY,
     MC,
+    MONTHLY_CREDITS_RULE,
     TopUpTerms,
     _org,
     _subscription,
@@ -35,6 +37,7 @@ from services.billing.common import (
 )
 from services.billing.subscriptions import live_subscription
 from services.catalog import plans_list
+from services.errors import NotFound
 from services.plan_limits import org_plan, plan_usage
 
 _STATUS_LABELS = {
@@ -147,6 +150,48 @@ def spend_this_cycle(*, session: Session, org_id: int, since: datetime | None = 
     return max(-int(total), 0)
 
 
+@dataclass(frozen=True)
+class ReceiptView:
+    """One invoice as a receipt page shows it (local payment mode has no hosted page)."""
+
+    org_name: str
+    invoice_id: str
+    date: str
+    kind: str
+    status: str
+    amount: str
+    credits: str
+    period: str
+    local: bool
+
+
+def invoice_receipt(*, session: Session, org_id: int, invoice_id: str) -> ReceiptView:
+    """The receipt of one of the org's invoices.
+
+    Raises:
+        NotFound: no such invoice in this organization.
+    """
+    org = _org(session, org_id)
+    invoice = session.exec(
+        select(Invoice).where(
+            Invoice.org_id == org_id, Invoice.provider_invoice_id == (invoice_id or "")[:255]
+        )
+    ).first()
+    if invoice is None:
+        raise NotFound("This receipt does not exist in this organization. Open it from Billing.")
+    return ReceiptView(
+        org_name=org.name,
+        invoice_id=invoice.provider_invoice_id,
+        date=as_utc(invoice.created_at).strftime("%Y-%m-%d %H:%M UTC"),
+        kind="Subscription" if invoice.kind == "subscription" else "Credit top-up",
+        status=invoice.status.capitalize(),
+        amount=format_money(invoice.amount_cents, invoice.currency),
+        credits=f"{invoice.credits:,}" if invoice.credits else "",
+        period=_period_text(as_utc(invoice.period_start), as_utc(invoice.period_end)),
+        local=not invoice.hosted_url,
+    )
+
+
 def _period_text(start: datetime | None, end: datetime | None) -> str:
     if start is None or end is None or end <= start:
         return ""
@@ -190,7 +235,8 @@ def billing_overview(*, session: Session, org_id: int) -> BillingOverview:
             status=invoice.status.capitalize(),
             amount=format_money(invoice.amount_cents, invoice.currency),
             credits=f"{invoice.credits:,}" if invoice.credits else "",
-            url=invoice.hosted_url,
+            url=invoice.hosted_url
+            or routes.org_local_receipt(org.slug, invoice.provider_invoice_id),
             period=_period_text(as_utc(invoice.period_start), as_utc(invoice.period_end)),
         )
         for invoice in session.exec(
@@ -282,10 +328,7 @@ def billing_overview(*, session: Session, org_id: int) -> BillingOverview:
     )
 
 
-CREDITS_RULE = (
-    "Credits never expire: monthly credits and purchased top-ups stay in the balance, through "
-    "plan changes too. Runs draw from the whole balance."
-)
+CREDITS_RULE = MONTHLY_CREDITS_RULE
 
 
 def _locked_reason(status: str) -> str:

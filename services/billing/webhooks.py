@@ -45,7 +45,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from core import db
 from core.clock import as_utc, utcnow
@@ -62,6 +62,7 @@ from services.billing.common import (
     _org,
     _subscription,
     _ts,
+    monthly_credits_expire,
     plan_change_grant_key,
     prorated_credits,
 )
@@ -629,6 +630,8 @@ def _on_invoice_paid(session: Session, obj: dict, event_at: datetime) -> str:
         return "invoice_recorded"
     if plan is None:
         return "ignored:unknown_plan"
+    if obj.get("billing_reason") == "subscription_cycle":
+        _expire_finished_cycle(session, org, period_start)
     if granted > 0:
         credits.credits_grant(
             session=session,
@@ -771,11 +774,41 @@ def _on_subscription_changed(
     )
 
 
+def _expire_finished_cycle(session: Session, org: Organization, cycle_end: datetime | None) -> None:
+    """A renewal (or the end after a cancel) closes the cycle that ends at `cycle_end`: its
+    unused monthly credits expire, once (the key names the cycle). The cycle is found from its
+    invoices (the first one ending then started it), so it does not matter whether the
+    subscription's own update arrived first."""
+    if cycle_end is None:
+        return
+    invoices = session.exec(
+        select(Invoice)
+        .where(Invoice.org_id == org.id, Invoice.kind == "subscription")
+        .order_by(col(Invoice.id).desc())
+        .limit(50)
+    ).all()
+    starts = [
+        as_utc(invoice.period_start)
+        for invoice in invoices
+        if invoice.period_start is not None
+        and invoice.period_end is not None
+        and as_utc(invoice.period_end) == cycle_end
+        and invoice.status == "paid"
+    ]
+    if not starts:
+        return
+    monthly_credits_expire(
+        session=session, org_id=org.id, cycle_start=min(starts), cycle_end=cycle_end
+    )
+
+
 def _back_to_free(
     session: Session, org: Organization, subscription: Subscription, event_at: datetime
 ) -> str:
     """A subscription the owner canceled ended with its period: the org is on Free (runs
-    stay allowed); a later checkout starts a new subscription."""
+    stay allowed); a later checkout starts a new subscription. The last cycle's unused
+    monthly credits expire like at any cycle end."""
+    _expire_finished_cycle(session, org, as_utc(subscription.current_period_end))
     _set_plan(session, org, subscription, FREE_PLAN_KEY)
     subscription.status = SubscriptionStatus.active.value
     subscription.stripe_subscription_id = None

@@ -138,7 +138,13 @@ def test_two_renewal_runs_at_once_renew_once(pg_engine, starter_org):
     results = _together([billing.subscriptions_renew_due, billing.subscriptions_renew_due])
     assert not any(isinstance(r, Exception) for r in results), results
     time.sleep(0.1)
-    assert _balance(pg_engine, org_id) == before + 500 * C
+    # the cycle's unused monthly credits expired once, Starter's 500 granted once
+    assert _balance(pg_engine, org_id) == (50 + 500) * C
+    with Session(pg_engine) as session:
+        expiries = session.exec(
+            select(CreditLedgerEntry).where(CreditLedgerEntry.kind == "expiry")
+        ).all()
+        assert [-e.amount_millicredits for e in expiries] == [before - 50 * C]
     with Session(pg_engine) as session:
         sub = session.exec(select(Subscription).where(Subscription.org_id == org_id)).one()
         assert (sub.plan_key, sub.scheduled_plan_key) == ("starter", None)

@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 
 from models import CreditLedgerEntry, Organization, Project
 from services import credits, orgs
-from state.billing import BillingState
+from state.billing import BillingState, ReceiptState
 from state.local_checkout import LocalCheckoutState
 from state.org_page import NOT_FOUND_RELOAD
 from tests.factories import add_member, make_org, make_user, signed_in_cookie
@@ -273,6 +273,23 @@ def test_a_completed_checkout_says_so_instead_of_offering_to_pay_again(
     assert again.title == "Credits bought"
     assert "20 credits were added for $2.00" in again.lines[0]
     assert again.billing_path == f"/org/{org.slug}/billing"
+
+    # the invoice row links to a receipt page (local payment mode has no hosted invoice)
+    billing = _billing(session, page_state, call, owner, org)
+    receipt_url = billing.invoices[0].url
+    assert receipt_url.startswith(f"/org/{org.slug}/billing/receipt?invoice=cs_local_")
+    cookie = signed_in_cookie(session, owner)
+    session.commit()
+    receipt = page_state(ReceiptState, cookie=cookie, path=receipt_url)
+    asyncio.run(call(receipt, "load"))
+    assert receipt.ready and receipt.error == ""
+    assert (receipt.amount, receipt.credits, receipt.kind) == ("$2.00", "20", "Credit top-up")
+    assert receipt.local and receipt.status == "Paid"
+    forged = page_state(
+        ReceiptState, cookie=cookie, path=f"/org/{org.slug}/billing/receipt?invoice=in_other"
+    )
+    asyncio.run(call(forged, "load"))
+    assert not forged.ready and forged.error.startswith("This receipt does not exist")
 
 
 def test_saving_a_billing_profile_says_so_not_payment_confirmed(

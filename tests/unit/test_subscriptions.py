@@ -59,6 +59,18 @@ def _state(engine, org_id):
         return org, sub, balance, invoices
 
 
+def _expired(engine, org_id) -> list[int]:
+    with Session(engine) as session:
+        return [
+            -e.amount_millicredits
+            for e in session.exec(
+                select(CreditLedgerEntry).where(
+                    CreditLedgerEntry.org_id == org_id, CreditLedgerEntry.kind == "expiry"
+                )
+            )
+        ]
+
+
 def _preview(engine, org_id, owner_id, plan_key):
     with Session(engine) as session:
         from models import User
@@ -212,7 +224,10 @@ def test_downgrade_waits_for_the_period_end_and_can_be_undone(engine, starter_or
     org, sub, balance, invoices = _state(engine, org_id)
     assert (org.plan_key, sub.scheduled_plan_key) == ("starter", None)
     assert as_utc(sub.current_period_end) == T0 + timedelta(days=60)
-    assert balance == balance_after_upgrade + 500 * C
+    # the finished cycle's unused monthly credits (Starter's 500 and the Growth top-up)
+    # expired once; Free's first 50 are not subscription credits; then Starter's 500
+    assert _expired(engine, org_id) == [balance_after_upgrade - 50 * C]
+    assert balance == 50 * C + 500 * C
     assert (invoices[-1].amount_cents, invoices[-1].credits) == (1900, 500)
 
 
@@ -235,7 +250,9 @@ def test_cancel_returns_to_free_at_period_end_and_resubscribing_undoes_it(engine
     org, sub, after, invoices = _state(engine, org_id)
     assert org.plan_key == "free" and sub.status == "active"
     assert sub.stripe_subscription_id is None and not sub.cancel_at_period_end
-    assert after == balance and len(invoices) == 1  # nothing charged at the end
+    assert len(invoices) == 1  # nothing charged at the end
+    assert after == balance - 500 * C == 50 * C  # Starter's unused monthly credits expired
+    assert _expired(engine, org_id) == [500 * C]
     # a later subscription is a new checkout, not a change
     assert _preview(engine, org_id, owner_id, "starter").kind == "new"
 
@@ -254,6 +271,36 @@ def test_growth_starter_growth_within_a_minute_charges_and_grants_nothing_twice(
     assert org.plan_key == "growth" and sub.scheduled_plan_key is None
     assert balance == after_upgrade[2] and len(invoices) == len(after_upgrade[3]) == 2
     assert as_utc(sub.current_period_start) == T0
+
+
+def test_spent_monthly_credits_and_purchases_do_not_expire(engine, starter_org):
+    """Runs draw on monthly credits first: only what is left of them expires, never a top-up."""
+    org_id, owner_id = starter_org
+    with Session(engine) as session:
+        credits.credits_grant(
+            session=session,
+            org_id=org_id,
+            amount_millicredits=30 * C,
+            idempotency_key="checkout:cs_bought:top_up",
+            kind="purchase",
+        )
+        hold = credits.credits_hold(
+            session=session, org_id=org_id, amount_millicredits=200 * C, idempotency_key="h1"
+        )
+        credits.credits_settle(
+            session=session,
+            hold_entry_id=hold.id,
+            actual_millicredits=120 * C,
+            idempotency_key="s1",
+        )
+        session.commit()
+    before = _state(engine, org_id)[2]
+    assert before == (50 + 500 + 30 - 120) * C
+    clock.freeze(T0 + timedelta(days=30, seconds=1))
+    assert billing.subscriptions_renew_due().items == 1
+    assert billing.subscriptions_renew_due().items == 0
+    assert _expired(engine, org_id) == [(500 - 120) * C]
+    assert _state(engine, org_id)[2] == (50 + 30) * C + 500 * C
 
 
 def test_local_provider_is_the_default_here():
@@ -347,5 +394,5 @@ def test_a_failed_payment_locks_runs_and_a_later_payment_unlocks_them(engine, st
     ]
     assert _can_run(engine, org_id, owner_id)[0].allowed
     org, sub, after, invoices = _state(engine, org_id)
-    assert sub.status == "active" and after == balance + 500 * C
+    assert sub.status == "active" and after == balance - 500 * C + 500 * C  # expired, renewed
     assert invoices[-1].status == "paid"  # a late failure never un-pays an invoice

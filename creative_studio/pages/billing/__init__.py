@@ -23,6 +23,7 @@ from creative_studio.pages.billing.plan import (
 )
 from creative_studio.pages.billing.pools import pools_card
 from creative_studio.pages.billing.rates import rates_card
+from creative_studio.pages.billing.receipt import receipt_page  # noqa: F401  (registers the page)
 from creative_studio.pages.billing.spend_controls import spend_controls_card
 from state.billing import BillingState
 from state.session import SessionState

@@ -198,6 +198,9 @@ def plans_card() -> rx.Component:
     )
 
 
+_DIALOG_BUTTON_WIDTH = rx.breakpoints(initial="100%", sm="auto")
+
+
 def plan_change_dialog() -> rx.Component:
     """The confirmation: what is charged now, what changes when, what happens to credits."""
     return rx.alert_dialog.root(
@@ -217,16 +220,21 @@ def plan_change_dialog() -> rx.Component:
                         variant="soft",
                         color_scheme="gray",
                         on_click=BillingState.close_plan_change,
+                        width=_DIALOG_BUTTON_WIDTH,
                     )
                 ),
                 rx.alert_dialog.action(
                     rx.button(
-                        BillingState.change_confirm, on_click=BillingState.confirm_plan_change
+                        BillingState.change_confirm,
+                        on_click=BillingState.confirm_plan_change,
+                        width=_DIALOG_BUTTON_WIDTH,
+                        # a long label ("Switch to Starter from December 26, 2026") wraps on a phone
+                        style={"whiteSpace": "normal", "height": "auto", "minHeight": "2rem"},
                     )
                 ),
+                direction=rx.breakpoints(initial="column-reverse", sm="row"),
                 spacing="3",
                 justify="end",
-                wrap="wrap",
                 margin_top="1rem",
             ),
             max_width="32rem",
