@@ -745,6 +745,8 @@ def _on_subscription_changed(
     plan_key = _plan_key_from(session, obj)
     if plan_key is not None:
         _set_plan(session, org, subscription, plan_key)
+        if subscription.scheduled_plan_key == plan_key:
+            subscription.scheduled_plan_key = None  # it took effect (metadata may lag behind)
     subscription.stripe_subscription_id = subscription_id
     subscription.status = status.value
     first_item = next(iter(_items(obj)), {})

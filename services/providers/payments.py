@@ -289,6 +289,7 @@ class StripeProvider:
             ),
             {},
         )
+        current = current.to_dict() if hasattr(current, "to_dict") else dict(current)
         item = current["items"]["data"][0]
         schedule_id = current.get("schedule")
         schedule_id = schedule_id.get("id") if isinstance(schedule_id, dict) else schedule_id
@@ -337,6 +338,13 @@ class StripeProvider:
                         },
                     ],
                 },
+            )
+            # The subscription says what is scheduled, so its webhook shows "Starter from <date>".
+            self._call(
+                lambda params, options: subscriptions.update(
+                    change.subscription_id, params=params, options=options
+                ),
+                {"metadata": change.metadata},
             )
         else:
             self._call(

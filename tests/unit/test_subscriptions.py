@@ -5,13 +5,17 @@ the paid period, renewals grant each cycle once, and replayed or reordered event
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
 
 import pytest
 from sqlmodel import Session, col, select
 
 from core import clock
 from core.clock import as_utc
+from core.settings import reset_settings_cache
 from models import CreditLedgerEntry, Invoice, Organization, Subscription
 from services import billing, credits, orgs
 from services.errors import ValidationFailed
@@ -396,3 +400,135 @@ def test_a_failed_payment_locks_runs_and_a_later_payment_unlocks_them(engine, st
     org, sub, after, invoices = _state(engine, org_id)
     assert sub.status == "active" and after == balance - 500 * C + 500 * C  # expired, renewed
     assert invoices[-1].status == "paid"  # a late failure never un-pays an invoice
+
+
+# --- Stripe at the adapter boundary (a loopback server records what the SDK sends) ------------
+
+
+class _StripeRecorder(BaseHTTPRequestHandler):
+    requests: list[tuple[str, str, dict]] = []
+
+    def do_GET(self):  # noqa: N802 - http.server API
+        type(self).requests.append(("GET", self.path, {}))
+        if self.path.startswith("/v1/subscriptions/sub_adapter_1"):
+            self._send(
+                200,
+                {
+                    "id": "sub_adapter_1",
+                    "object": "subscription",
+                    "schedule": None,
+                    "items": {
+                        "object": "list",
+                        "data": [
+                            {
+                                "id": "si_adapter_1",
+                                "object": "subscription_item",
+                                "price": {
+                                    "id": "price_starter",
+                                    "object": "price",
+                                    "product": "prod_cs",
+                                },
+                            }
+                        ],
+                    },
+                },
+            )
+        else:
+            self._send(404, {"error": {"message": "unknown"}})
+
+    def do_POST(self):  # noqa: N802 - http.server API
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+        form = {k: v[0] for k, v in parse_qs(body).items()}
+        type(self).requests.append(("POST", self.path, form))
+        if self.path == "/v1/prices":
+            self._send(200, {"id": "price_new", "object": "price"})
+        elif self.path == "/v1/subscription_schedules":
+            self._send(200, {"id": "sub_sched_1", "object": "subscription_schedule"})
+        else:
+            self._send(200, {"id": self.path.rsplit("/", 1)[-1], "object": "subscription"})
+
+    def _send(self, status, data):
+        payload = json.dumps(data).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def stripe_org(engine, monkeypatch):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _StripeRecorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _StripeRecorder.requests = []
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_adapter")
+    monkeypatch.setenv("STRIPE_API_BASE", f"http://127.0.0.1:{server.server_port}")
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_adapter")
+    reset_settings_cache()
+    clock.freeze(T0 + timedelta(days=15))
+    with Session(engine, expire_on_commit=False) as session:
+        owner = make_user(session, "owner@stripe-subs.test", "owner")
+        org = orgs.org_create(session=session, owner=owner, name="Striped", slug="striped")
+        org.plan_key = "starter"
+        org.stripe_customer_id = "cus_adapter_1"
+        sub = session.exec(select(Subscription).where(Subscription.org_id == org.id)).one()
+        sub.plan_key, sub.stripe_subscription_id = "starter", "sub_adapter_1"
+        sub.current_period_start, sub.current_period_end = T0, T0 + timedelta(days=30)
+        session.add_all([org, sub])
+        session.commit()
+    yield org.id, owner.id
+    server.shutdown()
+
+
+def test_stripe_upgrade_updates_the_subscription_with_proration(engine, stripe_org):
+    org_id, owner_id = stripe_org
+    message = billing.plan_change(actor_user_id=owner_id, org_id=org_id, plan_key="growth")
+    assert "Stripe confirms it" in message
+    posts = [(path, form) for method, path, form in _StripeRecorder.requests if method == "POST"]
+    assert [path for path, _ in posts] == ["/v1/prices", "/v1/subscriptions/sub_adapter_1"]
+    update = posts[-1][1]
+    assert update["items[0][id]"] == "si_adapter_1"
+    assert update["items[0][price]"] == "price_new"
+    assert update["proration_behavior"] == "always_invoice"
+    assert update["metadata[plan_key]"] == "growth"
+    assert posts[0][1]["unit_amount"] == "9900" and posts[0][1]["product"] == "prod_cs"
+    # the plan changes when Stripe's webhooks arrive, not before
+    assert _state(engine, org_id)[0].plan_key == "starter"
+
+
+def test_stripe_downgrade_is_a_schedule_and_cancel_is_at_period_end(engine, stripe_org):
+    org_id, owner_id = stripe_org
+    billing.plan_change(actor_user_id=owner_id, org_id=org_id, plan_key="free")
+    cancel = [f for m, p, f in _StripeRecorder.requests if p == "/v1/subscriptions/sub_adapter_1"]
+    assert cancel[-1]["cancel_at_period_end"] == "true"
+    assert cancel[-1]["metadata[scheduled_plan_key]"] == "free"
+
+    _StripeRecorder.requests = []
+    with Session(engine) as session:  # Stripe's webhook has not said the cancel yet
+        sub = session.exec(select(Subscription).where(Subscription.org_id == org_id)).one()
+        assert not sub.cancel_at_period_end
+    with Session(engine, expire_on_commit=False) as session:
+        org = session.get(Organization, org_id)
+        org.plan_key = "growth"
+        sub = session.exec(select(Subscription).where(Subscription.org_id == org_id)).one()
+        sub.plan_key = "growth"
+        session.add_all([org, sub])
+        session.commit()
+    billing.plan_change(actor_user_id=owner_id, org_id=org_id, plan_key="starter")
+    paths = [p for m, p, f in _StripeRecorder.requests if m == "POST"]
+    assert paths == [
+        "/v1/subscription_schedules",
+        "/v1/prices",
+        "/v1/subscription_schedules/sub_sched_1",
+        "/v1/subscriptions/sub_adapter_1",
+    ]
+    phases = next(f for m, p, f in _StripeRecorder.requests if p.endswith("sub_sched_1"))
+    assert phases["phases[0][items][0][price]"] == "price_starter"
+    assert phases["phases[0][end_date]"] == str(int((T0 + timedelta(days=30)).timestamp()))
+    assert phases["phases[1][items][0][price]"] == "price_new"
+    assert phases["end_behavior"] == "release"
+    marked = [f for m, p, f in _StripeRecorder.requests if p == "/v1/subscriptions/sub_adapter_1"]
+    assert marked[-1]["metadata[scheduled_plan_key]"] == "starter"
