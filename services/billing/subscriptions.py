@@ -155,8 +155,8 @@ def plan_change_preview(
                 f"Charged now: {format_money(target.price_cents_monthly)} for the first month.",
                 f"{target.name} starts as soon as the payment is confirmed and renews monthly "
                 f"(next around {_day(renews)}) until you change or cancel it here.",
-                f"Credits: {target.monthly_credits:,} added with each paid invoice. Credits you "
-                "already have stay.",
+                f"Credits: {target.monthly_credits:,} added with each paid invoice, used first "
+                "and expiring at the end of their cycle; purchased credits never expire.",
             ],
             confirm_label="Continue to checkout",
             charge_cents=target.price_cents_monthly,
@@ -210,7 +210,8 @@ def plan_change_preview(
                 f"{format_money(target.price_cents_monthly)}/month.",
                 f"Credits: +{top_up:,} now ({target.name}'s {target.monthly_credits:,} a month "
                 f"minus {current.name}'s {current.monthly_credits:,}, for the days left); "
-                f"{target.monthly_credits:,} with each renewal. Credits you have stay.",
+                f"{target.monthly_credits:,} with each renewal. Unused monthly credits expire on "
+                f"{_day(end)}; purchased credits never do.",
             ]
             + (
                 [
@@ -234,8 +235,9 @@ def plan_change_preview(
                 "Charged now: nothing, and nothing more after this period.",
                 f"You keep {current.name} and its limits until {_day(end)}; Free from "
                 f"{_day(end)}. Choose {current.name} again before then to undo this.",
-                f"Credits: the credits you have stay; Free adds {target.monthly_credits:,} a "
-                "month from then.",
+                f"Credits: unused {current.name} monthly credits expire on {_day(end)}, as at "
+                f"every cycle end; purchased credits stay. Free adds {target.monthly_credits:,} "
+                "a month from then.",
             ],
             confirm_label=f"Cancel: Free from {_day(end)}",
             quoted_at=now,
@@ -249,8 +251,9 @@ def plan_change_preview(
             f"You keep {current.name} and its limits until {_day(end)}; {target.name} from "
             f"{_day(end)} at {format_money(target.price_cents_monthly)}/month. Choose "
             f"{current.name} again before then to undo this.",
-            f"Credits: the credits you have stay; {target.monthly_credits:,} with each "
-            "renewal from then.",
+            f"Credits: unused {current.name} monthly credits expire on {_day(end)}, as at every "
+            f"cycle end; purchased credits stay. Then {target.monthly_credits:,} with each "
+            "renewal.",
         ],
         confirm_label=f"Switch to {target.name} from {_day(end)}",
         quoted_at=now,
