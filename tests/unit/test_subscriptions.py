@@ -532,3 +532,62 @@ def test_stripe_downgrade_is_a_schedule_and_cancel_is_at_period_end(engine, stri
     assert phases["end_behavior"] == "release"
     marked = [f for m, p, f in _StripeRecorder.requests if p == "/v1/subscriptions/sub_adapter_1"]
     assert marked[-1]["metadata[scheduled_plan_key]"] == "starter"
+
+
+def _subscription_event(event_id, event_type, sub, customer, created, **fields):
+    obj = {
+        "id": sub,
+        "object": "subscription",
+        "customer": customer,
+        "status": "active",
+        "metadata": {"plan_key": "starter"},
+        "current_period_start": int(T0.timestamp()),
+        "current_period_end": int((T0 + timedelta(days=30)).timestamp()),
+    } | fields
+    return {
+        "id": event_id,
+        "object": "event",
+        "type": event_type,
+        "created": int(created.timestamp()),
+        "data": {"object": obj},
+    }
+
+
+def test_cancel_events_replayed_or_out_of_order_change_nothing(engine, starter_org):
+    """Stripe's order is not guaranteed: a cancel, the end of the subscription, then a late
+    copy of an older update must leave the org on Free, and replays do nothing."""
+    org_id, _owner_id = starter_org
+    org, sub, balance, _ = _state(engine, org_id)
+    provider = payment_provider()
+    ids = (sub.stripe_subscription_id, org.stripe_customer_id)
+    canceled = _subscription_event(
+        "evt_c1",
+        "customer.subscription.updated",
+        *ids,
+        T0 + timedelta(days=2),
+        cancel_at_period_end=True,
+        metadata={"plan_key": "starter", "scheduled_plan_key": "free"},
+    )
+    older = _subscription_event(
+        "evt_c0", "customer.subscription.updated", *ids, T0 + timedelta(days=1)
+    )
+    ended = _subscription_event(
+        "evt_c2",
+        "customer.subscription.deleted",
+        *ids,
+        T0 + timedelta(days=30),
+        status="canceled",
+        cancel_at_period_end=True,
+    )
+    assert billing.subscriptions._deliver(provider, [canceled, ended, older, canceled, ended]) == [
+        "subscription_updated",
+        "back_to_free",
+        "ignored:stale",
+        "duplicate",
+        "duplicate",
+    ]
+    org, sub, after, _ = _state(engine, org_id)
+    assert (org.plan_key, sub.status, sub.stripe_subscription_id) == ("free", "active", None)
+    assert after == balance - 500 * C  # the last cycle's unused monthly credits, once
+    assert _expired(engine, org_id) == [500 * C]
+    assert _can_run(engine, org_id, _owner_id)[0].allowed  # Free runs
