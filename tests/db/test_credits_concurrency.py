@@ -495,8 +495,8 @@ def session(pg_session):
 
 
 @pytest.fixture
-def property_engine(_pg_engine_schema):
-    return _pg_engine_schema
+def property_engine(pg_engine):
+    return pg_engine  # what the examples commit is truncated after the test
 
 
 org = ledger_rules.org
