@@ -356,7 +356,7 @@ _INSERT_COLUMNS = ", ".join(_ENTRY_COLUMNS[1:])
 _NO_ENTRY = ", ".join("NULL" for _ in _ENTRY_COLUMNS)
 # The insufficient-credits row carries the project's pool id (or NULL) in the pool_id column.
 _POOL_ONLY = ", ".join(
-    "pools.pool_id" if column == "pool_id" else "NULL" for column in _ENTRY_COLUMNS
+    "plan.pool_id" if column == "pool_id" else "NULL" for column in _ENTRY_COLUMNS
 )
 # Where each entry column sits in a returned row (after the outcome and the figure).
 _AT = {column: index + 2 for index, column in enumerate(_ENTRY_COLUMNS)}
@@ -433,7 +433,7 @@ SELECT 'created', NULL::bigint, entry.* FROM entry
 UNION ALL SELECT CASE WHEN idempotency_key = %(key)s::text THEN 'existing' ELSE 'other_hold' END,
                  NULL, prior.*
     FROM prior
-UNION ALL SELECT 'insufficient', available, {_POOL_ONLY.replace("pools.", "plan.")} FROM plan
+UNION ALL SELECT 'insufficient', available, {_POOL_ONLY} FROM plan
     WHERE available < %(amount)s::bigint
 UNION ALL SELECT 'unlocked', NULL, {_NO_ENTRY} FROM gate
     WHERE NOT locked AND NOT EXISTS (SELECT FROM prior)
