@@ -213,9 +213,10 @@ def test_same_key_settle_from_many_threads_returns_one_entry(pg_engine):
         assert balance_get(session=session, org_id=org_id).balance == 9 * C
 
 
-def test_key_race_across_orgs_uses_the_savepoint(pg_engine):
-    """Two orgs (two different account locks) insert the same key: the loser blocks on the
-    unique index, gets a unique violation, rolls back to its SAVEPOINT and reports the reuse."""
+def test_key_race_across_orgs_moves_nothing_for_the_loser(pg_engine):
+    """Two orgs (two different account locks) insert the same key: the loser waits at the
+    unique index until the winner commits, then inserts and moves nothing (ON CONFLICT DO
+    NOTHING) and reports the reuse, its transaction still usable."""
     org_a = make_org(pg_engine, slug="org-a").id
     org_b = make_org(pg_engine, slug="org-b").id
     outcome: dict[str, Any] = {}
@@ -231,7 +232,11 @@ def test_key_race_across_orgs_uses_the_savepoint(pg_engine):
                     second.commit()
                 except Exception as error:  # noqa: BLE001
                     outcome["result"] = error
-                    second.rollback()
+                    # The refusal left the transaction usable: a movement under a new key.
+                    credits_grant(
+                        session=second, org_id=org_b, amount_millicredits=C, idempotency_key="new"
+                    )
+                    second.commit()
 
         thread = threading.Thread(target=second_call)
         thread.start()
@@ -241,8 +246,9 @@ def test_key_race_across_orgs_uses_the_savepoint(pg_engine):
         thread.join(timeout=30)
     assert isinstance(outcome["result"], IdempotencyKeyReused)
     with Session(pg_engine) as session:
-        assert balance_get(session=session, org_id=org_b).balance == 0
+        assert balance_get(session=session, org_id=org_b).balance == C  # the "new" grant only
         assert balance_get(session=session, org_id=org_a).balance == C
+    check_invariants(pg_engine, org_b)
 
 
 def test_concurrent_account_creation_yields_one_account(pg_engine):
