@@ -298,8 +298,9 @@ def test_well_formed_events_still_apply_beside_the_ignored_ones(engine, client, 
     paid = post(client, event("evt_paid", "invoice.paid", invoice()))
     assert paid.json()["effect"] == "monthly_credits_granted"
     with Session(engine) as session:
-        assert credits.balance_get(session=session, org_id=acme.id).balance == (30 + 3000) * 1000
-        assert credits.balance_get(session=session, org_id=rival.id).balance == 0
+        # each org started with Free's first 50 credits when it was created
+        assert credits.balance_get(session=session, org_id=acme.id).balance == 3_080_000
+        assert credits.balance_get(session=session, org_id=rival.id).balance == 50_000
         assert session.get(Organization, acme.id).plan_key == "growth"
         assert session.get(Organization, rival.id).plan_key == "starter"
     assert recorded(engine, "evt_good").outcome == "credits_purchased"
