@@ -316,6 +316,19 @@ def local_checkout_confirm(
             raise ValidationFailed("Enter the name for the billing profile.", field="billing_name")
         if len(name) > 120:
             raise ValidationFailed("Use at most 120 characters for the name.", field="billing_name")
+        live = live_subscription(session, _require_owner(session, actor, org_id))
+        if (
+            checkout.purpose == "upgrade"
+            and live is not None
+            and live.stripe_subscription_id != f"sub_local_{checkout.suffix}"
+        ):
+            # An older checkout link must not start a second subscription beside the live one.
+            raise ValidationFailed(
+                "This organization already has a subscription, so this checkout was not "
+                f"charged. Choose {checkout.plan_name} under Compare plans in Billing to change "
+                "it; only the difference is charged.",
+                field="plan_key",
+            )
     outcomes = []
     for event in provider.checkout_events(checkout, billing_name=name):
         payload = _json_bytes(event)

@@ -591,3 +591,32 @@ def test_cancel_events_replayed_or_out_of_order_change_nothing(engine, starter_o
     assert after == balance - 500 * C  # the last cycle's unused monthly credits, once
     assert _expired(engine, org_id) == [500 * C]
     assert _can_run(engine, org_id, _owner_id)[0].allowed  # Free runs
+
+
+def test_an_older_checkout_link_cannot_start_a_second_subscription(engine):
+    clock.freeze(T0)
+    with Session(engine, expire_on_commit=False) as session:
+        owner = make_user(session, "two@subs.test", "owner")
+        org = orgs.org_create(session=session, owner=owner, name="Two", slug="two-links")
+        session.commit()
+        links = [
+            billing.checkout_start(
+                session=session,
+                actor=owner,
+                org_id=org.id,
+                purpose="upgrade",
+                plan_key=plan_key,
+                billing_url="http://app.test/b",
+            ).url.split("session=", 1)[1]
+            for plan_key in ("growth", "starter")
+        ]
+        session.commit()
+    billing.local_checkout_confirm(actor_user_id=owner.id, org_id=org.id, token=links[0])
+    before = _state(engine, org.id)
+    with pytest.raises(ValidationFailed, match="already has a subscription, so this checkout"):
+        billing.local_checkout_confirm(actor_user_id=owner.id, org_id=org.id, token=links[1])
+    # confirming the first link again is harmless
+    billing.local_checkout_confirm(actor_user_id=owner.id, org_id=org.id, token=links[0])
+    org_after, sub, balance, invoices = _state(engine, org.id)
+    assert org_after.plan_key == "growth" and balance == before[2]
+    assert [i.amount_cents for i in invoices] == [9900]
