@@ -83,6 +83,17 @@ class Settings(BaseSettings):
     storage_local_dir: str = ""
 
     scheduler: Literal["inline", "off"] = "inline"
+    # Where runs execute (services/run_engine.py): "inline" = worker threads inside this
+    # process (no extra service); "redis" = Dramatiq on REDIS_URL, workers started with
+    # `python -m jobs worker`. The web process only enqueues.
+    run_queue: Literal["inline", "redis"] = "inline"
+    run_inline_threads: int = Field(default=4, ge=1, le=64)
+    run_worker_threads: int = Field(default=8, ge=1, le=256)
+    # A running run's worker renews its lease every third of this; a lease past it means the
+    # worker died, and the run is failed and its hold released (`runs_recover`).
+    run_lease_seconds: int = Field(default=60, ge=5, le=600)
+    # A queued run without a start after this long is handed to the queue again.
+    run_queued_requeue_seconds: int = Field(default=60, ge=5, le=3600)
     # Local payment mode hands out plans and credits without payment: a production server
     # refuses to start without Stripe unless this is set (private demos only).
     allow_local_payments: bool = False
@@ -108,6 +119,8 @@ class Settings(BaseSettings):
         if not self.database_url:
             DATA_DIR.mkdir(parents=True, exist_ok=True)
             self.database_url = f"sqlite:///{DATA_DIR / 'creative_studio.db'}"
+        if self.run_queue == "redis" and not self.redis_url:
+            raise ValueError("RUN_QUEUE=redis needs REDIS_URL (the queue lives in Redis).")
         if not self.storage_local_dir:
             self.storage_local_dir = str(DATA_DIR / "assets")
         if self.app_env == "production":

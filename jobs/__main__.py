@@ -1,5 +1,7 @@
 """`python -m jobs`: the scheduler as its own process (use with SCHEDULER=off in the web app).
 
+`python -m jobs worker [--threads N]`: a run worker instead (RUN_QUEUE=redis; see jobs/worker.py).
+
 SIGTERM/SIGINT stop it cleanly: no new runs start, running jobs finish and are recorded.
 
 Environment (tests and operations):
@@ -24,6 +26,10 @@ log = logging.getLogger("creative_studio.jobs")
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["worker"]:
+        from jobs.worker import worker_main
+
+        return worker_main(sys.argv[2:])
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -16,6 +16,12 @@ def _generation_refund_sweep() -> Any:
     return generations_sweep_stuck()
 
 
+def _runs_recover() -> Any:
+    from services.run_engine import runs_recover
+
+    return runs_recover()
+
+
 def _connections_refresh() -> Any:
     from services.connections import connections_refresh_due
 
@@ -64,6 +70,12 @@ JOBS: tuple[JobSpec, ...] = (
         _generation_refund_sweep,
         60,
         "Fail and refund generations with no result within 15 minutes.",
+    ),
+    JobSpec(
+        "runs_recover",
+        _runs_recover,
+        20,
+        "Fail and refund runs whose worker died (lease passed); send queued runs again.",
     ),
     JobSpec(
         "connections_refresh",

@@ -55,6 +55,7 @@ class Generation(SQLModel, table=True):
     __table_args__ = (
         Index("ix_generations_status_started", "status", "started_at"),
         Index("ix_generations_org_created", "org_id", "created_at"),
+        Index("ix_generations_status_lease", "status", "lease_expires_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -84,6 +85,11 @@ class Generation(SQLModel, table=True):
     created_at: datetime = created_at_field()
     started_at: datetime | None = utc_datetime_field()
     finished_at: datetime | None = utc_datetime_field()
+    # The run executor (services/run_engine.py): when the run was last handed to the queue,
+    # which worker claimed it, and until when that worker's lease runs (renewed while alive).
+    enqueued_at: datetime | None = utc_datetime_field()
+    worker_id: str | None = Field(default=None, max_length=120)
+    lease_expires_at: datetime | None = utc_datetime_field()
 
 
 class Asset(SQLModel, table=True):
@@ -130,6 +136,9 @@ class UsageEvent(SQLModel, table=True):
     millicredits: int = millicredits_field()
     reconciled: bool = Field(default=False)
     provider_units: int | None = Field(default=None)
+    # How the run ended: succeeded | failed | timed_out | refunded (credits 0 unless succeeded).
+    outcome: str = Field(default="succeeded", max_length=16)
+    request_id: str | None = Field(default=None, max_length=64)
     occurred_at: datetime = created_at_field()
 
 
@@ -155,7 +164,13 @@ class UsageDailyRollup(SQLModel, table=True):
     __tablename__ = "usage_daily_rollups"
     __table_args__ = (
         UniqueConstraint(
-            "org_id", "day", "project_id", "user_id", "model_key", name="uq_usage_rollup"
+            "org_id",
+            "day",
+            "project_id",
+            "user_id",
+            "model_key",
+            "source",
+            name="uq_usage_rollup_source",
         ),
     )
 
@@ -165,6 +180,7 @@ class UsageDailyRollup(SQLModel, table=True):
     project_id: int = Field(default=0)
     user_id: int = Field(default=0)
     model_key: str = Field(max_length=64)
+    source: str = Field(default="studio", max_length=16)  # studio | api | assistant | intel
     modality: str = Field(max_length=8)
     runs: int = Field(default=0)
     units: int = Field(default=0)

@@ -105,6 +105,9 @@ class Code(StrEnum):
     timed_out = "timed_out"
     provider_error = "provider_error"
     concurrent_run_limit = "concurrent_run_limit"
+    worker_lost = "worker_lost"
+    stopped_by_operator = "stopped_by_operator"
+    run_not_queued = "run_not_queued"
     # assets and connections
     storage_not_configured = "storage_not_configured"
     asset_link_invalid = "asset_link_invalid"
@@ -272,6 +275,19 @@ CATALOGUE: dict[Code, ErrorCodeInfo] = {
             "Too many runs are in progress at once. Start this one when one of them finishes.",
             _RUNS,
         ),
+        _info(
+            Code.worker_lost,
+            503,
+            "The worker running this stopped; its credits were returned. Retry it.",
+            _RUNS,
+        ),
+        _info(
+            Code.stopped_by_operator,
+            409,
+            "Platform support stopped this run; its credits were returned.",
+            _RUNS,
+        ),
+        _info(Code.run_not_queued, 409, "Only a queued run can be sent again.", _RUNS),
         _info(Code.storage_not_configured, 503, "Asset storage is not set up.", _RUNS),
         _info(Code.asset_link_invalid, 403, "This asset link is not valid.", _RUNS),
         _info(Code.asset_link_expired, 403, "This asset link expired. Reload the page.", _RUNS),

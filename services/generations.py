@@ -3,7 +3,9 @@
 Credits never get lost:
 
 * ``generation_start`` creates the ``queued`` generation and holds its estimate with key
-  ``generation:<id>:hold`` in the caller's transaction (the caller commits both or neither).
+  ``generation:<id>:hold`` in the caller's transaction (the caller commits both or neither);
+  when that transaction commits, the run is handed to the run executor
+  (`services.run_engine`), which claims it and calls ``generation_execute``.
 * ``generation_run`` marks it ``running`` (commit), calls the provider *outside* any
   transaction, stores the output files, then re-reads the generation under a row lock
   (``SELECT ... FOR UPDATE``; SQLite serializes writers with ``BEGIN IMMEDIATE``):
@@ -52,7 +54,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import func, text
@@ -535,6 +537,10 @@ def generation_start(
         raise GenerationBlocked(
             [Blocker(error.code, error.message, "Open Billing", routes.org_billing(org.slug))]
         ) from None
+    from services import run_engine  # the executor imports this module
+
+    # Handed to the executor when the caller commits; a rolled-back start sends nothing.
+    run_engine.run_enqueue_after_commit(session=session, generation_id=generation.id)
     return generation
 
 
@@ -553,13 +559,29 @@ def _lock_generation(session: Session, generation_id: int) -> Generation:
     return generation
 
 
-def generation_mark_running(*, session: Session, generation_id: int) -> bool:
-    """Move a queued generation to running and commit. False if it was not queued."""
+def generation_mark_running(
+    *,
+    session: Session,
+    generation_id: int,
+    worker_id: str | None = None,
+    lease_seconds: float | None = None,
+) -> bool:
+    """Move a queued generation to running and commit. False if it was not queued.
+
+    This is the claim of the run executor (`services.run_engine`): the status is re-read under
+    the row lock, so of two deliveries of one task only the first moves it (the second sees
+    ``running`` and returns False). With `worker_id`, the worker's lease starts now.
+    """
     generation = _lock_generation(session, generation_id)
     if generation.status != GenerationStatus.queued.value:
         session.rollback()
         return False
     generation.started_at = utcnow()
+    if worker_id is not None:
+        generation.worker_id = worker_id[:120]
+        generation.lease_expires_at = generation.started_at + timedelta(
+            seconds=lease_seconds or get_settings().run_lease_seconds
+        )
     _push_status(generation, GenerationStatus.running)
     session.add(generation)
     session.commit()
@@ -806,8 +828,19 @@ def _complete_once(
         generation.failure_code = failure.code.value
         generation.failure_reason = failure.message[:1000]
         generation.finished_at = now
+        generation.lease_expires_at = None
         _push_status(generation, GenerationStatus.failed, code=failure.code.value)
         session.add(generation)
+        session.add(
+            usage_event_for(
+                generation,
+                outcome="timed_out" if failure.code == ProviderErrorCode.timeout else "failed",
+                units=0,
+                millicredits=0,
+                provider_units=None,
+                at=now,
+            )
+        )
         session.commit()
         return generation
     # Never above the hold (the estimate shown before it started), never a boolean or a
@@ -829,25 +862,52 @@ def _complete_once(
     generation.output_text = _safe_text(result.text) if safe else result.text
     generation.charged_millicredits = actual
     generation.finished_at = now
+    generation.lease_expires_at = None
     _push_status(generation, GenerationStatus.succeeded)
     session.add(generation)
     session.add(
-        UsageEvent(
-            org_id=generation.org_id,
-            project_id=generation.project_id,
-            user_id=generation.user_id,
-            generation_id=generation.id,
-            source="api" if generation.api_key_id else "studio",
-            model_key=generation.model_key,
-            modality=generation.modality,
+        usage_event_for(
+            generation,
+            outcome="succeeded",
             units=recorded_units,
             millicredits=actual,
             provider_units=None if safe else pricing.reported_units(result.provider_units),
-            occurred_at=now,
+            at=now,
         )
     )
     session.commit()
     return generation
+
+
+def usage_event_for(
+    generation: Generation,
+    *,
+    outcome: str,
+    units: int,
+    millicredits: int,
+    provider_units: int | None,
+    at: datetime,
+) -> UsageEvent:
+    """The one usage event of a finished run, whatever its outcome (credits 0 unless charged).
+
+    `source` says which surface started it (``api`` for runs with an API key, else
+    ``studio``; ``assistant`` and ``intel`` when they run on the executor).
+    """
+    return UsageEvent(
+        org_id=generation.org_id,
+        project_id=generation.project_id,
+        user_id=generation.user_id,
+        generation_id=generation.id,
+        source="api" if generation.api_key_id else "studio",
+        model_key=generation.model_key,
+        modality=generation.modality,
+        units=units,
+        millicredits=millicredits,
+        provider_units=provider_units,
+        outcome=outcome,
+        request_id=generation.request_id,
+        occurred_at=at,
+    )
 
 
 def generation_execute(

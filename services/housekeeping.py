@@ -173,7 +173,7 @@ def _upsert_rows(session: Session, rows: list[dict]) -> None:
     insert = pg_insert if db.is_postgres(session) else sqlite_insert
     statement = insert(UsageDailyRollup).values(rows)
     statement = statement.on_conflict_do_update(
-        index_elements=["org_id", "day", "project_id", "user_id", "model_key"],
+        index_elements=["org_id", "day", "project_id", "user_id", "model_key", "source"],
         set_={
             "modality": statement.excluded.modality,
             "runs": statement.excluded.runs,
@@ -200,13 +200,14 @@ def usage_rollup_day(*, session: Session, day: date) -> int:
             project,
             member,
             UsageEvent.model_key,
+            UsageEvent.source,
             func.max(UsageEvent.modality),
             func.count(),
             func.coalesce(func.sum(UsageEvent.units), 0),
             func.coalesce(func.sum(UsageEvent.millicredits), 0),
         )
         .where(col(UsageEvent.occurred_at) >= start, col(UsageEvent.occurred_at) < end)
-        .group_by(UsageEvent.org_id, project, member, UsageEvent.model_key)
+        .group_by(UsageEvent.org_id, project, member, UsageEvent.model_key, UsageEvent.source)
     ).all()
     now = utcnow()
     rows = [
@@ -216,13 +217,16 @@ def usage_rollup_day(*, session: Session, day: date) -> int:
             "project_id": int(project_id),
             "user_id": int(user_id),
             "model_key": model_key,
+            "source": source,
             "modality": modality,
             "runs": int(runs),
             "units": int(units),
             "millicredits": int(millicredits),
             "updated_at": now,
         }
-        for org_id, project_id, user_id, model_key, modality, runs, units, millicredits in groups
+        for org_id, project_id, user_id, model_key, source, modality, runs, units, millicredits in (
+            groups
+        )
     ]
     for chunk_start in range(0, len(rows), 500):
         _upsert_rows(session, rows[chunk_start : chunk_start + 500])
@@ -234,9 +238,10 @@ def usage_rollup_day(*, session: Session, day: date) -> int:
             UsageDailyRollup.project_id,
             UsageDailyRollup.user_id,
             UsageDailyRollup.model_key,
+            UsageDailyRollup.source,
         ).where(UsageDailyRollup.day == day)
     ).all()
-    live = {(r["org_id"], r["project_id"], r["user_id"], r["model_key"]) for r in rows}
+    live = {(r["org_id"], r["project_id"], r["user_id"], r["model_key"], r["source"]) for r in rows}
     stale = [row_id for row_id, *group in existing if tuple(group) not in live]
     if stale:
         session.exec(delete(UsageDailyRollup).where(col(UsageDailyRollup.id).in_(stale)))

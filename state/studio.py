@@ -4,13 +4,18 @@ Every public handler goes through the org-page skeleton (`state/org_page.py`): r
 need `Action.tool_run` in their project, picking a model or an option needs only what the page
 needs (`Action.org_view`), the operator's model controls need `Action.operator_models`. Every
 rule lives in services (generations, models_registry, storage); this module holds read models
-and their formatting. Runs execute in a background event that touches state only inside
-`async with self`, so the page stays live while the provider works.
+and their formatting. Runs execute on the run executor (`services/run_engine.py`), not in the
+tab: `run` and `retry` commit the queued run, which hands it to the executor. The page follows
+its runs with a light poll (`execute_pending`, one step a second while any run it shows is
+queued or running), so a run started in another tab or retried by an operator shows its status
+changes too, text appears as the worker streams it, and closing the tab never affects a run.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -55,6 +60,14 @@ MAX_PROMPT_CHARS = generations.MAX_PROMPT_CHARS  # the prompt field's own limit
 PROMPT_INPUT_CHARS = MAX_PROMPT_CHARS + 100
 _MODEL_KEY_CHARS = 100
 _PUBLIC_ID = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+# How often the page re-reads its runs: while one is queued or running, and otherwise (a run
+# started in another tab, by the API or by an operator shows up within this).
+FOLLOW_INTERVAL_SECONDS = 1.0
+FOLLOW_IDLE_SECONDS = 3.0
+# A follow chain whose last step is older than this has ended (its tab closed or reloaded).
+_FOLLOW_ALIVE_SECONDS = 3 * FOLLOW_IDLE_SECONDS + 5
+_MAX_CHAIN = 2**31
+_ACTIVE = ("queued", "running")
 MODEL_NOT_LISTED = "That model is not in the list. Reload the page to see the models you can use."
 OPTION_NOT_OFFERED = "That option is not offered here. Reload the page and try again."
 
@@ -191,7 +204,10 @@ class StudioState(OrgPageState, rx.State):
 
     # Backend-only: rates of the model a run would use (swap-aware), per picker key.
     _rates: dict[str, tuple[int, str, str]] = {}
-    _pending_id: int | None = None
+    # The follow chain of this tab: its number and when it last re-read the runs (epoch
+    # seconds). One chain per tab; a step of an older chain stops.
+    _follow_chain: int = 0
+    _followed_at: float = 0.0
     # The project of each run in history, so a retry is checked against its own project.
     _history_projects: dict[str, int | None] = {}
     # The blockers of a refused run stay on the page instead of being recomputed.
@@ -360,10 +376,12 @@ class StudioState(OrgPageState, rx.State):
                 self._refresh_history(acting)
 
     def _begin(self, generation) -> None:
-        self._pending_id = generation.id
         self.live_id = generation.public_id
         self.live_status = "queued"
         self.running = True
+
+    def _has_active_runs(self) -> bool:
+        return any(item.status in _ACTIVE for item in self.history)
 
     # --- events ----------------------------------------------------------------------------
 
@@ -371,7 +389,12 @@ class StudioState(OrgPageState, rx.State):
     async def load(self):
         self.upgrade_open = False
         self.operator_notice = ""
-        await self._load()
+        if await self._load() is None:
+            return None
+        # A new page: the old page's chain (if any) stops, and this page follows its runs.
+        self._follow_chain = self._follow_chain % _MAX_CHAIN + 1
+        self._followed_at = 0.0
+        return StudioState.execute_pending
 
     def _pick(self, acting: Acting, key: Any) -> ModelOption:
         options = {o.key: o for o in self._all_models()}
@@ -501,33 +524,46 @@ class StudioState(OrgPageState, rx.State):
         return StudioState.execute_pending
 
     @rx.event(background=True)
-    async def execute_pending(self):
-        """queued -> running -> succeeded | failed, shown live.
+    async def execute_pending(self, chain: int = 0):
+        """One step of following the page's runs: wait, re-read them, then the next step.
 
-        The run engine does the work on pools of its own (the provider's, with a deadline);
-        this event only awaits it, so hung providers never hold the event loop's threads.
+        The executor runs them (`services/run_engine.py`); this only reads the database, so a
+        closed tab ends the chain (the browser sends each next step) and never a run. Without
+        `chain`, a chain starts unless one is alive; a step of a chain that is not the tab's
+        current one stops. The latest run of this tab ends with a toast; its card shows the
+        text the worker streams while it runs.
         """
         async with self:
-            generation_id, self._pending_id = self._pending_id, None
-        if generation_id is None:
-            return
-        await generations.generation_mark_running_async(generation_id)
+            if not isinstance(chain, int) or isinstance(chain, bool) or chain <= 0:
+                if time.time() - self._followed_at < _FOLLOW_ALIVE_SECONDS:
+                    return None  # this tab already follows its runs
+                self._follow_chain = self._follow_chain % _MAX_CHAIN + 1
+                chain = self._follow_chain
+            elif chain != self._follow_chain:
+                return None
+            self._followed_at = time.time()
+            interval = FOLLOW_INTERVAL_SECONDS if self._has_active_runs() else FOLLOW_IDLE_SECONDS
+        await asyncio.sleep(interval)
         async with self:
-            self.live_status = "running"
+            if chain != self._follow_chain:
+                return None
+            self._followed_at = time.time()
             await self._show_current(everything=False)
-        try:
-            result = await generations.generation_run_async(generation_id, mark_running=False)
-            status, reason = result.status, result.failure_reason or ""
-        except Exception as error:  # noqa: BLE001 - shown to the person; the sweep cleans up
-            status, reason = "running", f"The run stopped unexpectedly ({type(error).__name__})."
-        async with self:
-            live_id = self.live_id
-            self.live_status = status
-            self.running = False
-            await self._show_current(everything=True)
-        if status == "succeeded":
-            return rx.toast.success(f"{live_id} succeeded. The output is in history below.")
-        return rx.toast.error(f"{live_id} {status}. {reason}")
+            live = next((item for item in self.history if item.public_id == self.live_id), None)
+            if live is not None:
+                self.live_status = live.status
+            toast = None
+            if self.running and (live is None or live.status not in _ACTIVE):
+                self.running = False
+                await self._show_current(everything=True)
+                if live is not None and live.status == "succeeded":
+                    toast = rx.toast.success(
+                        f"{live.public_id} succeeded. The output is in history below."
+                    )
+                elif live is not None:
+                    toast = rx.toast.error(f"{live.public_id} {live.status}. {live.failure_reason}")
+        step = StudioState.execute_pending(chain)
+        return [toast, step] if toast is not None else step
 
     # --- operator controls (they move to an operator console later) ------------------------
 

@@ -112,3 +112,51 @@ def test_swap_banner_names_both_models(app_server, page):
             "    model_enable(session=s, actor=op, model_key='local-image-hd')\n"
             "    s.commit()\n"
         )
+
+
+def test_a_run_goes_on_after_its_tab_closes_and_studio_shows_the_result(app_server, context):
+    first = context.new_page()
+    _open_studio(first, app_server)
+    _run(first, "Studio Local Text", "Closing the tab right away")
+    card = first.locator("[data-generation]").filter(has_text="Closing the tab right away")
+    expect(card).to_be_visible()
+    public_id = card.get_attribute("data-generation")
+    first.close()
+
+    again = context.new_page()
+    again.goto(app_server.base_url + STUDIO)
+    finished = again.locator(f'[data-generation="{public_id}"]')
+    expect(finished).to_contain_text("succeeded", timeout=60_000)
+    expect(finished).to_contain_text("credits charged")
+    again.close()
+
+
+def test_a_run_started_elsewhere_shows_its_status_without_a_reload(app_server, page):
+    _open_studio(page, app_server)
+    public_id = app_server.run_python(
+        "from sqlmodel import Session, select\n"
+        "from core.db import get_engine\n"
+        "from models import Organization, Project, User\n"
+        "from services.generations import generation_start\n"
+        "with Session(get_engine()) as s:\n"
+        "    user = s.exec(select(User).where(User.email == 'editor@acme.test')).one()\n"
+        "    org = s.exec(select(Organization).where(Organization.slug == 'acme')).one()\n"
+        "    project = s.exec(select(Project).where(Project.org_id == org.id)).first()\n"
+        "    run = generation_start(session=s, user=user, org_id=org.id,\n"
+        "        model_key='local-text', prompt='Started from another place',\n"
+        "        project_id=project.id)\n"
+        "    s.commit()\n"
+        "    print(run.public_id)\n"
+        # This process's own executor runs it: keep the process until the run ends.
+        "import time\n"
+        "from models import Generation\n"
+        "for _ in range(600):\n"
+        "    with Session(get_engine()) as s:\n"
+        "        if s.get(Generation, run.id).status not in ('queued', 'running'):\n"
+        "            break\n"
+        "    time.sleep(0.1)\n"
+    ).strip()
+
+    card = page.locator(f'[data-generation="{public_id}"]')
+    expect(card).to_contain_text("Started from another place", timeout=30_000)
+    expect(card).to_contain_text("succeeded", timeout=60_000)

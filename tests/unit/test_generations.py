@@ -317,7 +317,10 @@ def test_provider_error_or_timeout_releases_the_hold(world, session, code):
     assert [kind for kind, _, _ in ledger(session, generation.id)] == ["hold", "release"]
     assert ledger(session, generation.id)[1][1] == f"generation:{generation.id}:release"
     assert world.balance() == 3000 * 1000
-    assert session.exec(select(UsageEvent)).all() == []
+    (usage,) = session.exec(select(UsageEvent)).all()  # a failed run is usage too, at 0 credits
+    assert (usage.generation_id, usage.millicredits, usage.units) == (generation.id, 0, 0)
+    assert usage.outcome == ("timed_out" if code == ProviderErrorCode.timeout else "failed")
+    assert usage.source == "studio"
 
 
 def test_an_unexpected_provider_bug_fails_cleanly_and_releases(world, session):

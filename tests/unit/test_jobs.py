@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_job_ids_are_stable():
     assert JOB_IDS == (
         "generation_refund_sweep",
+        "runs_recover",
         "connections_refresh",
         "invites_expire",
         "sessions_purge",

@@ -1,0 +1,488 @@
+"""The run executor: every generation runs here, whoever started it (Studio, retry, API, operator).
+
+Two modes, one task (`run_task`), chosen by ``RUN_QUEUE``:
+
+* ``inline`` (default): a pool of worker threads inside the process that enqueues
+  (``RUN_INLINE_THREADS``); no extra service, works on SQLite.
+* ``redis``: Dramatiq on ``REDIS_URL``. Workers are processes of their own
+  (``python -m jobs worker``), separate from the web workers and the scheduler. Messages are
+  acknowledged after the task returns; a worker that dies stops its Redis heartbeat and its
+  unacknowledged messages go back to the queue; a task has a time limit and retries with
+  backoff when it raises (the database was unreachable, say).
+
+The database stays the source of truth:
+
+* Enqueue only after the generation row is committed: `run_enqueue_after_commit` sends the
+  task from the session's ``after_commit`` hook (a rolled-back start sends nothing). A queued
+  run that has not started after ``RUN_QUEUED_REQUEUE_SECONDS`` (the process died between
+  the commit and the send, Redis was down) is sent again by `runs_recover`, a scheduler job.
+* The task claims its run with `generations.generation_mark_running` (``queued -> running``
+  under the row lock): a redelivered or duplicated task finds it running and does nothing.
+* The claiming worker holds a lease (``worker_id``, ``lease_expires_at``) and renews it every
+  third of ``RUN_LEASE_SECONDS`` while the provider works. A running run whose lease has
+  passed belongs to a dead worker: `runs_recover` fails it with ``worker_lost`` and releases
+  its hold with the same key as every other completion path, so credits move once. The
+  15-minute sweep (`services.generation_sweep`) stays as the last net.
+* Text streams into ``generations.output_text`` while the run is ``running`` (at most every
+  half second, only while still running); the final text is written when the run completes.
+
+Operators: `run_requeue` sends a queued run again; `run_force_fail` fails and releases a
+queued or running one now. Both are audited and idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import event, func, update
+from sqlmodel import Session, col, select
+
+from core import db
+from core.clock import utcnow
+from core.settings import get_settings
+from models import Generation, User
+from models.enums import GenerationStatus
+from services import credits, generations, policy
+from services.audit import audit_record
+from services.credits import HoldAlreadyClosed
+from services.error_codes import Code
+from services.errors import Conflict, NotFound, error_with_code
+from services.generation_keys import release_key
+from services.providers.limits import deadline_for
+
+log = logging.getLogger(__name__)
+
+QUEUE_NAME = "runs"
+ACTOR_NAME = "run_generation"
+STREAM_FLUSH_SECONDS = 0.5
+WORKER_LOST_REASON = (
+    "The worker running this stopped unexpectedly; your credits were returned. Retry it."
+)
+STOPPED_REASON = "Stopped by platform support; your credits were returned. Retry it when ready."
+_PENDING_KEY = "run_engine_pending"
+_HOOKED_KEY = "run_engine_hooked"
+# Redis broker: a worker is dead after this long without a heartbeat (milliseconds), and the
+# share (per million broker commands) that also requeue the messages of dead workers.
+REDIS_HEARTBEAT_TIMEOUT_MS = int(os.environ.get("RUN_REDIS_HEARTBEAT_MS", "30000"))
+REDIS_MAINTENANCE_CHANCE = int(os.environ.get("RUN_REDIS_MAINTENANCE_CHANCE", "1000"))
+
+
+def worker_id() -> str:
+    """This process, as written into the runs it claims."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# --- enqueue ----------------------------------------------------------------------------------
+
+
+def run_enqueue_after_commit(*, session: Session, generation_id: int) -> None:
+    """Send the run's task once `session` commits (never if it rolls back)."""
+    session.info.setdefault(_PENDING_KEY, []).append(generation_id)
+    if session.info.get(_HOOKED_KEY):
+        return
+    session.info[_HOOKED_KEY] = True
+    event.listen(session, "after_commit", _send_pending)
+    event.listen(session, "after_rollback", _drop_pending)
+
+
+def _send_pending(session: Session) -> None:
+    pending, session.info[_PENDING_KEY] = session.info.get(_PENDING_KEY, []), []
+    for generation_id in pending:
+        try:
+            run_submit(generation_id)
+        except Exception:  # noqa: BLE001 - committed: `runs_recover` sends it again
+            log.exception("run %s could not be sent; the requeue job will send it", generation_id)
+
+
+def _drop_pending(session: Session) -> None:
+    session.info[_PENDING_KEY] = []
+
+
+def run_submit(generation_id: int) -> None:
+    """Hand a committed queued run to the executor of the configured mode."""
+    if get_settings().run_queue == "redis":
+        redis_actor().send(generation_id)
+    else:
+        _inline().submit(generation_id)
+
+
+# --- the task ---------------------------------------------------------------------------------
+
+
+class _Lease:
+    """Renews the worker's lease on its running run until stopped."""
+
+    def __init__(self, generation_id: int, owner: str, seconds: float):
+        self.generation_id, self.owner, self.seconds = generation_id, owner, seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._loop, name=f"run-lease-{generation_id}", daemon=True
+        )
+
+    def __enter__(self) -> _Lease:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: Any) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.seconds / 3):
+            try:
+                with db.session_scope() as session:
+                    session.execute(
+                        update(Generation)
+                        .where(
+                            col(Generation.id) == self.generation_id,
+                            col(Generation.status) == GenerationStatus.running.value,
+                            col(Generation.worker_id) == self.owner,
+                        )
+                        .values(lease_expires_at=utcnow() + timedelta(seconds=self.seconds))
+                    )
+            except Exception:  # noqa: BLE001 - a missed renewal is retried at the next beat
+                log.warning("run %s: lease not renewed", self.generation_id, exc_info=True)
+
+
+class _Stream:
+    """Collects text deltas and writes them into the running run at most every half second."""
+
+    def __init__(self, generation_id: int):
+        self.generation_id = generation_id
+        self.text = ""
+        self._written_at = 0.0
+
+    def __call__(self, piece: str) -> None:
+        self.text += piece if isinstance(piece, str) else ""
+        now = time.monotonic()
+        if now - self._written_at >= STREAM_FLUSH_SECONDS:
+            self._written_at = now
+            self._write()
+
+    def _write(self) -> None:
+        try:
+            with db.session_scope() as session:
+                session.execute(
+                    update(Generation)
+                    .where(
+                        col(Generation.id) == self.generation_id,
+                        col(Generation.status) == GenerationStatus.running.value,
+                    )
+                    .values(output_text=self.text.replace("\x00", ""))
+                )
+        except Exception:  # noqa: BLE001 - streaming is a courtesy; the final text is kept
+            log.warning("run %s: streamed text not written", self.generation_id, exc_info=True)
+
+
+def run_task(generation_id: int) -> str:
+    """Claim and run one generation; the final status, or ``"skipped"`` if not claimed.
+
+    The same code runs in the inline threads and in Dramatiq workers.
+    """
+    settings = get_settings()
+    owner = worker_id()
+    with db.new_session() as session:
+        try:
+            claimed = generations.generation_mark_running(
+                session=session,
+                generation_id=generation_id,
+                worker_id=owner,
+                lease_seconds=settings.run_lease_seconds,
+            )
+        except NotFound:
+            return "skipped"
+    if not claimed:
+        return "skipped"
+    with _Lease(generation_id, owner, settings.run_lease_seconds), db.new_session() as session:
+        done = generations.generation_execute(
+            session=session, generation_id=generation_id, on_delta=_Stream(generation_id)
+        )
+    return done.status
+
+
+# --- inline mode ------------------------------------------------------------------------------
+
+
+class _InlineExecutor:
+    """Worker threads in this process. Under pytest, runs are only recorded unless started."""
+
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self.paused = "pytest" in sys.modules
+        self.submitted: list[int] = []
+
+    def submit(self, generation_id: int) -> None:
+        self.submitted.append(generation_id)
+        if self.paused:
+            return
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=get_settings().run_inline_threads, thread_name_prefix="run-worker"
+                )
+            pool = self._pool
+        pool.submit(self._run, generation_id)
+
+    @staticmethod
+    def _run(generation_id: int) -> None:
+        try:
+            run_task(generation_id)
+        except Exception:  # noqa: BLE001 - the lease and the sweep finish what is left
+            log.exception("run %s: the task failed", generation_id)
+
+
+_inline_executor = _InlineExecutor()
+
+
+def _inline() -> _InlineExecutor:
+    return _inline_executor
+
+
+def inline_executor() -> _InlineExecutor:
+    """The inline executor of this process (tests start it with ``.paused = False``)."""
+    return _inline_executor
+
+
+# --- redis mode (Dramatiq) --------------------------------------------------------------------
+
+_actor: Any = None
+_actor_lock = threading.Lock()
+
+
+def redis_broker_build(url: str) -> Any:
+    """A Dramatiq Redis broker with the default middleware (time limit, retries, age limit)."""
+    from dramatiq.brokers.redis import RedisBroker
+
+    return RedisBroker(
+        url=url,
+        heartbeat_timeout=REDIS_HEARTBEAT_TIMEOUT_MS,
+        maintenance_chance=REDIS_MAINTENANCE_CHANCE,
+    )
+
+
+def redis_actor() -> Any:
+    """The Dramatiq actor for runs on this process's broker (declared once)."""
+    global _actor
+    with _actor_lock:
+        if _actor is None:
+            import dramatiq
+
+            broker = redis_broker_build(get_settings().redis_url)
+            dramatiq.set_broker(broker)
+            # Past the longest provider deadline plus a margin: a run ends itself before this.
+            limit_ms = int((deadline_for("video") + 120) * 1000)
+            _actor = dramatiq.actor(
+                _redis_run,
+                actor_name=ACTOR_NAME,
+                queue_name=QUEUE_NAME,
+                broker=broker,
+                max_retries=5,
+                min_backoff=1000,
+                max_backoff=60_000,
+                time_limit=limit_ms,
+            )
+        return _actor
+
+
+def _redis_run(generation_id: int) -> None:
+    run_task(int(generation_id))
+
+
+# --- recovery (scheduler job) -----------------------------------------------------------------
+
+
+@dataclass
+class RecoverResult:
+    """What one `runs_recover` pass did. `items`: runs failed plus runs sent again."""
+
+    lost: int = 0
+    released_millicredits: int = 0
+    requeued: int = 0
+
+    @property
+    def items(self) -> int:
+        return self.lost + self.requeued
+
+
+def _fail_and_release(session: Session, generation: Generation, *, code: str, reason: str) -> int:
+    """Fail a queued/running run (locked by the caller) and release its hold; credits moved."""
+    released = 0
+    try:
+        entry = credits.credits_release(
+            session=session,
+            idempotency_key=release_key(generation.id),
+            generation_id=generation.id,
+            reason=f"{code}: {reason}"[:300],
+        )
+        released = abs(getattr(entry, "amount_millicredits", 0) or 0)
+    except HoldAlreadyClosed:
+        pass
+    now = utcnow()
+    generation.failure_code = code
+    generation.failure_reason = reason[:1000]
+    generation.finished_at = now
+    generation.lease_expires_at = None
+    generations._push_status(generation, GenerationStatus.failed, code=code)  # noqa: SLF001
+    session.add(generation)
+    session.add(
+        generations.usage_event_for(
+            generation, outcome="failed", units=0, millicredits=0, provider_units=None, at=now
+        )
+    )
+    return released
+
+
+def _lock_candidates(session: Session, query: Any) -> list[Generation]:
+    query = query.with_for_update(skip_locked=True) if db.is_postgres(session) else query
+    return list(session.exec(query.execution_options(populate_existing=True)))
+
+
+def runs_recover(*, batch: int = 100) -> RecoverResult:
+    """Fail and release runs of dead workers; send again queued runs that never started.
+
+    One short transaction per run (rows locked with ``SKIP LOCKED`` on PostgreSQL), so two
+    schedulers never handle one run twice and a run being completed is left to its worker.
+    """
+    settings = get_settings()
+    result = RecoverResult()
+    now = utcnow()
+    with db.new_session() as session:
+        lost_ids = list(
+            session.exec(
+                select(Generation.id)
+                .where(
+                    col(Generation.status) == GenerationStatus.running.value,
+                    col(Generation.lease_expires_at).is_not(None),
+                    col(Generation.lease_expires_at) < now,
+                )
+                .limit(batch)
+            )
+        )
+    for generation_id in lost_ids:
+        with db.session_scope() as session:
+            rows = _lock_candidates(
+                session,
+                select(Generation).where(
+                    col(Generation.id) == generation_id,
+                    col(Generation.status) == GenerationStatus.running.value,
+                    col(Generation.lease_expires_at) < now,
+                ),
+            )
+            for generation in rows:
+                result.released_millicredits += _fail_and_release(
+                    session, generation, code=Code.worker_lost.value, reason=WORKER_LOST_REASON
+                )
+                result.lost += 1
+                log.warning("run %s: worker %s lost", generation.public_id, generation.worker_id)
+    cutoff = now - timedelta(seconds=settings.run_queued_requeue_seconds)
+    resend: list[int] = []
+    with db.session_scope() as session:
+        rows = _lock_candidates(
+            session,
+            select(Generation)
+            .where(
+                col(Generation.status) == GenerationStatus.queued.value,
+                func.coalesce(Generation.enqueued_at, Generation.created_at) < cutoff,
+                col(Generation.created_at) > now - timedelta(minutes=15),
+            )
+            .limit(batch),
+        )
+        for generation in rows:
+            generation.enqueued_at = now
+            session.add(generation)
+            resend.append(generation.id)
+    for generation_id in resend:  # after the commit: the task finds enqueued_at written
+        run_submit(generation_id)
+    result.requeued = len(resend)
+    return result
+
+
+# --- operator recovery ------------------------------------------------------------------------
+
+
+def _operator_generation(session: Session, actor: User, public_id: str) -> Generation:
+    generation = session.exec(
+        select(Generation)
+        .where(Generation.public_id == public_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+    if generation is None:
+        raise NotFound("This generation does not exist.")
+    policy.require(
+        policy.actor_for(session=session, user=actor, org_id=generation.org_id),
+        policy.Action.operator_support,
+        policy.target_for(session=session, org_id=generation.org_id),
+    )
+    return generation
+
+
+def run_requeue(*, session: Session, actor: User, public_id: str) -> Generation:
+    """Send a queued run to the executor again (after the caller commits); audited.
+
+    Sending twice is harmless: the first delivery claims the run, later ones do nothing.
+
+    Raises:
+        NotFound: no such run. PermissionDenied: not a platform operator.
+        Conflict (``run_not_queued``): it already started or finished.
+    """
+    generation = _operator_generation(session, actor, public_id)
+    if generation.status != GenerationStatus.queued.value:
+        raise error_with_code(
+            Code.run_not_queued,
+            f"{generation.public_id} is {generation.status}, not queued; only a queued run can "
+            "be sent again. Stop a stuck running one instead.",
+            base=Conflict,
+        )
+    generation.enqueued_at = utcnow()
+    session.add(generation)
+    audit_record(
+        session=session,
+        action="generation.requeued",
+        actor_user_id=actor.id,
+        org_id=generation.org_id,
+        target_type="generation",
+        target_id=generation.public_id,
+    )
+    run_enqueue_after_commit(session=session, generation_id=generation.id)
+    return generation
+
+
+def run_force_fail(
+    *, session: Session, actor: User, public_id: str, reason: str = ""
+) -> Generation:
+    """Fail a queued or running run now and release its hold (once); audited.
+
+    A run that already finished is returned unchanged (nothing moves, nothing is audited),
+    so pressing it twice is harmless. The caller commits. A worker still working on it keeps
+    its late result without charging.
+
+    Raises:
+        NotFound: no such run. PermissionDenied: not a platform operator.
+    """
+    generation = _operator_generation(session, actor, public_id)
+    if generation.status not in generations.ACTIVE_STATUSES:
+        return generation
+    released = _fail_and_release(
+        session, generation, code=Code.stopped_by_operator.value, reason=STOPPED_REASON
+    )
+    audit_record(
+        session=session,
+        action="generation.force_failed",
+        actor_user_id=actor.id,
+        org_id=generation.org_id,
+        target_type="generation",
+        target_id=generation.public_id,
+        details={"reason": reason[:300], "released_millicredits": released},
+    )
+    return generation
