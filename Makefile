@@ -13,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export REFLEX_USE_NPM := 1
 
-.PHONY: run test setup migrate seed scheduler lint format chromium clean bench
+.PHONY: run test setup migrate seed scheduler worker lint format chromium clean bench
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ run: setup
 
 scheduler: setup
 	$(PY) -m jobs
+
+# A run worker (RUN_QUEUE=redis REDIS_URL=...): start one per core, on any host (README).
+worker: setup
+	$(PY) -m jobs worker
 
 chromium:
 	@command -v chromium >/dev/null 2>&1 || test -x /usr/bin/chromium || \
