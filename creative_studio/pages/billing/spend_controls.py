@@ -52,7 +52,13 @@ def _spend_controls_form() -> rx.Component:
                 spacing="3",
                 wrap="wrap",
             ),
-            rx.text("Leave a field empty to turn it off.", size="1", color=rx.color("gray", 10)),
+            rx.text(
+                "Leave a field empty to turn it off. The cap counts credits spent in the current "
+                "billing cycle (since " + BillingState.cycle_start + "); changing plans does not "
+                "restart it.",
+                size="1",
+                color=rx.color("gray", 10),
+            ),
             spacing="2",
         ),
         on_submit=BillingState.save_spend_controls,
