@@ -514,11 +514,24 @@ def _adoptable(subscription: Subscription, subscription_id: str | None) -> bool:
     return bool(subscription_id) and subscription.stripe_subscription_id in (None, subscription_id)
 
 
+def _is_proration(line: dict) -> bool:
+    """A proration line, in the shape of older API versions (``proration``) or newer ones
+    (``parent.subscription_item_details.proration``)."""
+    parent = _object(line.get("parent"), "lines.data[].parent")
+    details = _object(parent.get("subscription_item_details"), "lines.data[].parent")
+    return line.get("proration") is True or details.get("proration") is True
+
+
 def _proration_lines(obj: dict) -> list[dict]:
-    return [line for line in _lines(obj) if line.get("proration") is True]
+    return [line for line in _lines(obj) if _is_proration(line)]
 
 
 def _line_plan_key(session: Session, line: dict) -> str | None:
+    pricing = _object(line.get("pricing"), "lines.data[].pricing")
+    price_details = _object(pricing.get("price_details"), "lines.data[].pricing.price_details")
+    price = price_details.get("price")
+    if isinstance(price, str) and "price" not in line:  # newer versions name the price here
+        line = line | {"price": {"id": price}}
     return _plan_key_from(session, {"lines": {"data": [line]}})
 
 

@@ -620,3 +620,63 @@ def test_an_older_checkout_link_cannot_start_a_second_subscription(engine):
     org_after, sub, balance, invoices = _state(engine, org.id)
     assert org_after.plan_key == "growth" and balance == before[2]
     assert [i.amount_cents for i in invoices] == [9900]
+
+
+def test_a_stripe_proration_invoice_in_the_newer_shape_tops_up_once(engine, starter_org):
+    """Newer Stripe API versions put `proration` under the line's parent and the price under
+    `pricing`; the upgrade's invoice still tops the cycle up pro rata, once."""
+    from models import Plan
+
+    org_id, _owner_id = starter_org
+    with Session(engine) as session:
+        for key in ("starter", "growth"):
+            plan = session.exec(select(Plan).where(Plan.key == key)).one()
+            plan.stripe_price_id = f"price_{key}_live"
+            session.add(plan)
+        session.commit()
+    org, sub, balance, _ = _state(engine, org_id)
+    halfway = T0 + timedelta(days=15)
+    end = T0 + timedelta(days=30)
+
+    def line(amount, plan_key):
+        return {
+            "amount": amount,
+            "period": {"start": int(halfway.timestamp()), "end": int(end.timestamp())},
+            "parent": {
+                "type": "subscription_item_details",
+                "subscription_item_details": {"proration": True, "subscription": "x"},
+            },
+            "pricing": {"price_details": {"price": f"price_{plan_key}_live"}},
+        }
+
+    invoice = {
+        "id": "in_stripe_upgrade",
+        "object": "invoice",
+        "customer": org.stripe_customer_id,
+        "billing_reason": "subscription_update",
+        "amount_paid": 4000,
+        "currency": "usd",
+        "parent": {
+            "type": "subscription_details",
+            "subscription_details": {"subscription": sub.stripe_subscription_id},
+        },
+        "lines": {"data": [line(-950, "starter"), line(4950, "growth")]},
+    }
+    events = [
+        {
+            "id": event_id,
+            "object": "event",
+            "type": event_type,
+            "created": int(halfway.timestamp()),
+            "data": {"object": invoice},
+        }
+        for event_id, event_type in (
+            ("evt_up_paid", "invoice.paid"),
+            ("evt_up_ok", "invoice.payment_succeeded"),
+        )
+    ]
+    effects = billing.subscriptions._deliver(payment_provider(), events)
+    assert effects == ["plan_upgraded_prorated", "plan_upgraded_prorated"]
+    org, sub, after, invoices = _state(engine, org_id)
+    assert after == balance + 1250 * C and org.plan_key == "growth"
+    assert (invoices[-1].amount_cents, invoices[-1].credits) == (4000, 1250)
