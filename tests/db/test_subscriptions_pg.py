@@ -152,3 +152,65 @@ def test_two_renewal_runs_at_once_renew_once(pg_engine, starter_org):
             select(Invoice).where(Invoice.org_id == org_id, Invoice.amount_cents == 1900)
         ).all()
         assert len(renewals) == 2  # the first month and the renewal, not three
+
+
+def test_a_failed_payment_locks_runs_until_a_later_payment_on_postgres(pg_engine, starter_org):
+    from models import User
+    from services import policy
+
+    org_id, owner_id = starter_org
+    provider = payment_provider()
+    with Session(pg_engine) as session:
+        org = session.get(Organization, org_id)
+        sub = session.exec(select(Subscription).where(Subscription.org_id == org_id)).one()
+        ids = (sub.stripe_subscription_id, org.stripe_customer_id)
+    renewal = T0 + timedelta(days=30)
+
+    def invoice_event(event_id, event_type, created):
+        start = int(renewal.timestamp())
+        return {
+            "id": event_id,
+            "object": "event",
+            "type": event_type,
+            "created": int(created.timestamp()),
+            "data": {
+                "object": {
+                    "id": "in_pg_renewal",
+                    "object": "invoice",
+                    "customer": ids[1],
+                    "subscription": ids[0],
+                    "billing_reason": "subscription_cycle",
+                    "amount_paid": 1900,
+                    "amount_due": 1900,
+                    "currency": "usd",
+                    "lines": {
+                        "data": [
+                            {
+                                "amount": 1900,
+                                "metadata": {"plan_key": "starter"},
+                                "period": {"start": start, "end": start + 30 * 86400},
+                            }
+                        ]
+                    },
+                }
+            },
+        }
+
+    def can_run() -> bool:
+        with Session(pg_engine) as session:
+            actor = policy.actor_for(
+                session=session, user=session.get(User, owner_id), org_id=org_id
+            )
+            target = policy.target_for(session=session, org_id=org_id)
+            assert policy.can(actor, policy.Action.billing_view, target).allowed  # reading stays
+            return policy.can(actor, policy.Action.tool_run, target).allowed
+
+    failed = invoice_event("evt_pg_fail", "invoice.payment_failed", renewal)
+    assert billing.subscriptions._deliver(provider, [failed]) == ["past_due"]
+    assert not can_run()
+    paid = invoice_event("evt_pg_paid", "invoice.paid", renewal + timedelta(days=1))
+    assert billing.subscriptions._deliver(provider, [paid, failed]) == [
+        "monthly_credits_granted",
+        "duplicate",
+    ]
+    assert can_run()
