@@ -256,7 +256,9 @@ def inline_executor() -> _InlineExecutor:
 # --- redis mode (Dramatiq) --------------------------------------------------------------------
 
 _actor: Any = None
+_probe_actor: Any = None
 _actor_lock = threading.Lock()
+PROBE_ACTOR_NAME = "queue_probe"
 
 
 def redis_broker_build(url: str) -> Any:
@@ -291,7 +293,40 @@ def redis_actor() -> Any:
                 max_backoff=60_000,
                 time_limit=limit_ms,
             )
+            global _probe_actor
+            _probe_actor = dramatiq.actor(
+                _queue_probe,
+                actor_name=PROBE_ACTOR_NAME,
+                queue_name=QUEUE_NAME,
+                broker=broker,
+                max_retries=0,
+            )
         return _actor
+
+
+def queue_probe_actor() -> Any:
+    """A task that does nothing but note when a worker picked it up (queue health, benchmarks).
+
+    ``queue_probe_actor().send(list_key, time.time())``: the worker appends the seconds between
+    the send and the pickup to the Redis list `list_key` (kept for an hour).
+    """
+    redis_actor()
+    return _probe_actor
+
+
+_probe_client: Any = None
+
+
+def _queue_probe(list_key: str, sent_at: float) -> None:
+    global _probe_client
+    import redis
+
+    waited = time.time() - float(sent_at)
+    if _probe_client is None:
+        _probe_client = redis.Redis.from_url(get_settings().redis_url)
+    client = _probe_client
+    client.rpush(str(list_key), f"{waited:.6f} {time.time():.6f}")
+    client.expire(str(list_key), 3600)
 
 
 def _redis_run(generation_id: int) -> None:

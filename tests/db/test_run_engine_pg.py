@@ -297,3 +297,38 @@ def test_a_worker_killed_mid_run_has_its_run_failed_and_refunded_once(
     assert (usage.outcome, usage.millicredits) == ("failed", 0)
     balance, ledger_sum = _balance_and_ledger(pg_engine, world.org.id)
     assert balance == ledger_sum
+
+
+def test_a_run_outlives_the_web_process_that_started_it(pg_engine, queue):
+    """The process that started a run exits right after (a web restart): a worker finishes it."""
+    with Session(pg_engine, expire_on_commit=False) as session:
+        world = World(session)
+        user_id, org_id, project_id = world.editor.id, world.org.id, world.spring.id
+    started = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from sqlmodel import Session\n"
+            "from core.db import get_engine\n"
+            "from models import User\n"
+            "from services.generations import generation_start\n"
+            "with Session(get_engine()) as s:\n"
+            f"    user = s.get(User, {user_id})\n"
+            f"    run = generation_start(session=s, user=user, org_id={org_id},\n"
+            f"        model_key='local-text', prompt='Before the restart', project_id={project_id})\n"
+            "    s.commit()\n"
+            "    print(run.id)\n",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": pg_engine.url.render_as_string(hide_password=False)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    run_id = int(started.stdout.strip())
+    assert _statuses(pg_engine, [run_id]) == {"queued": 1}  # its process is gone
+
+    queue()
+    _wait_for(lambda: _statuses(pg_engine, [run_id]) == {"succeeded": 1}, "the run")
+    assert _kinds_per_run(pg_engine, [run_id]) == {run_id: ["hold", "settle"]}
