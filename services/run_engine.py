@@ -70,10 +70,13 @@ WORKER_LOST_REASON = (
 STOPPED_REASON = "Stopped by platform support; your credits were returned. Retry it when ready."
 _PENDING_KEY = "run_engine_pending"
 _HOOKED_KEY = "run_engine_hooked"
-# Redis broker: a worker is dead after this long without a heartbeat (milliseconds), and the
-# share (per million broker commands) that also requeue the messages of dead workers.
-REDIS_HEARTBEAT_TIMEOUT_MS = int(os.environ.get("RUN_REDIS_HEARTBEAT_MS", "30000"))
-REDIS_MAINTENANCE_CHANCE = int(os.environ.get("RUN_REDIS_MAINTENANCE_CHANCE", "1000"))
+# Redis broker (read when the broker is built): a worker is dead after RUN_REDIS_HEARTBEAT_MS
+# without a heartbeat; RUN_REDIS_MAINTENANCE_CHANCE broker commands in a million also requeue
+# the messages of dead workers; RUN_REDIS_NAMESPACE prefixes every key (one queue per
+# deployment, or per test run, on a shared Redis).
+REDIS_HEARTBEAT_TIMEOUT_MS = 30000
+REDIS_MAINTENANCE_CHANCE = 1000
+REDIS_NAMESPACE = "dramatiq"
 
 
 def worker_id() -> str:
@@ -267,8 +270,13 @@ def redis_broker_build(url: str) -> Any:
 
     return RedisBroker(
         url=url,
-        heartbeat_timeout=REDIS_HEARTBEAT_TIMEOUT_MS,
-        maintenance_chance=REDIS_MAINTENANCE_CHANCE,
+        namespace=os.environ.get("RUN_REDIS_NAMESPACE", REDIS_NAMESPACE),
+        heartbeat_timeout=int(
+            os.environ.get("RUN_REDIS_HEARTBEAT_MS", str(REDIS_HEARTBEAT_TIMEOUT_MS))
+        ),
+        maintenance_chance=int(
+            os.environ.get("RUN_REDIS_MAINTENANCE_CHANCE", str(REDIS_MAINTENANCE_CHANCE))
+        ),
     )
 
 

@@ -5,8 +5,9 @@ the balance equal to the ledger; a worker killed with SIGKILL mid-run (a slow lo
 streaming text) has its run failed with ``worker_lost`` and its credits released exactly once,
 and the redelivered message does nothing.
 
-Needs TEST_DATABASE_URL and a Redis at RUN_TEST_REDIS_URL (default redis://127.0.0.1:6379/5,
-a database these tests empty).
+Needs TEST_DATABASE_URL and a Redis at RUN_TEST_REDIS_URL (default redis://127.0.0.1:6379/5).
+Each test uses a queue namespace of its own (RUN_REDIS_NAMESPACE), so test runs at the same
+time on one Redis never take each other's messages; its keys are deleted afterwards.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -96,8 +98,9 @@ def queue(pg_engine, tmp_path, monkeypatch):
         client.ping()
     except redis.RedisError:
         pytest.skip(f"no Redis at {REDIS_URL}")
-    client.flushdb()
+    namespace = f"runs-test-{uuid.uuid4().hex[:12]}"
     env = {
+        "RUN_REDIS_NAMESPACE": namespace,
         "RUN_QUEUE": "redis",
         "REDIS_URL": REDIS_URL,
         "RUN_LEASE_SECONDS": str(LEASE_SECONDS),
@@ -131,13 +134,15 @@ def queue(pg_engine, tmp_path, monkeypatch):
         return process
 
     start_worker.redis = client
+    start_worker.namespace = namespace
     yield start_worker
     for process in workers:
         if process.poll() is None:
             process.kill()
         process.wait(timeout=30)
     run_engine._actor = None  # noqa: SLF001
-    client.flushdb()
+    for key in client.scan_iter(f"{namespace}:*"):
+        client.delete(key)
 
 
 def _wait_for(condition, what: str) -> None:
@@ -148,15 +153,23 @@ def _wait_for(condition, what: str) -> None:
         time.sleep(0.1)
 
 
-def _heartbeats(client) -> int:
-    return client.zcard("dramatiq:__heartbeats__")
+def _heartbeats(queue) -> int:
+    """Workers that were heard from in the last two seconds."""
+    recent_ms = (time.time() - 2) * 1000
+    return queue.redis.zcount(f"{queue.namespace}:__heartbeats__", recent_ms, "+inf")
 
 
-def _queue_drained(client) -> bool:
+def _waiting(queue) -> int:
+    return queue.redis.llen(f"{queue.namespace}:runs")
+
+
+def _queue_drained(queue) -> bool:
     """No message waiting, delayed or held unacknowledged by any worker."""
-    if client.llen("dramatiq:runs") or client.llen("dramatiq:runs.DQ"):
+    if _waiting(queue) or queue.redis.llen(f"{queue.namespace}:runs.DQ"):
         return False
-    return not any(client.scard(key) for key in client.scan_iter("dramatiq:__acks__.*"))
+    return not any(
+        queue.redis.scard(key) for key in queue.redis.scan_iter(f"{queue.namespace}:__acks__.*")
+    )
 
 
 def _statuses(engine, ids: list[int]) -> dict[str, int]:
@@ -207,12 +220,12 @@ def _start_runs(engine, count: int, model_key: str = "local-text") -> tuple[Worl
 def test_a_task_sent_twice_runs_once(pg_engine, queue):
     world, (run_id,) = _start_runs(pg_engine, 1)
     run_engine.redis_actor().send(run_id)  # the post-commit send, and one more
-    assert queue.redis.llen("dramatiq:runs") == 2
+    assert _waiting(queue) == 2
 
     queue()
     queue()
     _wait_for(lambda: _statuses(pg_engine, [run_id]) == {"succeeded": 1}, "the run")
-    _wait_for(lambda: _queue_drained(queue.redis), "both messages handled")
+    _wait_for(lambda: _queue_drained(queue), "both messages handled")
 
     assert _kinds_per_run(pg_engine, [run_id]) == {run_id: ["hold", "settle"]}
     with Session(pg_engine) as session:
@@ -223,12 +236,12 @@ def test_a_task_sent_twice_runs_once(pg_engine, queue):
 
 def test_two_workers_run_200_queued_runs_each_exactly_once(pg_engine, queue):
     world, ids = _start_runs(pg_engine, 200)
-    assert queue.redis.llen("dramatiq:runs") == 200
+    assert _waiting(queue) == 200
 
     queue()
     queue()
     _wait_for(lambda: _statuses(pg_engine, ids) == {"succeeded": 200}, "200 runs")
-    _wait_for(lambda: _queue_drained(queue.redis), "every message acknowledged")
+    _wait_for(lambda: _queue_drained(queue), "every message acknowledged")
 
     kinds = _kinds_per_run(pg_engine, ids)
     assert all(entries == ["hold", "settle"] for entries in kinds.values())
@@ -287,7 +300,7 @@ def test_a_worker_killed_mid_run_has_its_run_failed_and_refunded_once(
 
     # Another worker gets the dead worker's unacknowledged message and does nothing with it.
     queue(threads=2, OPENAI_BASE_URL=slow_endpoint)
-    _wait_for(lambda: _queue_drained(queue.redis), "the redelivered message")
+    _wait_for(lambda: _queue_drained(queue), "the redelivered message")
     run_engine.runs_recover()
 
     assert _kinds_per_run(pg_engine, [run_id]) == {run_id: ["hold", "release"]}

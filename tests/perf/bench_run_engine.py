@@ -12,7 +12,8 @@ Not a pass/fail test. Prints, for 1 and 2 worker processes (4 threads each):
     TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test \\
         .venv/bin/python -m pytest tests/perf/bench_run_engine.py -s -p no:cacheprovider
 
-Needs a Redis at RUN_TEST_REDIS_URL (default redis://127.0.0.1:6379/5; emptied).
+Needs a Redis at RUN_TEST_REDIS_URL (default redis://127.0.0.1:6379/5; a queue namespace of its
+own, deleted afterwards).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def _stop(processes) -> None:
 
 def _start_workers(start_worker, count: int):
     processes = [start_worker(threads=THREADS) for _ in range(count)]
-    _wait_for(lambda: _heartbeats(start_worker.redis) >= count, "workers to start")
+    _wait_for(lambda: _heartbeats(start_worker) >= count, "workers to start")
     return processes
 
 
@@ -72,7 +73,7 @@ def _runs_throughput(engine, world: World, start_worker, count: int, workers: in
 
 
 def _probe_throughput(start_worker, count: int, workers: int) -> float:
-    key = f"bench:probe:{time.monotonic_ns()}"
+    key = f"{start_worker.namespace}:bench:probe"
     probe = run_engine.queue_probe_actor()
     for _ in range(count):
         probe.send(key, time.time())
@@ -92,7 +93,7 @@ def _latencies(engine, world: World, start_worker, count: int) -> tuple[list, li
         with Session(engine) as reader:
             row = reader.get(Generation, run.id)
             run_latency.append((row.started_at - row.created_at).total_seconds())
-    key = f"bench:latency:{time.monotonic_ns()}"
+    key = f"{start_worker.namespace}:bench:latency"
     probe = run_engine.queue_probe_actor()
     for number in range(count):
         probe.send(key, time.time())
@@ -109,9 +110,9 @@ def test_bench_run_engine(pg_engine, queue, bench_size):  # noqa: F811 - the fix
     world = World(session)
     for workers in (1, 2):
         runs = _runs_throughput(pg_engine, world, queue, size["runs"], workers)
-        _wait_for(lambda: _queue_drained(queue.redis), "queue drained")
+        _wait_for(lambda: _queue_drained(queue), "queue drained")
         probes = _probe_throughput(queue, size["runs"], workers)
-        _wait_for(lambda: _queue_drained(queue.redis), "queue drained")
+        _wait_for(lambda: _queue_drained(queue), "queue drained")
         lines.append(
             f"  {workers} worker(s): {runs:8.1f} text runs/s, {probes:8.1f} no-op tasks/s, "
             f"ratio {runs / probes:.3f}"
