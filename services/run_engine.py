@@ -26,18 +26,26 @@ The database stays the source of truth:
 * Text streams into ``generations.output_text`` while the run is ``running`` (at most every
   half second, only while still running); the final text is written when the run completes.
 
+Live status: with ``REDIS_URL`` set, a worker publishes each claim, streamed text and
+completion on the run's organization channel (`run_event_publish`); Studio waits on it
+(`run_events_wait`) between its reads, so a change shows at once. Without Redis, and for what is
+not published (recovery, operator actions), the page's light poll shows it within seconds.
+
 Operators: `run_requeue` sends a queued run again; `run_force_fail` fails and releases a
 queued or running one now. Both are audited and idempotent.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import os
 import socket
 import sys
 import threading
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -159,8 +167,9 @@ class _Lease:
 class _Stream:
     """Collects text deltas and writes them into the running run at most every half second."""
 
-    def __init__(self, generation_id: int):
+    def __init__(self, generation_id: int, org_id: int | None = None):
         self.generation_id = generation_id
+        self.org_id = org_id
         self.text = ""
         self._written_at = 0.0
 
@@ -184,6 +193,8 @@ class _Stream:
                 )
         except Exception:  # noqa: BLE001 - streaming is a courtesy; the final text is kept
             log.warning("run %s: streamed text not written", self.generation_id, exc_info=True)
+            return
+        run_event_publish(org_id=self.org_id, generation_id=self.generation_id, status="running")
 
 
 def run_task(generation_id: int) -> str:
@@ -203,13 +214,83 @@ def run_task(generation_id: int) -> str:
             )
         except NotFound:
             return "skipped"
-    if not claimed:
-        return "skipped"
+        if not claimed:
+            return "skipped"
+        org_id = session.get(Generation, generation_id).org_id
+    run_event_publish(org_id=org_id, generation_id=generation_id, status="running")
     with _Lease(generation_id, owner, settings.run_lease_seconds), db.new_session() as session:
         done = generations.generation_execute(
-            session=session, generation_id=generation_id, on_delta=_Stream(generation_id)
+            session=session, generation_id=generation_id, on_delta=_Stream(generation_id, org_id)
         )
+    run_event_publish(org_id=org_id, generation_id=generation_id, status=done.status)
     return done.status
+
+
+# --- live status (Redis pub/sub) --------------------------------------------------------------
+
+_publisher: Any = None
+# One subscriber client per event loop (a client belongs to the loop it was made on).
+_subscribers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def run_events_channel(org_id: int) -> str:
+    return f"{os.environ.get('RUN_REDIS_NAMESPACE', REDIS_NAMESPACE)}:run-events:{org_id}"
+
+
+def run_event_publish(*, org_id: int | None, generation_id: int, status: str) -> None:
+    """Tell the organization's open Studio pages that a run changed (no-op without Redis)."""
+    global _publisher
+    url = get_settings().redis_url
+    if not url or org_id is None:
+        return
+    try:
+        import redis
+
+        if _publisher is None:
+            _publisher = redis.Redis.from_url(url, socket_timeout=2)
+        _publisher.publish(
+            run_events_channel(org_id),
+            json.dumps({"generation_id": generation_id, "status": status}),
+        )
+    except Exception:  # noqa: BLE001 - the pages' poll shows the change a moment later
+        log.warning("run %s: status not published", generation_id, exc_info=True)
+
+
+async def run_events_wait(*, org_id: int | None, timeout: float) -> bool:
+    """Wait up to `timeout` seconds for a run event of the organization; True if one came.
+
+    Without Redis (or if it fails) this simply waits, and the caller's poll reads the changes.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    url = get_settings().redis_url
+    if not url or org_id is None:
+        await asyncio.sleep(timeout)
+        return False
+    pubsub = None
+    try:
+        import redis.asyncio as aioredis
+
+        client = _subscribers.get(loop)
+        if client is None:
+            client = _subscribers[loop] = aioredis.Redis.from_url(url)
+        pubsub = client.pubsub()
+        await pubsub.subscribe(run_events_channel(org_id))
+        while (left := deadline - loop.time()) > 0:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=left)
+            if message is not None:
+                return True
+        return False
+    except Exception:  # noqa: BLE001 - fall back to the poll
+        log.warning("run events: Redis subscription failed", exc_info=True)
+        await asyncio.sleep(max(0.0, deadline - loop.time()))
+        return False
+    finally:
+        if pubsub is not None:
+            try:
+                await pubsub.aclose()
+            except Exception:  # noqa: BLE001
+                pass
 
 
 # --- inline mode ------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ changes too, text appears as the worker streams it, and closing the tab never af
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from sqlmodel import Session
 
 from core import db, routes
 from models.enums import OrgRole
-from services import credits, generations, policy, pricing, storage
+from services import credits, generations, policy, pricing, run_engine, storage
 from services import models_registry as registry
 from services import orgs as org_service
 from services.catalog import plans_list
@@ -208,6 +207,8 @@ class StudioState(OrgPageState, rx.State):
     # seconds). One chain per tab; a step of an older chain stops.
     _follow_chain: int = 0
     _followed_at: float = 0.0
+    # The organization whose run events (Redis pub/sub) wake the follow step early.
+    _org_id: int | None = None
     # The project of each run in history, so a retry is checked against its own project.
     _history_projects: dict[str, int | None] = {}
     # The blockers of a refused run stay on the page instead of being recomputed.
@@ -220,6 +221,7 @@ class StudioState(OrgPageState, rx.State):
         return Action.org_view
 
     def _refresh(self, acting: Acting) -> None:
+        self._org_id = acting.org.id
         self._load_projects(acting)
         self._load_models(acting)
         if self._blockers_from_refusal:
@@ -380,6 +382,14 @@ class StudioState(OrgPageState, rx.State):
         self.live_status = "queued"
         self.running = True
 
+    async def _may_view(self) -> bool:
+        with db.new_session() as session:
+            try:
+                await self._acting(session, self._view_action())
+            except DomainError:
+                return False
+        return True
+
     def _has_active_runs(self) -> bool:
         return any(item.status in _ACTIVE for item in self.history)
 
@@ -537,13 +547,17 @@ class StudioState(OrgPageState, rx.State):
             if not isinstance(chain, int) or isinstance(chain, bool) or chain <= 0:
                 if time.time() - self._followed_at < _FOLLOW_ALIVE_SECONDS:
                     return None  # this tab already follows its runs
+                if not await self._may_view():
+                    return None  # signed out, or not a member: nothing to follow
                 self._follow_chain = self._follow_chain % _MAX_CHAIN + 1
                 chain = self._follow_chain
             elif chain != self._follow_chain:
                 return None
             self._followed_at = time.time()
             interval = FOLLOW_INTERVAL_SECONDS if self._has_active_runs() else FOLLOW_IDLE_SECONDS
-        await asyncio.sleep(interval)
+            org_id = self._org_id
+        # With Redis, a run event of the organization ends the wait early.
+        await run_engine.run_events_wait(org_id=org_id, timeout=interval)
         async with self:
             if chain != self._follow_chain:
                 return None

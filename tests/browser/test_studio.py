@@ -1,14 +1,18 @@
 """Creative Studio in the real app: an editor on Growth generates text and an image with local
 models and sees the outputs; a locked video model opens the upgrade modal; a swap shows the
-banner naming both models."""
+banner naming both models; a run goes on after its tab closes, a run started elsewhere shows
+up, and a slow model's text appears in the run card as it is written."""
 
 import re
+import threading
+from http.server import ThreadingHTTPServer
 
 import pytest
 from playwright.sync_api import expect
 
 from services.seed import DEV_PASSWORD
 from tests.browser.conftest import screenshot, sign_in
+from tests.db.test_run_engine_pg import SlowEndpoint
 
 pytestmark = pytest.mark.browser
 
@@ -160,3 +164,41 @@ def test_a_run_started_elsewhere_shows_its_status_without_a_reload(app_server, p
     card = page.locator(f'[data-generation="{public_id}"]')
     expect(card).to_contain_text("Started from another place", timeout=30_000)
     expect(card).to_contain_text("succeeded", timeout=60_000)
+
+
+def _hosted_text_endpoint(app_server, base_url: str | None) -> None:
+    app_server.run_python(
+        "from sqlmodel import Session, select\n"
+        "from core.db import get_engine\n"
+        "from models import AIModel\n"
+        "with Session(get_engine()) as s:\n"
+        "    model = s.exec(select(AIModel).where(AIModel.key == 'hosted-text')).one()\n"
+        f"    model.provider_base_url = {base_url!r}\n"
+        "    s.add(model)\n"
+        "    s.commit()\n"
+    )
+
+
+def test_text_appears_in_the_run_card_while_a_slow_model_writes_it(app_server, page):
+    release = threading.Event()
+    handler = type("Slow", (SlowEndpoint,), {"release": release})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _hosted_text_endpoint(app_server, f"http://127.0.0.1:{server.server_address[1]}/v1")
+    try:
+        _open_studio(page, app_server)
+        _run(page, "Hosted Text (OpenAI-compatible)", "Words one at a time")
+        card = page.locator("[data-generation]").filter(has_text="Words one at a time")
+        expect(card).to_contain_text("word1 ", timeout=60_000)
+        expect(card).to_contain_text("running")  # still being written
+        expect(card).to_contain_text("word6 ")  # and more of it since
+        expect(card).to_contain_text("running")
+        screenshot(page, "studio-streaming")
+        release.set()
+        expect(card).to_contain_text("succeeded", timeout=60_000)
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+        _hosted_text_endpoint(app_server, None)

@@ -6,7 +6,11 @@ SQLite and the inline executor here; real Redis with real worker processes on Po
 
 from __future__ import annotations
 
+import asyncio
+import os
+import threading
 import time
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -14,6 +18,7 @@ from sqlmodel import select
 
 from core import db
 from core.clock import utcnow
+from core.settings import reset_settings_cache
 from models import AuditLogEntry, CreditLedgerEntry, Generation, UsageEvent
 from services import generations, run_engine
 from services.errors import Conflict, DomainError
@@ -256,3 +261,42 @@ def test_members_cannot_use_the_operator_recovery(world, session, sent):
     session.rollback()
     assert _fresh(generation_id).status == "queued"
     assert _balance(world) == before
+
+
+def test_a_run_wakes_the_studio_pages_of_its_organization_through_redis(
+    world, session, sent, monkeypatch
+):
+    redis = pytest.importorskip("redis")
+    url = os.environ.get("RUN_TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
+    client = redis.Redis.from_url(url)
+    try:
+        client.ping()
+    except redis.RedisError:
+        pytest.skip(f"no Redis at {url}")
+    monkeypatch.setenv("REDIS_URL", url)
+    monkeypatch.setenv("RUN_REDIS_NAMESPACE", f"runs-test-{uuid.uuid4().hex[:12]}")
+    monkeypatch.setattr(run_engine, "_publisher", None)
+    reset_settings_cache()
+    generation = world.start()
+    channel = run_engine.run_events_channel(world.org.id)
+
+    async def scenario() -> tuple[bool, bool]:
+        waiting = asyncio.create_task(run_engine.run_events_wait(org_id=world.org.id, timeout=60))
+        while not dict(client.pubsub_numsub(channel)).get(channel.encode()):
+            await asyncio.sleep(0.01)  # subscribed: nothing published can be missed
+        worker = threading.Thread(target=run_engine.run_task, args=(generation.id,))
+        worker.start()
+        woke = await waiting
+        worker.join()
+        elsewhere = await run_engine.run_events_wait(org_id=world.org.id + 1000, timeout=0.2)
+        return woke, elsewhere
+
+    assert asyncio.run(scenario()) == (True, False)
+    assert _fresh(generation.id).status == "succeeded"
+
+
+def test_without_redis_the_page_waits_and_reads_again(monkeypatch):
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    reset_settings_cache()
+
+    assert asyncio.run(run_engine.run_events_wait(org_id=1, timeout=0.05)) is False
