@@ -642,3 +642,45 @@ def test_usage_figures_are_clamped_and_the_run_succeeds_with_an_exact_charge(
     assert usage.provider_units in (None, 0, 40, 10_000_000)
     assert world.balance() == 3000 * 1000 - expected
     assert credits.ledger_sum(session=session, org_id=world.org.id) == world.balance()
+
+
+def test_usage_of_every_outcome_is_rolled_up_per_day_and_source(world, session):
+    from models import UsageDailyRollup
+    from services.housekeeping import usage_rollup_day
+
+    succeeded = world.start(prompt="Kept")
+    generations.generation_run(session=session, generation_id=succeeded.id)
+    failed = world.start(prompt="Lost")
+    generations.generation_run(
+        session=session,
+        generation_id=failed.id,
+        provider=FailingProvider(ProviderError(ProviderErrorCode.provider_error)),
+    )
+    charged = session.exec(select(UsageEvent).where(UsageEvent.generation_id == succeeded.id)).one()
+    # A run that came in through the API, the same day, model, project and person.
+    session.add(
+        UsageEvent(
+            org_id=world.org.id,
+            project_id=world.spring.id,
+            user_id=world.editor.id,
+            source="api",
+            model_key="local-text",
+            modality="text",
+            units=10,
+            millicredits=10,
+            request_id="req_api_1",
+            occurred_at=charged.occurred_at,
+        )
+    )
+    session.flush()
+
+    usage_rollup_day(session=session, day=charged.occurred_at.date())
+
+    rows = {
+        row.source: (row.runs, row.units, row.millicredits)
+        for row in session.exec(select(UsageDailyRollup))
+    }
+    assert rows == {
+        "studio": (2, charged.units, charged.millicredits),  # the failed run counts, at 0
+        "api": (1, 10, 10),
+    }
