@@ -35,7 +35,7 @@ def _receipt_card() -> rx.Component:
                     role="note",
                 ),
             ),
-            rx.heading("Receipt", size="5", as_="h2"),
+            rx.heading("Payment details", size="5", as_="h2"),
             _line("Organization", ReceiptState.org_name),
             _line("Invoice", ReceiptState.invoice_id),
             _line("Date", ReceiptState.date),
