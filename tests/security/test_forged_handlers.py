@@ -177,16 +177,10 @@ ALLOWED_MUTATIONS: dict[tuple[str, str], Allowance] = {
         "credit hold and usage; never in the hidden project.",
         _RUN_TABLES,
     ),
-    ("StudioState", "execute_pending"): Allowance(
-        frozenset({"scoped_editor"}),
-        "Executes the run this tab itself started (its id is a backend var set by `run`).",
-        _RUN_TABLES,
-    ),
 }
 
-# Findings in modules being reworked by their owners right now (issue 19: sign-in bound to the
-# browser, enumeration, session lifetime). Each is reported on every run
-# (see the summary) instead of failing it; delete the entry once its module is fixed.
+# Findings left to their owners are listed in KNOWN_FINDINGS and reported on every run instead
+# of failing it; the list is empty, and an entry is deleted once its module is fixed.
 _NOT_A_FORM = (
     "a value that is not a form, where the handler reads a form, raises AttributeError "
     "(Reflex passes what the browser sent); fix: `form = form_fields(form)` first"
