@@ -51,13 +51,14 @@ from sqlmodel import Session, col, select
 
 from core import db
 from core.clock import utcnow
-from models import Generation
+from models import Generation, UsageEvent
 from models.enums import GenerationStatus, LedgerEntryKind
 from services.audit import audit_record
 from services.credits import HoldAlreadyClosed, credits_release
 from services.error_codes import Code
 from services.errors import NotFound
 from services.generation_keys import release_key  # the studio path releases with the same key
+from services.generations import usage_event_for
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +189,21 @@ def _time_out(session: Session, generation: Generation, now: datetime) -> tuple[
             "stuck_since": (generation.started_at or generation.created_at).isoformat(),
         },
     )
+    # Usage is complete: a timed-out run is a usage event too (no credits), once per run.
+    recorded = session.exec(
+        select(UsageEvent.id).where(UsageEvent.generation_id == generation.id)
+    ).first()
+    if recorded is None:
+        session.add(
+            usage_event_for(
+                generation,
+                outcome=TIMED_OUT_CODE,
+                units=0,
+                millicredits=0,
+                provider_units=None,
+                at=now,
+            )
+        )
     return released, closed_by
 
 
@@ -348,6 +364,16 @@ WITH claimed AS (
                'stuck_since', (to_json(o.stuck_since AT TIME ZONE 'UTC') #>> '{}') || '+00:00'),
            CAST(:recorded_at AS timestamptz)
     FROM outcome o
+), usage AS (
+    INSERT INTO usage_events (
+        org_id, project_id, user_id, generation_id, source, model_key, modality, units,
+        millicredits, reconciled, provider_units, outcome, request_id, occurred_at)
+    SELECT g.org_id, g.project_id, g.user_id, g.id,
+           CASE WHEN g.api_key_id IS NULL THEN 'studio' ELSE 'api' END,
+           g.model_key, g.modality, 0, 0, false, NULL, CAST(:code AS text), g.request_id,
+           CAST(:now AS timestamptz)
+    FROM outcome o JOIN generations g ON g.id = o.id
+    ON CONFLICT (generation_id) DO NOTHING
 )
 SELECT id, released, closed_by FROM outcome
 UNION ALL SELECT generation_id, NULL, 'key_taken' FROM key_taken

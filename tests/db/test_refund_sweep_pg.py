@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 
 from core import clock
 from core.clock import utcnow
-from models import AuditLogEntry, CreditLedgerEntry, CreditPool, Generation
+from models import AuditLogEntry, CreditLedgerEntry, CreditPool, Generation, UsageEvent
 from models.enums import LedgerEntryKind
 from services.credits import (
     HoldAlreadyClosed,
@@ -162,6 +162,9 @@ def test_two_concurrent_sweeps_refund_each_generation_once(pg_engine):
             select(AuditLogEntry).where(AuditLogEntry.action == "generation.timed_out")
         ).all()
         assert len(audits) == len(stuck)
+        usage = session.exec(select(UsageEvent.generation_id, UsageEvent.outcome)).all()
+        assert Counter(g for g, _ in usage) == Counter(stuck)  # one usage event per swept run
+        assert {outcome for _, outcome in usage} == {"timed_out"}
         for org_id in orgs:
             balance = balance_get(session=session, org_id=org_id).balance
             assert balance == ledger_sum(session=session, org_id=org_id)

@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import Session, select
 
 from core import clock
-from models import AuditLogEntry, CreditLedgerEntry, Generation
+from models import AuditLogEntry, CreditLedgerEntry, Generation, UsageEvent
 from models.enums import LedgerEntryKind
 from services.credits import (
     balance_get,
@@ -119,11 +119,14 @@ def test_stuck_running_generation_is_failed_and_refunded_once(engine, session):
         select(AuditLogEntry).where(AuditLogEntry.action == "generation.timed_out")
     ).all()
     assert len(audit) == 1 and audit[0].target_id == generation.public_id
+    usage = session.exec(select(UsageEvent).where(UsageEvent.generation_id == stuck)).all()
+    assert [(u.outcome, u.millicredits, u.source) for u in usage] == [("timed_out", 0, "studio")]
 
     # A second run (or a second process) finds nothing to do.
     again = sweep(session)
     assert (again.timed_out, again.refunded) == (0, 0)
     assert balance_get(session=session, org_id=org_id).balance == 100 * C
+    assert len(session.exec(select(UsageEvent)).all()) == 1
 
 
 def test_recent_and_finished_generations_are_left_alone(engine, session):
