@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +50,7 @@ class AppServer:
     database_url: str
     data_dir: Path
     env: dict
+    process: subprocess.Popen | None = None
 
     def run_python(self, code: str) -> str:
         """Run a snippet against the app's database (same settings as the server)."""
@@ -65,15 +67,8 @@ class AppServer:
         return result.stdout
 
 
-@pytest.fixture(scope="session")
-def app_server(tmp_path_factory) -> Iterator[AppServer]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM} (make test installs it)")
-    data_dir = tmp_path_factory.mktemp("app-data")
-    (data_dir / "no-reload").mkdir()
-    # Production mode: a static build served with the backend on one port, as deployed.
-    port = free_port()
-    database_url = f"sqlite:///{data_dir / 'app.db'}"
+def app_env(data_dir: Path, port: int, overrides: dict | None = None) -> dict:
+    """The environment of a test app on `port` keeping its data in `data_dir`."""
     venv_bin = str(Path(sys.executable).parent)
     env = {
         **os.environ,
@@ -86,7 +81,7 @@ def app_server(tmp_path_factory) -> Iterator[AppServer]:
         "REFLEX_HOT_RELOAD_OVERRIDE_PATHS": str(data_dir / "no-reload"),
         "APP_ENV": "development",
         "CS_DATA_DIR": str(data_dir),
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": f"sqlite:///{data_dir / 'app.db'}",
         "SECRET_KEY": "browser-test-secret-" + "k" * 40,
         "APP_BASE_URL": f"http://localhost:{port}",
         "SCHEDULER": "off",
@@ -94,18 +89,41 @@ def app_server(tmp_path_factory) -> Iterator[AppServer]:
     }
     for var in ("STRIPE_SECRET_KEY", "SMTP_HOST", "GOOGLE_CLIENT_ID", "OPENAI_BASE_URL"):
         env.pop(var, None)
-    subprocess.run(
-        [sys.executable, "-m", "core.manage", "setup"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    log_path = data_dir / "server.log"
-    log = open(log_path, "w")  # noqa: SIM115 - closed at teardown
+    env.update(overrides or {})
+    return env
+
+
+@contextmanager
+def running_app(
+    data_dir: Path,
+    env_overrides: dict | None = None,
+    port: int | None = None,
+    *,
+    setup: bool = True,
+    log_name: str = "server.log",
+) -> Iterator[AppServer]:
+    """`reflex run --env prod` on `port` (a free one by default) until the block ends.
+
+    `setup` migrates and seeds the database first; a restart on the same data passes False.
+    The server runs in a process group of its own (`AppServer.process`), ended on exit.
+    """
+    (data_dir / "no-reload").mkdir(parents=True, exist_ok=True)
+    # Production mode: a static build served with the backend on one port, as deployed.
+    port = port or free_port()
+    env = app_env(data_dir, port, env_overrides)
+    if setup:
+        subprocess.run(
+            [sys.executable, "-m", "core.manage", "setup"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+    log_path = data_dir / log_name
+    log = open(log_path, "w")  # noqa: SIM115 - closed at exit
     process = subprocess.Popen(
         [
-            str(Path(venv_bin) / "reflex"),
+            str(Path(sys.executable).parent / "reflex"),
             "run",
             "--env",
             "prod",
@@ -140,7 +158,7 @@ def app_server(tmp_path_factory) -> Iterator[AppServer]:
             if time.monotonic() > deadline:
                 raise RuntimeError("app did not start in time:\n" + log_path.read_text()[-4000:])
             time.sleep(1)
-        yield AppServer(base_url, backend_url, database_url, data_dir, env)
+        yield AppServer(base_url, backend_url, env["DATABASE_URL"], data_dir, env, process)
     finally:
         try:
             os.killpg(process.pid, signal.SIGTERM)
@@ -150,7 +168,16 @@ def app_server(tmp_path_factory) -> Iterator[AppServer]:
                 os.killpg(process.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+            process.wait(timeout=20)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory) -> Iterator[AppServer]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium not found at {CHROMIUM} (make test installs it)")
+    with running_app(tmp_path_factory.mktemp("app-data")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
