@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -152,3 +153,37 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def subscribe_locally(
+    engine: Engine, *, email: str, slug: str, name: str, plan_key: str, at: datetime
+) -> tuple[int, int]:
+    """An owner and an org subscribed to `plan_key` through the local checkout at `at`.
+
+    The checkout's events are delivered through the signed webhook path, stamped with `at`
+    as Stripe would. Returns (org id, owner id).
+    """
+    from core import clock
+    from services import billing
+    from services.providers.payments import payment_provider
+
+    clock.freeze(at)
+    with Session(engine, expire_on_commit=False) as session:
+        owner = make_user(session, email, "owner")
+        org = org_service.org_create(session=session, owner=owner, name=name, slug=slug)
+        session.commit()
+        checkout = billing.checkout_start(
+            session=session,
+            actor=owner,
+            org_id=org.id,
+            purpose="upgrade",
+            plan_key=plan_key,
+            billing_url=f"http://app.test/org/{slug}/billing",
+        )
+        session.commit()
+    provider = payment_provider()
+    read = provider.checkout_read(checkout.url.split("session=", 1)[1])
+    billing.subscriptions._deliver(
+        provider, provider.checkout_events(read, now=int(at.timestamp()))
+    )
+    return org.id, owner.id

@@ -13,10 +13,10 @@ from sqlmodel import Session, col, select
 
 from core import clock
 from models import CreditLedgerEntry, Invoice, Organization, Subscription
-from services import billing, credits, orgs
+from services import billing, credits
 from services.providers.payments import SubscriptionChange, payment_provider
 from tests.conftest import requires_postgres
-from tests.factories import make_user
+from tests.factories import subscribe_locally
 
 pytestmark = [requires_postgres, pytest.mark.postgres]
 
@@ -26,26 +26,14 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 @pytest.fixture
 def starter_org(pg_engine):
-    clock.freeze(T0)
-    with Session(pg_engine, expire_on_commit=False) as session:
-        owner = make_user(session, "owner@pg-subs.test", "owner")
-        org = orgs.org_create(session=session, owner=owner, name="PG Subs", slug="pg-subs")
-        session.commit()
-        checkout = billing.checkout_start(
-            session=session,
-            actor=owner,
-            org_id=org.id,
-            purpose="upgrade",
-            plan_key="starter",
-            billing_url="http://app.test/org/pg-subs/billing",
-        )
-        session.commit()
-    provider = payment_provider()
-    read = provider.checkout_read(checkout.url.split("session=", 1)[1])
-    billing.subscriptions._deliver(
-        provider, provider.checkout_events(read, now=int(T0.timestamp()))
+    return subscribe_locally(
+        pg_engine,
+        email="owner@pg-subs.test",
+        slug="pg-subs",
+        name="PG Subs",
+        plan_key="starter",
+        at=T0,
     )
-    return org.id, owner.id
 
 
 def _balance(engine, org_id):

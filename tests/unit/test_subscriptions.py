@@ -20,7 +20,7 @@ from models import CreditLedgerEntry, Invoice, Organization, Subscription
 from services import billing, credits, orgs
 from services.errors import ValidationFailed
 from services.providers.payments import LocalPaymentProvider, payment_provider
-from tests.factories import make_user
+from tests.factories import make_user, subscribe_locally
 
 C = 1000
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -29,27 +29,9 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 @pytest.fixture
 def starter_org(engine):
     """An org that subscribed to Starter through the local checkout at T0 (period: 30 days)."""
-    clock.freeze(T0)
-    with Session(engine, expire_on_commit=False) as session:
-        owner = make_user(session, "owner@subs.test", "owner")
-        org = orgs.org_create(session=session, owner=owner, name="Subs", slug="subs")
-        session.commit()
-        checkout = billing.checkout_start(
-            session=session,
-            actor=owner,
-            org_id=org.id,
-            purpose="upgrade",
-            plan_key="starter",
-            billing_url="http://app.test/org/subs/billing",
-        )
-        session.commit()
-    token = checkout.url.split("session=", 1)[1]
-    provider = payment_provider()
-    read = provider.checkout_read(token)
-    # the checkout's events carry the frozen time, as Stripe would stamp them
-    for event in provider.checkout_events(read, now=int(T0.timestamp())):
-        billing.subscriptions._deliver(provider, [event])
-    return org.id, owner.id
+    return subscribe_locally(
+        engine, email="owner@subs.test", slug="subs", name="Subs", plan_key="starter", at=T0
+    )
 
 
 def _state(engine, org_id):
