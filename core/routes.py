@@ -21,6 +21,11 @@ NEW_ORG = "/orgs/new"
 ACCOUNT_SECURITY = "/account/security"
 OPERATOR_JOBS = "/operator/jobs"
 INVITE = "/invite"  # ?token=...
+# Public help center and platform status (no sign-in needed).
+HELP = "/help"
+STATUS = "/status"
+# The operator console (platform staff).
+OPERATOR_HOME = "/operator"
 
 ORG_ROUTE_ARG = "org_slug"
 
@@ -87,6 +92,25 @@ def org_team(slug: str) -> str:
 
 def org_settings(slug: str) -> str:
     return org_area(slug, "settings")
+
+
+def org_subpage(slug: str, area: str, sub: str) -> str:
+    """A page below an area: /org/<slug>/<area>/<sub> (e.g. settings/api, settings/sso)."""
+    return f"{org_area(slug, area)}/{sub}"
+
+
+def org_subpage_route(area: str, sub: str) -> str:
+    """The Reflex route pattern of a page below an area: /org/[org_slug]/<area>/<sub>."""
+    return f"{org_page_route(area)}/{sub}"
+
+
+def help_article(slug: str) -> str:
+    """A help-center article or runbook; error codes link here through their help slug."""
+    return f"{HELP}/{quote(slug, safe='')}"
+
+
+def help_search(query: str) -> str:
+    return f"{HELP}?{urlencode({'q': query})}" if query else HELP
 
 
 def org_page_route(area: str) -> str:

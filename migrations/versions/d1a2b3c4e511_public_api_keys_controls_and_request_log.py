@@ -1,0 +1,21 @@
+"""public api keys, controls and request log
+
+Revision ID: d1a2b3c4e511
+Revises: d1a2b3c4e500
+Create Date: 2026-11-26 05:30:00.000000
+"""
+
+from collections.abc import Sequence
+
+revision: str = "d1a2b3c4e511"
+down_revision: str | None = "d1a2b3c4e500"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

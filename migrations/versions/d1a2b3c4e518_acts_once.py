@@ -1,0 +1,21 @@
+"""acts once: form tokens and old organization addresses
+
+Revision ID: d1a2b3c4e518
+Revises: d1a2b3c4e516
+Create Date: 2026-11-26 05:30:00.000000
+"""
+
+from collections.abc import Sequence
+
+revision: str = "d1a2b3c4e518"
+down_revision: str | None = "d1a2b3c4e516"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
