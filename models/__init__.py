@@ -26,6 +26,7 @@ from models.ops import (
     RequestLog,
     SupportTicket,
 )
+from models.operator import AdjustmentApproval, ViewAsGrant
 from models.orgs import Invite, Membership, Organization, Project, ProjectAccess
 from models.studio import (
     AIModel,
@@ -44,6 +45,7 @@ __all__ = [
     "ApiKey",
     "Asset",
     "AssistantMessage",
+    "AdjustmentApproval",
     "AuditLogEntry",
     "CompetitorReport",
     "CreditAccount",
@@ -74,4 +76,5 @@ __all__ = [
     "UsageEvent",
     "User",
     "UserSession",
+    "ViewAsGrant",
 ]

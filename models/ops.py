@@ -74,8 +74,15 @@ class RequestLog(SQLModel, table=True):
 
 
 class AuditLogEntry(SQLModel, table=True):
+    """One privileged action. Entries of one organization (or of the platform, org_id NULL)
+    form a hash chain: `entry_hash` covers the entry's content and the previous `entry_hash`,
+    so editing or deleting a row breaks verification from that row on (services/audit.py)."""
+
     __tablename__ = "audit_log_entries"
-    __table_args__ = (Index("ix_audit_org_created", "org_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_audit_org_created", "org_id", "created_at"),
+        Index("ix_audit_chain", "org_id", "chain_seq"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     org_id: int | None = Field(default=None, foreign_key="organizations.id", ondelete="SET NULL")
@@ -85,6 +92,9 @@ class AuditLogEntry(SQLModel, table=True):
     target_id: str = Field(default="", max_length=64)
     details: dict = json_field(dict)
     created_at: datetime = created_at_field()
+    chain_seq: int | None = Field(default=None)
+    prev_hash: str | None = Field(default=None, max_length=64)
+    entry_hash: str | None = Field(default=None, max_length=64)
 
 
 class SupportTicket(SQLModel, table=True):
