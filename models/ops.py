@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from models.base import created_at_field, json_field, utc_datetime_field
+from models.base import created_at_field, json_field, millicredits_field, utc_datetime_field
 
 
 class OAuthConnection(SQLModel, table=True):
@@ -54,11 +54,24 @@ class ApiKey(SQLModel, table=True):
     created_at: datetime = created_at_field()
     last_used_at: datetime | None = utc_datetime_field()
     revoked_at: datetime | None = utc_datetime_field()
+    # Public API (services/api_keys.py): the key works only in this project when set; it
+    # stops working at `expires_at`; `daily_cap_credits` caps what it may spend per UTC day;
+    # `rate_limit_per_minute` overrides API_RATE_LIMIT_PER_MINUTE for this key.
+    project_id: int | None = Field(default=None, foreign_key="projects.id", ondelete="SET NULL")
+    expires_at: datetime | None = utc_datetime_field()
+    daily_cap_credits: int | None = Field(default=None)
+    rate_limit_per_minute: int | None = Field(default=None)
+    revoked_by_user_id: int | None = Field(
+        default=None, foreign_key="users.id", ondelete="SET NULL"
+    )
 
 
 class RequestLog(SQLModel, table=True):
     __tablename__ = "request_logs"
-    __table_args__ = (Index("ix_request_logs_org_created", "org_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_request_logs_org_created", "org_id", "created_at"),
+        Index("ix_request_logs_created", "created_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     request_id: str = Field(max_length=64, unique=True)
@@ -71,6 +84,13 @@ class RequestLog(SQLModel, table=True):
     model_key: str | None = Field(default=None, max_length=64)
     duration_ms: int = Field(default=0)
     created_at: datetime = created_at_field()
+    # What the request did: its run (if it started one), credits charged, streamed or not.
+    # Prompt and output bodies are never logged.
+    generation_id: int | None = Field(
+        default=None, foreign_key="generations.id", ondelete="SET NULL"
+    )
+    millicredits: int = millicredits_field()
+    stream: bool = Field(default=False)
 
 
 class AuditLogEntry(SQLModel, table=True):
@@ -99,7 +119,10 @@ class AuditLogEntry(SQLModel, table=True):
 
 class SupportTicket(SQLModel, table=True):
     __tablename__ = "support_tickets"
-    __table_args__ = (Index("ix_support_status_created", "status", "created_at"),)
+    __table_args__ = (
+        Index("ix_support_status_created", "status", "created_at"),
+        UniqueConstraint("idempotency_key", name="uq_support_ticket_idempotency"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     org_id: int | None = Field(default=None, foreign_key="organizations.id", ondelete="SET NULL")
@@ -115,6 +138,12 @@ class SupportTicket(SQLModel, table=True):
     assignee_user_id: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     created_at: datetime = created_at_field()
     updated_at: datetime = created_at_field()
+    # Help center support flow (services/support.py): where the person was, how urgent, when due.
+    generation_public_id: str | None = Field(default=None, max_length=40)
+    model_key: str | None = Field(default=None, max_length=64)
+    priority: str = Field(default="normal", max_length=16)  # low | normal | high | urgent
+    due_at: datetime | None = utc_datetime_field()
+    idempotency_key: str | None = Field(default=None, max_length=80)
 
 
 class JobRun(SQLModel, table=True):
