@@ -1,5 +1,6 @@
 """SQLModel tables and enums. Importing this package registers every table's metadata."""
 
+from models.api import ApiIdempotencyKey, ApiSettings
 from models.billing import (
     CreditAccount,
     CreditLedgerEntry,
@@ -51,7 +52,9 @@ from models.studio import (
 
 __all__ = [
     "AIModel",
+    "ApiIdempotencyKey",
     "ApiKey",
+    "ApiSettings",
     "Asset",
     "AssistantMessage",
     "AdjustmentApproval",
