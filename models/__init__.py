@@ -1,5 +1,6 @@
 """SQLModel tables and enums. Importing this package registers every table's metadata."""
 
+from models.analytics import AnalyticsRollup, AnalyticsRollupWatermark, ReconciliationDay
 from models.api import ApiIdempotencyKey, ApiSettings
 from models.billing import (
     CreditAccount,
@@ -10,6 +11,8 @@ from models.billing import (
     ProcessedWebhookEvent,
     Subscription,
 )
+from models.brand import BrandKit, DailyCapUse
+from models.forms import FormSubmission, OrgOldAddress
 from models.help import (
     HelpArticle,
     HelpSearchMiss,
@@ -38,6 +41,7 @@ from models.ops import (
 )
 from models.operator import AdjustmentApproval, ViewAsGrant
 from models.orgs import Invite, Membership, Organization, Project, ProjectAccess
+from models.sso import OrgDomain, OrgSecurity, SsoIdentity
 from models.studio import (
     AIModel,
     Asset,
@@ -52,6 +56,9 @@ from models.studio import (
 
 __all__ = [
     "AIModel",
+    "AnalyticsRollup",
+    "AnalyticsRollupWatermark",
+    "ReconciliationDay",
     "ApiIdempotencyKey",
     "ApiKey",
     "ApiSettings",
@@ -59,12 +66,15 @@ __all__ = [
     "AssistantMessage",
     "AdjustmentApproval",
     "AuditLogEntry",
+    "BrandKit",
     "CompetitorReport",
     "CreditAccount",
     "CreditLedgerEntry",
     "CreditPool",
+    "DailyCapUse",
     "DailyUsageCounter",
     "EmailToken",
+    "FormSubmission",
     "Generation",
     "HelpArticle",
     "HelpSearchMiss",
@@ -78,6 +88,9 @@ __all__ = [
     "NotificationPreference",
     "OAuthConnection",
     "OAuthFlowState",
+    "OrgDomain",
+    "OrgOldAddress",
+    "OrgSecurity",
     "Organization",
     "OutboxMail",
     "Plan",
@@ -87,6 +100,7 @@ __all__ = [
     "RecoveryCode",
     "RequestLog",
     "SignInThrottle",
+    "SsoIdentity",
     "Subscription",
     "SupportTicket",
     "SupportTicketMessage",

@@ -13,6 +13,8 @@ The rules (DESIGN.md "Roles and access"):
 - An inactive (expired, unpaid, canceled) subscription locks `tool_run`; reading stays.
 - Platform operators (a flag on the user, not an org role) may view any org and perform the
   operator_* actions; when they are not members they cannot act inside a customer org.
+- An operator "viewing as" a customer (an active ViewAsGrant) reads what members read and is
+  refused every mutating action (`MUTATING_ACTIONS`), operator actions included.
 """
 
 from __future__ import annotations
@@ -22,7 +24,16 @@ from enum import StrEnum
 
 from sqlmodel import Session, select
 
-from models import Membership, Organization, Project, ProjectAccess, Subscription, User
+from core.clock import utcnow
+from models import (
+    Membership,
+    Organization,
+    Project,
+    ProjectAccess,
+    Subscription,
+    User,
+    ViewAsGrant,
+)
 from models.enums import RUNNABLE_SUBSCRIPTION_STATUSES, OrgRole
 from services.error_codes import Code
 from services.errors import NotFound, PermissionDenied, error_with_code
@@ -37,6 +48,7 @@ class Action(StrEnum):
     tool_run = "tool_run"  # generations, Marketing Assistant, Competitor Intel
     asset_manage = "asset_manage"  # delete / rename assets
     project_manage = "project_manage"  # create / rename / archive projects
+    brand_kit_manage = "brand_kit_manage"  # edit the organization's or a project's brand kit
     # Team
     team_view = "team_view"
     team_manage = "team_manage"  # invite, remove, change role
@@ -66,6 +78,7 @@ class Actor:
     role: OrgRole | None = None  # role in the target org; None = not a member
     project_scoped: bool = False
     project_ids: frozenset[int] = frozenset()
+    viewing_as: bool = False  # an operator's read-only "view as customer" is active here
 
 
 @dataclass(frozen=True)
@@ -100,6 +113,7 @@ ROLE_RULES: dict[Action, frozenset[OrgRole]] = {
     Action.tool_run: _WORKERS,
     Action.asset_manage: _WORKERS,
     Action.project_manage: _OWNER_ADMIN,
+    Action.brand_kit_manage: _WORKERS,
     Action.team_view: _ALL_ROLES,
     Action.team_manage: _OWNER_ADMIN,
     Action.org_manage: _OWNER_ADMIN,
@@ -136,9 +150,31 @@ OPERATOR_READABLE = frozenset(
     }
 )
 
+# What an operator viewing as a customer may do: read. Every other action (present and future)
+# is mutating and refused while viewing as.
+READ_ONLY_ACTIONS = frozenset(
+    {
+        Action.org_view,
+        Action.project_view,
+        Action.asset_view,
+        Action.team_view,
+        Action.billing_view,
+        Action.analytics_view,
+        Action.audit_view,
+        Action.operator_access,
+    }
+)
+MUTATING_ACTIONS = frozenset(Action) - READ_ONLY_ACTIONS
+
 # Actions bound to one project: a project-scoped actor is limited to its approved projects.
 PROJECT_BOUND = frozenset(
-    {Action.project_view, Action.asset_view, Action.tool_run, Action.asset_manage}
+    {
+        Action.project_view,
+        Action.asset_view,
+        Action.tool_run,
+        Action.asset_manage,
+        Action.brand_kit_manage,
+    }
 )
 
 # Actions an inactive subscription locks (execution only; reading stays available).
@@ -151,6 +187,10 @@ _FORBIDDEN_MESSAGES: dict[Action, str] = {
     ),
     Action.asset_manage: (
         "Viewers cannot delete or rename assets. Ask an owner or admin to make you an editor."
+    ),
+    Action.brand_kit_manage: (
+        "Viewers can read brand kits but cannot change them. "
+        "Ask an owner or admin to make you an editor."
     ),
     Action.project_manage: (
         "Only owners and admins can create, rename or archive projects. "
@@ -202,6 +242,14 @@ def can(actor: Actor, action: Action, target: Target) -> Decision:
     project scope (out-of-scope is "not found"); role; subscription (execution only).
     """
     action = Action(action)
+    if actor.viewing_as:
+        if action in READ_ONLY_ACTIONS:
+            return ALLOW
+        return _deny(
+            Code.view_as_read_only,
+            "You are viewing this organization as its members see it, which is read-only. "
+            "Stop viewing as (banner at the top) to make changes from the operator console.",
+        )
     if action in OPERATOR_ACTIONS:
         if actor.is_operator:
             return ALLOW
@@ -242,7 +290,11 @@ def can(actor: Actor, action: Action, target: Target) -> Decision:
                 Code.project_not_found,
                 "This asset does not exist or you do not have access to it.",
             )
-        if target.project_id is None and action in (Action.tool_run, Action.asset_manage):
+        if target.project_id is None and action in (
+            Action.tool_run,
+            Action.asset_manage,
+            Action.brand_kit_manage,
+        ):
             return _deny(
                 Code.project_required,
                 "You can work only inside the projects you were given access to. "
@@ -297,8 +349,11 @@ def actor_for(*, session: Session, user: User, org_id: int | None) -> Actor:
         membership = session.exec(
             select(Membership).where(Membership.org_id == org_id, Membership.user_id == user.id)
         ).first()
+    viewing_as = bool(user.is_operator) and org_id is not None and view_as_active(
+        session=session, user_id=user.id, org_id=org_id
+    )
     if membership is None:
-        return Actor(user_id=user.id, is_operator=bool(user.is_operator))
+        return Actor(user_id=user.id, is_operator=bool(user.is_operator), viewing_as=viewing_as)
     project_ids: frozenset[int] = frozenset()
     if membership.project_scoped:
         project_ids = frozenset(
@@ -312,7 +367,22 @@ def actor_for(*, session: Session, user: User, org_id: int | None) -> Actor:
         role=OrgRole(membership.role),
         project_scoped=membership.project_scoped,
         project_ids=project_ids,
+        viewing_as=viewing_as,
     )
+
+
+def view_as_active(*, session: Session, user_id: int, org_id: int) -> ViewAsGrant | None:
+    """The operator's unexpired, unstopped view-as grant on `org_id`, if any."""
+    return session.exec(
+        select(ViewAsGrant)
+        .where(
+            ViewAsGrant.operator_user_id == user_id,
+            ViewAsGrant.org_id == org_id,
+            ViewAsGrant.ended_at.is_(None),  # type: ignore[union-attr]
+            ViewAsGrant.expires_at > utcnow(),
+        )
+        .order_by(ViewAsGrant.id.desc())  # type: ignore[union-attr]
+    ).first()
 
 
 def target_for(*, session: Session, org_id: int, project_id: int | None = None) -> Target:

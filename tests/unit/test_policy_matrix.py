@@ -79,6 +79,15 @@ viewer          role    role    role    role    role    role
 non_member      member  member  member  member  member  member
 operator        member  member  member  member  member  member
 
+[brand_kit_manage]
+owner           ok      ok      ok      ok      ok      ok
+admin           ok      ok      ok      ok      ok      ok
+editor          ok      ok      ok      ok      ok      ok
+scoped_editor   ok      ok      404     404     proj    proj
+viewer          role    role    role    role    role    role
+non_member      member  member  member  member  member  member
+operator        member  member  member  member  member  member
+
 [project_manage]
 owner           ok      ok      ok      ok      ok      ok
 admin           ok      ok      ok      ok      ok      ok
