@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     run_lease_seconds: int = Field(default=60, ge=5, le=600)
     # A queued run without a start after this long is handed to the queue again.
     run_queued_requeue_seconds: int = Field(default=60, ge=5, le=3600)
+    # Operator credit adjustments larger than this many credits (either sign) need a second
+    # operator's approval (four-eyes); at or below it they apply at once.
+    operator_approval_threshold_credits: int = Field(default=100, ge=0, le=10_000_000)
     # Local payment mode hands out plans and credits without payment: a production server
     # refuses to start without Stripe unless this is set (private demos only).
     allow_local_payments: bool = False

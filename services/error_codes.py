@@ -108,6 +108,14 @@ class Code(StrEnum):
     worker_lost = "worker_lost"
     stopped_by_operator = "stopped_by_operator"
     run_not_queued = "run_not_queued"
+    # operator console
+    already_refunded = "already_refunded"
+    nothing_to_refund = "nothing_to_refund"
+    approval_required = "approval_required"
+    self_approval = "self_approval"
+    approval_decided = "approval_decided"
+    view_as_read_only = "view_as_read_only"
+    reason_required = "reason_required"
     # assets and connections
     storage_not_configured = "storage_not_configured"
     asset_link_invalid = "asset_link_invalid"
@@ -288,6 +296,18 @@ CATALOGUE: dict[Code, ErrorCodeInfo] = {
             _RUNS,
         ),
         _info(Code.run_not_queued, 409, "Only a queued run can be sent again.", _RUNS),
+        _info(Code.already_refunded, 409, "This run was already refunded.", _BILLING),
+        _info(Code.nothing_to_refund, 409, "This run has nothing left to refund.", _BILLING),
+        _info(Code.approval_required, 202, "A second operator must approve this.", _BILLING),
+        _info(Code.self_approval, 403, "Another operator must approve this request.", _BILLING),
+        _info(Code.approval_decided, 409, "This request was already decided.", _BILLING),
+        _info(
+            Code.view_as_read_only,
+            403,
+            "Viewing as the customer is read-only. Stop viewing as to act.",
+            "roles-and-permissions",
+        ),
+        _info(Code.reason_required, 422, "Give a reason; it goes into the audit log.", "faq"),
         _info(Code.storage_not_configured, 503, "Asset storage is not set up.", _RUNS),
         _info(Code.asset_link_invalid, 403, "This asset link is not valid.", _RUNS),
         _info(Code.asset_link_expired, 403, "This asset link expired. Reload the page.", _RUNS),

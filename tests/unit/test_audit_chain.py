@@ -1,0 +1,107 @@
+"""The audit log is hash-chained: any edited, deleted or inserted row fails verification there."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlmodel import select
+
+from models import AuditLogEntry
+from services.audit import audit_csv, audit_record, audit_search, audit_verify
+from tests.factories import make_org, make_user
+
+
+def _write(session, org, user, count=5):
+    for index in range(count):
+        audit_record(
+            session=session,
+            action="member.role_changed",
+            actor_user_id=user.id,
+            org_id=org.id,
+            target_type="membership",
+            target_id=index,
+            details={"to": "admin", "index": index},
+        )
+    session.commit()
+
+
+def test_an_untouched_chain_verifies(session):
+    owner = make_user(session, "owner@acme.test")
+    org = make_org(session, owner)
+    _write(session, org, owner)
+    check = audit_verify(session=session, org_id=org.id)
+    assert check.ok and check.checked >= 5
+    assert "Integrity verified" in check.message
+
+
+def test_an_edited_row_fails_verification_at_that_row(session):
+    owner = make_user(session, "owner@acme.test")
+    org = make_org(session, owner)
+    _write(session, org, owner)
+    rows = session.exec(
+        select(AuditLogEntry)
+        .where(AuditLogEntry.org_id == org.id)
+        .order_by(AuditLogEntry.chain_seq)
+    ).all()
+    victim = rows[3]
+    # Someone with database access rewrites what happened (raw SQL, as an attacker would).
+    session.execute(
+        text("UPDATE audit_log_entries SET details = :d WHERE id = :id"),
+        {"d": '{"to": "owner", "index": 2}', "id": victim.id},
+    )
+    session.commit()
+    session.expire_all()
+    check = audit_verify(session=session, org_id=org.id)
+    assert not check.ok
+    assert check.broken_entry_id == victim.id
+    assert f"#{victim.id}" in check.message and "changed" in check.message
+
+
+def test_a_deleted_row_fails_verification_at_the_next_row(session):
+    owner = make_user(session, "owner@acme.test")
+    org = make_org(session, owner)
+    _write(session, org, owner)
+    rows = session.exec(
+        select(AuditLogEntry)
+        .where(AuditLogEntry.org_id == org.id)
+        .order_by(AuditLogEntry.chain_seq)
+    ).all()
+    session.execute(text("DELETE FROM audit_log_entries WHERE id = :id"), {"id": rows[2].id})
+    session.commit()
+    check = audit_verify(session=session, org_id=org.id)
+    assert not check.ok and check.broken_entry_id == rows[3].id
+
+
+def test_chains_of_organizations_are_separate(session):
+    owner = make_user(session, "owner@acme.test")
+    acme = make_org(session, owner, "Acme")
+    other = make_org(session, make_user(session, "other@other.test"), "Other Co")
+    _write(session, acme, owner, 2)
+    _write(session, other, owner, 3)
+    seqs = session.exec(
+        select(AuditLogEntry.chain_seq)
+        .where(AuditLogEntry.org_id == other.id)
+        .order_by(AuditLogEntry.chain_seq)
+    ).all()
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert audit_verify(session=session, org_id=acme.id).ok
+    assert audit_verify(session=session, org_id=other.id).ok
+
+
+def test_search_filters_and_csv_defuses_formulas(session):
+    owner = make_user(session, "owner@acme.test", "Olivia")
+    org = make_org(session, owner)
+    audit_record(
+        session=session,
+        action="credits.refunded",
+        actor_user_id=owner.id,
+        org_id=org.id,
+        details={"reason": "=HYPERLINK(1)"},
+    )
+    _write(session, org, owner, 2)
+    rows = audit_search(session=session, org_id=org.id, action="credits.")
+    assert [row.action for row in rows] == ["credits.refunded"]
+    assert audit_search(session=session, org_id=org.id, actor="nobody") == []
+    assert audit_search(session=session, org_id=org.id, actor="olivia")
+    text_csv = audit_csv(rows)
+    assert text_csv.splitlines()[0] == "id,time_utc,actor,action,target,details"
+    assert "reason==HYPERLINK" in text_csv  # inside the cell, not at its start

@@ -1,0 +1,220 @@
+"""Operator console rules: search, refund once, four-eyes adjustments, view-as is read-only."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import select
+
+from models import AuditLogEntry, CreditLedgerEntry, Generation
+from services import credits, policy
+from services import operator as operator_service
+from services.error_codes import Code
+from services.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
+from tests.factories import add_member, make_org, make_user
+
+
+@pytest.fixture
+def world(session):
+    owner = make_user(session, "owner@acme.test", "Olivia Owner")
+    org = make_org(session, owner, "Acme Marketing", credits=10_000)
+    org.stripe_customer_id = "cus_ACME123"
+    session.add(org)
+    add_member(session, org, "eddie@acme.test", "editor")
+    ann = make_user(session, "ann@ops.test", "Ann Operator", operator=True)
+    bob = make_user(session, "bob@ops.test", "Bob Operator", operator=True)
+    failed = Generation(
+        public_id="gen_failed1",
+        org_id=org.id,
+        user_id=owner.id,
+        model_key="local-text",
+        modality="text",
+        prompt="hi",
+        status="failed",
+        estimate_millicredits=2_000,
+        failure_code="provider_error",
+        failure_reason="provider down",
+    )
+    session.add(failed)
+    session.commit()
+    return {"owner": owner, "org": org, "ann": ann, "bob": bob, "failed": failed}
+
+
+def test_operators_find_a_customer_by_slug_member_email_or_stripe_id(session, world):
+    ann = world["ann"]
+    for query in ("acme-marketing", "EDDIE@acme", "cus_ACME123"):
+        hits = operator_service.customers_search(session=session, actor=ann, query=query)
+        assert [hit.slug for hit in hits] == [world["org"].slug], query
+    assert operator_service.customers_search(session=session, actor=ann, query="nobody") == []
+
+
+def test_a_customer_cannot_search(session, world):
+    with pytest.raises(PermissionDenied) as refused:
+        operator_service.customers_search(session=session, actor=world["owner"], query="acme")
+    assert refused.value.code == Code.operator_only
+
+
+def test_a_run_is_refunded_once_and_the_customer_sees_it(session, world):
+    org, ann, bob = world["org"], world["ann"], world["bob"]
+    before = credits.balance_get(session=session, org_id=org.id).balance
+    entry = operator_service.run_refund(
+        session=session, actor=ann, org_id=org.id, public_id="gen_failed1", reason="provider outage"
+    )
+    session.commit()
+    assert entry.kind == "refund" and entry.amount_millicredits == 2_000
+    assert "Ann Operator" in entry.memo and "provider outage" in entry.memo
+    with pytest.raises(Conflict) as again:
+        operator_service.run_refund(
+            session=session, actor=bob, org_id=org.id, public_id="gen_failed1", reason="double"
+        )
+    assert again.value.code == Code.already_refunded
+    assert "Ann Operator" in again.value.message
+    session.rollback()
+    assert credits.balance_get(session=session, org_id=org.id).balance == before + 2_000
+    refunds = session.exec(
+        select(CreditLedgerEntry).where(CreditLedgerEntry.kind == "refund")
+    ).all()
+    assert len(refunds) == 1
+    audit = session.exec(
+        select(AuditLogEntry).where(AuditLogEntry.action == "credits.refunded")
+    ).one()
+    assert audit.org_id == org.id and audit.details["operator"].startswith("Ann Operator")
+
+
+def test_a_refund_needs_a_reason(session, world):
+    with pytest.raises(ValidationFailed) as refused:
+        operator_service.run_refund(
+            session=session,
+            actor=world["ann"],
+            org_id=world["org"].id,
+            public_id="gen_failed1",
+            reason="  ",
+        )
+    assert refused.value.code == Code.reason_required
+
+
+def test_small_adjustment_applies_at_once(session, world):
+    outcome = operator_service.adjustment_submit(
+        session=session,
+        actor=world["ann"],
+        org_id=world["org"].id,
+        amount_millicredits=5_000,
+        reason="goodwill",
+        request_key="k1",
+    )
+    session.commit()
+    assert outcome.applied and outcome.entry.amount_millicredits == 5_000
+    # The same form submitted twice is one request.
+    again = operator_service.adjustment_submit(
+        session=session,
+        actor=world["ann"],
+        org_id=world["org"].id,
+        amount_millicredits=5_000,
+        reason="goodwill",
+        request_key="k1",
+    )
+    assert again.entry.id == outcome.entry.id
+    assert (
+        len(
+            session.exec(
+                select(CreditLedgerEntry).where(CreditLedgerEntry.kind == "adjustment")
+            ).all()
+        )
+        == 1
+    )
+
+
+def test_large_adjustment_needs_another_operator(session, world):
+    org, ann, bob = world["org"], world["ann"], world["bob"]
+    outcome = operator_service.adjustment_submit(
+        session=session,
+        actor=ann,
+        org_id=org.id,
+        amount_millicredits=500_000,
+        reason="contract credit",
+        request_key="k2",
+    )
+    session.commit()
+    assert not outcome.applied and outcome.approval.status == "pending"
+    balance = credits.balance_get(session=session, org_id=org.id).balance
+    with pytest.raises(PermissionDenied) as refused:
+        operator_service.adjustment_approve(
+            session=session, actor=ann, approval_id=outcome.approval.id
+        )
+    assert refused.value.code == Code.self_approval
+    session.rollback()
+    assert credits.balance_get(session=session, org_id=org.id).balance == balance
+    entry = operator_service.adjustment_approve(
+        session=session, actor=bob, approval_id=outcome.approval.id
+    )
+    session.commit()
+    assert entry.amount_millicredits == 500_000
+    with pytest.raises(Conflict) as twice:
+        operator_service.adjustment_approve(
+            session=session, actor=bob, approval_id=outcome.approval.id
+        )
+    assert twice.value.code == Code.approval_decided
+    session.rollback()
+    assert credits.balance_get(session=session, org_id=org.id).balance == balance + 500_000
+
+
+def test_view_as_is_read_only_for_every_mutating_action(session, world):
+    org, ann = world["org"], world["ann"]
+    grant = operator_service.view_as_start(
+        session=session, actor=ann, org_id=org.id, reason="customer reports a blank page"
+    )
+    session.commit()
+    actor = policy.actor_for(session=session, user=ann, org_id=org.id)
+    assert actor.viewing_as
+    target = policy.target_for(session=session, org_id=org.id)
+    assert policy.MUTATING_ACTIONS, "the policy names its mutating actions"
+    for action in policy.Action:
+        decision = policy.can(actor, action, target)
+        if action in policy.MUTATING_ACTIONS:
+            assert not decision and decision.code == Code.view_as_read_only, action
+        else:
+            assert decision, action
+    # The console's own actions are refused by the policy too while viewing as.
+    with pytest.raises(DomainError) as refused:
+        operator_service.run_refund(
+            session=session, actor=ann, org_id=org.id, public_id="gen_failed1", reason="try"
+        )
+    assert refused.value.code == Code.view_as_read_only
+    session.rollback()
+    assert operator_service.view_as_stop(session=session, actor=ann, org_id=org.id)
+    session.commit()
+    assert not policy.actor_for(session=session, user=ann, org_id=org.id).viewing_as
+    actions = [
+        e.action for e in session.exec(select(AuditLogEntry).where(AuditLogEntry.org_id == org.id))
+    ]
+    assert "operator.view_as_started" in actions and "operator.view_as_stopped" in actions
+    assert grant.expires_at is not None
+
+
+def test_view_as_expires_after_thirty_minutes(session, world):
+    from datetime import timedelta
+
+    from core import clock
+
+    org, ann = world["org"], world["ann"]
+    now = clock.utcnow()
+    clock.freeze(now)
+    operator_service.view_as_start(session=session, actor=ann, org_id=org.id, reason="look")
+    session.commit()
+    clock.freeze(now + timedelta(minutes=31))
+    assert not policy.actor_for(session=session, user=ann, org_id=org.id).viewing_as
+
+
+def test_model_controls_need_a_reason_and_say_who_is_affected(session, world):
+    ann = world["ann"]
+    controls = operator_service.models_controls(session=session, actor=ann)
+    model = next(c for c in controls if c.status == "active")
+    with pytest.raises(ValidationFailed):
+        operator_service.model_control(
+            session=session, actor=ann, model_key=model.key, change="disable", reason=""
+        )
+    message = operator_service.model_control(
+        session=session, actor=ann, model_key=model.key, change="disable", reason="vendor outage"
+    )
+    assert "is disabled" in message and "organization" in message
+    with pytest.raises(PermissionDenied):
+        operator_service.models_controls(session=session, actor=world["owner"])
