@@ -28,11 +28,13 @@ def alembic_config(database_url: str | None = None) -> Config:
 def migrate(database_url: str | None = None) -> None:
     """Bring the schema to the newest revision, then load the catalogs (both idempotent)."""
     from services.catalog import catalog_sync
+    from services.help_center import help_articles_sync
 
     command.upgrade(alembic_config(database_url), "head")
     engine = get_engine() if database_url is None else make_engine(database_url)
     with Session(engine) as session:
         result = catalog_sync(session=session)
+        help_articles_sync(session=session)
         session.commit()
     if result.changed:
         log.info("catalog loaded: %s", result)
