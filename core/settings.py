@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     run_lease_seconds: int = Field(default=60, ge=5, le=600)
     # A queued run without a start after this long is handed to the queue again.
     run_queued_requeue_seconds: int = Field(default=60, ge=5, le=3600)
+    # Public API: requests per minute per API key (a key may set its own); 0 = no limit.
+    api_rate_limit_per_minute: int = Field(default=60, ge=0)
     # Operator credit adjustments larger than this many credits (either sign) need a second
     # operator's approval (four-eyes); at or below it they apply at once.
     operator_approval_threshold_credits: int = Field(default=100, ge=0, le=10_000_000)

@@ -5,6 +5,7 @@ import reflex as rx
 from core.startup import on_app_start
 from creative_studio.api import build_api
 from creative_studio.api.security_headers import with_security_headers
+from creative_studio.api.v1 import build_v1_api
 from creative_studio.pages import (  # noqa: F401
     billing,
     dev_outbox,
@@ -29,7 +30,7 @@ on_app_start()
 app = rx.App(
     # The routes are mounted around Reflex's backend first; the headers then wrap everything,
     # the built frontend included (production only).
-    api_transformer=[build_api(), with_security_headers],
+    api_transformer=[build_api(), build_v1_api(), with_security_headers],
     head_components=[rx.el.meta(name="viewport", content="width=device-width, initial-scale=1")],
 )
 
