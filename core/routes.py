@@ -223,3 +223,39 @@ def sign_in_start(next_path: str | None = None, *, error: str = "", expired: boo
     if expired:
         query["expired"] = "1"
     return f"{API_SIGN_IN_START}?{urlencode(query)}" if query else API_SIGN_IN_START
+
+
+# --- help center, status and support (issue 15) ----------------------------------------------
+HELP_ARTICLE_ARG = "article_slug"
+HELP_ARTICLE_ROUTE = f"{HELP}/[{HELP_ARTICLE_ARG}]"
+OPERATOR_SUPPORT = "/operator/support"
+SUPPORT_FIELDS = (
+    "project_id",
+    "tool",
+    "model",
+    "time",
+    "error_code",
+    "request_id",
+    "generation_id",
+    "subject",
+)
+
+
+def org_help(slug: str) -> str:
+    return org_area(slug, "help")
+
+
+def support_new(slug: str, **fields: object) -> str:
+    """The support form of an organization, pre-filled from where the person was:
+    project_id, tool, model, time (UTC), error_code, request_id, generation_id, subject."""
+    query = {k: str(v) for k, v in fields.items() if k in SUPPORT_FIELDS and v not in (None, "")}
+    base = org_subpage(slug, "help", "support")
+    return f"{base}?{urlencode(query)}" if query else base
+
+
+def support_tickets(slug: str) -> str:
+    return org_subpage(slug, "help", "tickets")
+
+
+def help_notifications(slug: str) -> str:
+    return org_subpage(slug, "help", "notifications")

@@ -52,6 +52,18 @@ def _usage_rollup() -> Any:
     return usage_rollup_recent()
 
 
+def _low_balance_alerts() -> Any:
+    from services.notifications import low_balance_sweep
+
+    return low_balance_sweep()
+
+
+def _status_incidents() -> Any:
+    from services.status import status_incidents_job
+
+    return status_incidents_job()
+
+
 @dataclass(frozen=True)
 class JobSpec:
     id: str  # stable: the scheduler's job id and JobRun.job_id
@@ -99,6 +111,18 @@ JOBS: tuple[JobSpec, ...] = (
         subscription_renewals,
         300,
         "Local payment mode: renew subscriptions whose paid period ended (Stripe renews its own).",
+    ),
+    JobSpec(
+        "low_balance_alerts",
+        _low_balance_alerts,
+        60,
+        "Mail owners once when the balance first drops below their low-balance alert.",
+    ),
+    JobSpec(
+        "status_incidents",
+        _status_incidents,
+        60,
+        "Open an incident for each swapped or disabled model; resolve it when it is back.",
     ),
 )
 JOB_IDS = tuple(spec.id for spec in JOBS)
