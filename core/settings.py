@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     provider_concurrency: int = Field(default=4, ge=1, le=64)
     provider_call_deadline_seconds: float = Field(default=120.0, gt=0, le=840)
     provider_video_deadline_seconds: float = Field(default=600.0, gt=0, le=840)
+    # Marketing Assistant: the local provider streams its reply in pieces this far apart, so
+    # an offline install shows a reply growing as a real model's would (0 = all at once).
+    local_chat_chunk_seconds: float = Field(default=0.12, ge=0, le=5)
     # Runs queued or running at once (checked when a run starts).
     concurrent_runs_per_user: int = Field(default=3, ge=1)
     concurrent_runs_per_org: int = Field(default=10, ge=1)

@@ -2,6 +2,7 @@
 
 from models.analytics import AnalyticsRollup, AnalyticsRollupWatermark, ReconciliationDay
 from models.api import ApiIdempotencyKey, ApiSettings
+from models.assistant import AssistantConversation
 from models.billing import (
     CreditAccount,
     CreditLedgerEntry,
@@ -64,6 +65,7 @@ __all__ = [
     "ApiSettings",
     "Asset",
     "AssistantMessage",
+    "AssistantConversation",
     "AdjustmentApproval",
     "AuditLogEntry",
     "BrandKit",

@@ -90,6 +90,9 @@ class Generation(SQLModel, table=True):
     enqueued_at: datetime | None = utc_datetime_field()
     worker_id: str | None = Field(default=None, max_length=120)
     lease_expires_at: datetime | None = utc_datetime_field()
+    # The brand kit a text run was written with (its label stays if the kit is removed).
+    brand_kit_id: int | None = Field(default=None, foreign_key="brand_kits.id", ondelete="SET NULL")
+    brand_kit_label: str | None = Field(default=None, max_length=200)
 
 
 class Asset(SQLModel, table=True):
@@ -195,11 +198,24 @@ class AssistantMessage(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     org_id: int = Field(foreign_key="organizations.id", ondelete="CASCADE")
     user_id: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
-    conversation_id: str = Field(max_length=40)
+    conversation_id: str = Field(max_length=40)  # AssistantConversation.public_id
     role: str = Field(max_length=16)  # user | assistant
     content: str = Field(default="")
     model_key: str | None = Field(default=None, max_length=64)
     created_at: datetime = created_at_field()
+    # An assistant reply: streaming -> done | failed | stopped (a streaming reply whose
+    # heartbeat is stale is shown as interrupted, with Continue).
+    status: str = Field(default="done", max_length=16)
+    heartbeat_at: datetime | None = utc_datetime_field()
+    stop_requested: bool = Field(default=False)
+    tokens: int = Field(default=0)
+    failure_reason: str | None = Field(default=None, max_length=500)
+    # The daily-cap unit a user message took (given back if its reply fails before a token).
+    cap_key: str | None = Field(default=None, max_length=160)
+    brand_kit_id: int | None = Field(default=None, foreign_key="brand_kits.id", ondelete="SET NULL")
+    brand_kit_label: str = Field(default="", max_length=200)
+    flagged_terms: list = json_field(list)  # the kit's avoided terms the reply used
+    updated_at: datetime | None = utc_datetime_field()
 
 
 class CompetitorReport(SQLModel, table=True):

@@ -75,6 +75,9 @@ class ProviderResult:
 
 
 TextDelta = Callable[[str], None]
+# One turn of a conversation: {"role": "system" | "user" | "assistant", "content": "..."}.
+ChatMessage = dict[str, str]
+CHAT_ROLES = ("system", "user", "assistant")
 
 
 class Provider(Protocol):
@@ -91,6 +94,20 @@ class Provider(Protocol):
         on_delta: TextDelta | None = None,
     ) -> ProviderResult:
         """Text for the prompt; with `on_delta`, stream and call it with each piece."""
+        ...
+
+    def chat(
+        self,
+        *,
+        model_id: str,
+        messages: list[ChatMessage],
+        max_tokens: int | None = None,
+        on_delta: TextDelta | None = None,
+    ) -> ProviderResult:
+        """The next assistant turn of a multi-turn conversation (system turns first).
+
+        With `on_delta`, stream and call it with each piece; `units` are the tokens used.
+        """
         ...
 
     def generate_image(

@@ -12,15 +12,18 @@ import io
 import math
 import re
 import textwrap
+import time
 from collections.abc import Iterable
 from functools import lru_cache
 
 from PIL import Image, ImageDraw, ImageFont
 
+from core.settings import get_settings
 from services.providers.base import (
     DEFAULT_ASPECT,
     DEFAULT_TONE,
     TEXT_TONES,
+    ChatMessage,
     OutputFile,
     ProviderError,
     ProviderErrorCode,
@@ -98,6 +101,35 @@ def compose_text(prompt: str, *, tone: str = DEFAULT_TONE, length: str = "medium
         else:
             lines.append(f"- {benefit}")
     lines += ["", _CLOSERS[tone]]
+    return "\n".join(lines)
+
+
+_KIT_NAME = re.compile(r"brand kit '([^'\n]{1,120})'")
+_KIT_VOICE = re.compile(r"^Voice: (.{1,300})\.$", re.MULTILINE)
+
+
+def compose_reply(messages: list[ChatMessage]) -> str:
+    """A deterministic Markdown reply to the conversation's last user turn.
+
+    It answers in the brand kit's voice when a system turn carries one, and says which turn of
+    the conversation it answers, so multi-turn context is visible offline too.
+    """
+    system = "\n".join(m.get("content", "") for m in messages if m.get("role") == "system")
+    user_turns = [m.get("content", "") for m in messages if m.get("role") == "user"]
+    question = re.sub(r"\s+", " ", user_turns[-1] if user_turns else "").strip()
+    subject = _subject(question)
+    seed = _seed(question)
+    kit = _KIT_NAME.search(system)
+    voice = _KIT_VOICE.search(system)
+    lines = [f"Here is a draft for: {subject}", ""]
+    if kit:
+        tone = f"the {voice.group(1)} voice" if voice else "the voice"
+        lines += [f"Written in {tone} of the {kit.group(1)} brand kit.", ""]
+    if len(user_turns) > 1:
+        lines += [f"Building on the {len(user_turns) - 1} earlier message(s) in this chat.", ""]
+    lines += [f"**Headline:** {subject[:1].upper() + subject[1:]}", ""]
+    lines += [f"- {_BENEFITS[(seed + index) % len(_BENEFITS)]}" for index in range(3)]
+    lines += ["", "Want a shorter version, or one for a specific channel?"]
     return "\n".join(lines)
 
 
@@ -208,6 +240,37 @@ class LocalProvider:
             files=(OutputFile(text.encode(), "text/plain; charset=utf-8", "txt"),),
             provider_units=units,
             details={"model": model_id, "tone": tone, "length": length},
+        )
+
+    def chat(
+        self,
+        *,
+        model_id: str,
+        messages: list[ChatMessage],
+        max_tokens: int | None = None,
+        on_delta: TextDelta | None = None,
+    ) -> ProviderResult:
+        """A reply streamed in 16-character pieces, `local_chat_chunk_seconds` apart."""
+        if not any(m.get("role") == "user" and m.get("content", "").strip() for m in messages):
+            raise ProviderError(ProviderErrorCode.provider_error, "There is no message to answer.")
+        text = compose_reply(messages)
+        if max_tokens:
+            text = text[: max_tokens * CHARS_PER_TOKEN]
+        if on_delta is not None:
+            pause = get_settings().local_chat_chunk_seconds
+            for index, piece in enumerate(_chunks(text, 16)):
+                if pause and index:
+                    time.sleep(pause)
+                on_delta(piece)
+        prompt_tokens = sum(_tokens(m.get("content", "")) for m in messages)
+        units = prompt_tokens + _tokens(text)
+        return ProviderResult(
+            modality="text",
+            units=units,
+            text=text,
+            files=(OutputFile(text.encode(), "text/plain; charset=utf-8", "txt"),),
+            provider_units=units,
+            details={"model": model_id, "turns": len(messages)},
         )
 
     def generate_image(

@@ -28,6 +28,7 @@ from core.settings import get_settings
 from services.providers.base import (
     DEFAULT_ASPECT,
     DEFAULT_TONE,
+    ChatMessage,
     OutputFile,
     ProviderError,
     ProviderErrorCode,
@@ -203,6 +204,37 @@ class OpenAICompatibleProvider:
             )
         units = reported_tokens(usage)
         estimated = _tokens(prompt) + _tokens(text)
+        return ProviderResult(
+            modality="text",
+            units=units or estimated,
+            text=text,
+            files=(OutputFile(text.encode(), "text/plain; charset=utf-8", "txt"),),
+            provider_units=units,
+            details={"model": model_id, "streamed": on_delta is not None},
+        )
+
+    def chat(
+        self,
+        *,
+        model_id: str,
+        messages: list[ChatMessage],
+        max_tokens: int | None = None,
+        on_delta: TextDelta | None = None,
+    ) -> ProviderResult:
+        """A multi-turn chat completion; with `on_delta`, streamed with usage (SSE)."""
+        limit = max_tokens or _LENGTH_TOKENS["long"]
+        turns = [{"role": m["role"], "content": m["content"]} for m in messages]
+        try:
+            with self._deadline("text"):
+                text, usage = self._chat(model_id, turns, limit, on_delta)
+        except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a ProviderError
+            raise _translate(exc) from exc
+        if not isinstance(text, str):
+            raise ProviderError(
+                ProviderErrorCode.malformed_response, "The model provider's answer had no text."
+            )
+        units = reported_tokens(usage)
+        estimated = sum(_tokens(m["content"]) for m in turns) + _tokens(text)
         return ProviderResult(
             modality="text",
             units=units or estimated,
