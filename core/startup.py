@@ -24,10 +24,6 @@ def on_app_start() -> None:
     try:
         with session_scope() as session:
             catalog_sync(session=session)
-        from services.help_center import help_articles_sync
-
-        with session_scope() as session:
-            help_articles_sync(session=session)
     except (OperationalError, ProgrammingError) as exc:
         log.error(
             "Database schema is missing or outdated (%s). Run: python -m core.manage migrate",

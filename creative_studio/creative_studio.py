@@ -24,8 +24,10 @@ from creative_studio.pages import (  # noqa: F401
     verify_email,
 )
 from creative_studio.rate_limited_events import limit_event_rates
+from services.help_center import help_articles_load_at_start
 
 on_app_start()
+help_articles_load_at_start()
 
 app = rx.App(
     # The routes are mounted around Reflex's backend first; the headers then wrap everything,

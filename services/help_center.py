@@ -427,3 +427,22 @@ def tools_overview(*, session: Session) -> list[ToolRow]:
             )
         )
     return rows
+
+
+def help_articles_load_at_start() -> None:
+    """The web process's start-up hook: load the articles; a missing schema is logged (the
+    catalog loader says to run `python -m core.manage migrate`)."""
+    import logging
+
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from core.db import session_scope
+
+    try:
+        with session_scope() as session:
+            help_articles_sync(session=session)
+    except (OperationalError, ProgrammingError) as exc:
+        logging.getLogger("creative_studio.startup").error(
+            "Help articles not loaded (%s). Run: python -m core.manage migrate",
+            exc.__class__.__name__,
+        )

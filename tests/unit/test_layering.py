@@ -56,6 +56,9 @@ KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {
         "moving it above services (e.g. a top-level manage module) removes this."
     ),
     ("core.manage", "services.seed"): "same entry point as above (`manage seed`).",
+    ("core.manage", "services.help_center"): (
+        "same entry point as above (`manage migrate` loads the help articles)."
+    ),
     ("core.startup", "services.catalog"): (
         "the app's on-start hook loads the catalogs; it belongs beside the app "
         "(creative_studio) rather than in core."
