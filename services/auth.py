@@ -411,7 +411,16 @@ def user_register(
             `validation_failed` for a name that is too long.
     """
     normalized = _normalize_email(email)
-    if len(normalized) > _MAX_EMAIL_LENGTH or not _EMAIL_RE.match(normalized):
+    if len(normalized) > _MAX_EMAIL_LENGTH:
+        # Never echo a huge paste back: say how long it is and what fits.
+        raise error_with_code(
+            Code.invalid_email,
+            f"That email address is {len(normalized):,} characters long; an address has at most "
+            f"{_MAX_EMAIL_LENGTH}. Check what was pasted and enter it as name@example.com.",
+            base=ValidationFailed,
+            field="email",
+        )
+    if not _EMAIL_RE.match(normalized):
         raise error_with_code(
             Code.invalid_email,
             f"'{email.strip()}' is not a valid email address. Enter it as name@example.com.",

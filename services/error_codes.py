@@ -23,6 +23,7 @@ class Code(StrEnum):
     project_required = "project_required"
     validation_failed = "validation_failed"
     conflict = "conflict"
+    form_already_used = "form_already_used"
     # identity
     invalid_credentials = "invalid_credentials"
     account_locked = "account_locked"
@@ -201,6 +202,7 @@ CATALOGUE: dict[Code, ErrorCodeInfo] = {
         _info(
             Code.sign_in_other_browser,
             403,
+        _info(Code.form_already_used, 409, "This form was already sent. Reload the page.", "faq"),
             "This sign-in was started in another browser. Sign in again here.",
             _SIGN_IN,
         ),

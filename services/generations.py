@@ -50,6 +50,7 @@ import asyncio
 import logging
 import secrets
 import time
+import unicodedata
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -432,10 +433,21 @@ class _RateProbe:
     rate_millicredits: int = 0
 
 
+def prompt_is_blank(prompt: str) -> bool:
+    """True when nothing visible is written: only spaces, zero-width and other format or
+    control characters (U+200B, U+FEFF, U+2060...), which `str.strip` keeps."""
+    return not any(
+        not ch.isspace() and unicodedata.category(ch) not in ("Cf", "Cc", "Zs", "Zl", "Zp")
+        for ch in prompt
+    )
+
+
 def _validate_prompt(prompt: str) -> str:
-    if not isinstance(prompt, str) or not prompt.strip():
+    if not isinstance(prompt, str) or prompt_is_blank(prompt):
         raise ValidationFailed(
-            "Write a prompt first: describe what you want to create.", field="prompt"
+            "Write a prompt first: describe what you want to create. (Spaces and invisible "
+            "characters alone are not a prompt.)",
+            field="prompt",
         )
     prompt = prompt.strip()
     if len(prompt) > MAX_PROMPT_CHARS:

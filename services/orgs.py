@@ -15,12 +15,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from core.clock import utcnow
+from core.clock import as_utc, utcnow
 from models import (
     CreditAccount,
     Invite,
@@ -32,6 +32,7 @@ from models import (
     User,
 )
 from models.enums import InviteStatus, OrgRole, SubscriptionStatus
+from models.forms import OrgOldAddress
 from services import policy
 from services.audit import audit_record
 from services.catalog import plan_get
@@ -68,6 +69,8 @@ RESERVED_SLUGS = frozenset(
     }
 )  # fmt: skip
 NAME_MAX_LENGTH = 120
+# How long links to an organization's previous address still lead to it.
+OLD_ADDRESS_REDIRECT_FOR = timedelta(days=90)
 
 _ROLE_ORDER = {OrgRole.owner: 0, OrgRole.admin: 1, OrgRole.editor: 2, OrgRole.viewer: 3}
 
@@ -200,6 +203,13 @@ def slugify_org_name(name: str) -> str:
     return slug[:SLUG_MAX_LENGTH].rstrip("-")
 
 
+def is_slug_shaped(value: str) -> bool:
+    """Whether `value` looks like an organization address (safe to echo in a message)."""
+    return SLUG_MIN_LENGTH <= len(value or "") <= SLUG_MAX_LENGTH and bool(
+        _SLUG_PATTERN.match(value)
+    )
+
+
 def slug_validate(slug: str) -> str:
     """Return the slug if it is well-formed and not reserved, else raise ValidationFailed."""
     slug = (slug or "").strip().lower()
@@ -222,11 +232,13 @@ def slug_validate(slug: str) -> str:
     return slug
 
 
-def _slug_taken(session: Session, slug: str) -> bool:
-    # Deleted orgs keep their slug: old links must never reach a new tenant.
-    return (
-        session.exec(select(Organization.id).where(Organization.slug == slug)).first() is not None
-    )
+def _slug_taken(session: Session, slug: str, *, org_id: int | None = None) -> bool:
+    # Deleted orgs keep their slug, and an old address stays with its organization: old links
+    # must never reach a new tenant. `org_id` may take back an old address of its own.
+    if session.exec(select(Organization.id).where(Organization.slug == slug)).first():
+        return True
+    old = session.exec(select(OrgOldAddress).where(OrgOldAddress.slug == slug)).first()
+    return old is not None and old.org_id != org_id
 
 
 def _slug_taken_error(slug: str) -> Conflict:
@@ -349,14 +361,18 @@ def org_change_slug(*, session: Session, actor: User, org_id: int, slug: str) ->
     """Change the org's address. Old links stop working; the slug is never reused."""
     _require(session, actor, org_id, Action.org_manage)
     org = _org_get(session, org_id)
-    slug = slug_validate(slug)
+    slug = org_change_slug_check(session=session, org=org, slug=slug)
     if slug == org.slug:
         return org
-    if _slug_taken(session, slug):
-        raise _slug_taken_error(slug)
     old = org.slug
+    taken_back = session.exec(select(OrgOldAddress).where(OrgOldAddress.slug == slug)).first()
+    if taken_back is not None:
+        session.delete(taken_back)
     org.slug = slug
     session.add(org)
+    session.add(
+        OrgOldAddress(slug=old, org_id=org.id, expires_at=utcnow() + OLD_ADDRESS_REDIRECT_FOR)
+    )
     session.flush()
     audit_record(
         session=session,
@@ -368,6 +384,29 @@ def org_change_slug(*, session: Session, actor: User, org_id: int, slug: str) ->
         details={"from": old, "to": slug},
     )
     return org
+
+
+def org_change_slug_check(*, session: Session, org: Organization, slug: str) -> str:
+    """The cleaned new address if `org` may move there (asked before the confirmation).
+
+    Raises:
+        ValidationFailed: slug_invalid, slug_reserved. Conflict: slug_taken.
+    """
+    slug = slug_validate(slug)
+    if slug != org.slug and _slug_taken(session, slug, org_id=org.id):
+        raise _slug_taken_error(slug)
+    return slug
+
+
+def org_by_old_address(*, session: Session, slug: str) -> Organization | None:
+    """The organization that used to live at `slug`, while its redirect lasts (else None)."""
+    old = session.exec(
+        select(OrgOldAddress).where(OrgOldAddress.slug == (slug or "").strip().lower())
+    ).first()
+    if old is None or (old.expires_at is not None and as_utc(old.expires_at) <= utcnow()):
+        return None
+    org = session.get(Organization, old.org_id)
+    return org if org is not None and org.deleted_at is None else None
 
 
 def org_delete(*, session: Session, actor: User, org_id: int, confirm_slug: str) -> Organization:
@@ -802,6 +841,64 @@ def ownership_transfer(
         },
     )
     return new_membership
+
+
+def ownership_transfer_confirmed(
+    *,
+    session: Session,
+    actor: User,
+    org_id: int,
+    new_owner_user_id: int,
+    password: str,
+    totp_code: str = "",
+) -> Membership:
+    """`ownership_transfer` after the owner re-entered the password (and a 2FA code when on).
+
+    A wrong password counts toward the sign-in lockout, so a stolen session cannot give the
+    organization away by guessing.
+
+    Raises:
+        PermissionDenied: invalid_credentials (password), totp_required / totp_invalid.
+    """
+    from services.lockout import password_reconfirm
+    from services.totp import totp_verify
+
+    _require(session, actor, org_id, Action.ownership_transfer)
+    if not actor.password_hash:
+        raise error_with_code(
+            Code.invalid_credentials,
+            "Transferring ownership needs your account password, and your account has none yet. "
+            "Set one with 'Forgot password' on the sign-in page, then try again.",
+            base=PermissionDenied,
+            field="password",
+        )
+    password_reconfirm(
+        session=session,
+        user=actor,
+        password=password or "",
+        wrong_message="That password is not correct, so ownership was not transferred. "
+        "Enter your current account password.",
+    )
+    if actor.totp_enabled_at is not None:
+        if not (totp_code or "").strip():
+            raise error_with_code(
+                Code.totp_required,
+                "Enter the 6-digit code from your authenticator app (or a recovery code) to "
+                "transfer ownership.",
+                base=PermissionDenied,
+                field="totp_code",
+            )
+        if not totp_verify(session=session, user=actor, code=totp_code):
+            raise error_with_code(
+                Code.totp_invalid,
+                "That code is not right or was already used, so ownership was not transferred. "
+                "Enter the current code from your authenticator app.",
+                base=PermissionDenied,
+                field="totp_code",
+            )
+    return ownership_transfer(
+        session=session, actor=actor, org_id=org_id, new_owner_user_id=new_owner_user_id
+    )
 
 
 def team_list(*, session: Session, org_id: int) -> list[TeamMember]:

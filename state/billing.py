@@ -17,7 +17,7 @@ import reflex as rx
 
 from core import db, routes
 from models.enums import LedgerEntryKind
-from services import billing, credits
+from services import billing, credits, form_submissions
 from services.errors import DomainError, PermissionDenied, ValidationFailed
 from services.policy import Action
 from state.navigation import frontend_url, navigate
@@ -568,18 +568,33 @@ class BillingState(OrgPageState, rx.State):
         )
 
     @rx.event
-    async def return_pool(self, project_id: int | str):
-        request_id = uuid.uuid4().hex
-        await self._manage(
-            lambda a: billing.pool_return_credits(
-                session=a.session,
-                actor=a.user,
-                org_id=a.org.id,
-                project_id=browser_id(project_id),
-                request_id=request_id,
-            ),
-            "Pooled credits returned to the general balance.",
-        )
+    async def return_pool(self, project_id: int | str, form_token: str = ""):
+        """Return a pool. The button sends the page's form token: a double click returns once
+        (the token is also the ledger entry's idempotency key)."""
+        token = form_submissions.form_token_clean(form_token)
+        request_id = token or uuid.uuid4().hex
+        self.portal_note = ""
+        self.pending = "pool_return"
+        yield
+        try:
+            await self._act(
+                Action.billing_manage,
+                lambda a: (
+                    billing.pool_return_credits(
+                        session=a.session,
+                        actor=a.user,
+                        org_id=a.org.id,
+                        project_id=browser_id(project_id),
+                        request_id=request_id,
+                    )
+                    and "returned"
+                ),
+                success="Pooled credits returned to the general balance.",
+                form_token=token,
+                purpose="pool_return",
+            )
+        finally:
+            self.pending = ""
 
     # --- display ----------------------------------------------------------------------------
 

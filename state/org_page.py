@@ -14,6 +14,13 @@ alone would be another mixin) and writes each public handler as
             success=lambda email: f"The invite to {email} was withdrawn.",
         )
 
+A mutating form carries the page's `form_token` (a hidden input, `token_input()`; a button
+passes `State.form_token` as an argument) and its handler passes it on:
+`await self._act(..., form_token=form.get("form_token"), purpose="invite")`. The first submit
+with a token acts and records its result in the same transaction; a second one (double click,
+retry) shows the first result and acts no more (`services/form_submissions.py`). A handler that
+sets `pending` to its form's name and yields before acting shows the button as pending.
+
 `_act` re-derives the person from the session cookie and the organization from the URL on
 every call (the browser can call any public handler with any arguments), asks the policy
 module, runs the work inside one transaction that it commits, maps every domain error to what
@@ -31,13 +38,15 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import reflex as rx
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from core import db
+from core import db, routes
 from models import Organization, User
 from models.enums import OrgRole
-from services import policy
-from services.errors import DomainError, NotFound, PlanLimitReached
+from services import form_submissions, policy
+from services import sso as sso_service
+from services.errors import Conflict, DomainError, NotFound, PlanLimitReached
 from services.passwords import MAX_PASSWORD_LENGTH
 from state.notices import LimitNotice, notice_from_error
 from state.session import SessionState
@@ -45,6 +54,7 @@ from state.session import SessionState
 T = TypeVar("T")
 
 NOT_FOUND_RELOAD = "That item was not found. Reload the page and try again."
+CHANGED_MEANWHILE = "This changed while you were submitting. Reload the page and try again."
 # Ids are 64-bit database integers; a larger number from the browser names no row.
 _MAX_ID = 2**63 - 1
 
@@ -105,6 +115,10 @@ class OrgPageState(rx.State, mixin=True):
     error_code: str = ""
     notice: str = ""
     limit_notice: LimitNotice = LimitNotice()
+    # Issued when the page renders; mutating forms send it back so a retried submit acts once.
+    # Not a secret: it only names one submit of this person's form.
+    form_token: str = ""
+    pending: str = ""  # the form whose submit is running ("" when none): its button shows it
 
     # --- what each page provides ------------------------------------------------------------
 
@@ -133,12 +147,20 @@ class OrgPageState(rx.State, mixin=True):
         else:
             self.error = error.message
 
+    def _two_factor_exempt(self, org: Organization, action: policy.Action) -> bool:
+        """Under "require 2FA", what a member without 2FA may still do: on the Settings page,
+        enrol and manage their own account (org_view handlers), nothing else."""
+        path = (self.router.url.path or "").rstrip("/")
+        return action == policy.Action.org_view and path == routes.org_settings(org.slug)
+
     async def _acting(
         self, session: Session, action: policy.Action, *, project_id: int | None = None
     ) -> Acting:
         """Who acts (cookie), where (URL), re-checked against the database and the policy."""
         session_state = await self.get_state(SessionState)
         user, org, actor = session_state._org_actor(session)
+        if actor.role is not None and not self._two_factor_exempt(org, action):
+            sso_service.two_factor_gate(session=session, user=user, org=org)
         policy.require(
             actor, action, policy.target_for(session=session, org_id=org.id, project_id=project_id)
         )
@@ -152,29 +174,70 @@ class OrgPageState(rx.State, mixin=True):
         success: str | Callable[[T], str] = "",
         project_id: int | None = None,
         refresh: bool = True,
+        form_token: Any = None,
+        purpose: str = "",
     ) -> T | bool | None:
         """Check, run `work` in one transaction, commit, refresh, say what happened.
+
+        With `purpose` and the form's `form_token`, a token that already acted does not act
+        again: the first result (a string result, else "") is returned and said once more.
 
         Returns the work's result (True when it returned None), or None when it was refused;
         the refusal is then on the page (`error` or `limit_notice`) and the page refreshed.
         """
         self._clear_messages()
+        token = form_submissions.form_token_clean(form_token) if purpose else ""
         with db.new_session() as session:
             try:
                 acting = await self._acting(session, action, project_id=project_id)
-                result = work(acting)
+                result = self._once(acting, work, purpose, token)
                 session.commit()
+            except IntegrityError:
+                # The same token acted in another process meanwhile: show what it did.
+                session.rollback()
+                try:
+                    acting = await self._acting(session, action, project_id=project_id)
+                    result = self._once(acting, work, purpose, token, replay_only=True)
+                except DomainError as error:
+                    self._show_error(session, error)
+                    return None
             except DomainError as error:
                 session.rollback()
                 self._show_error(session, error)
                 await self._refresh_quietly(session)
                 return None
+            if token:
+                self.form_token = form_submissions.form_token_new()
             if refresh:
                 session.refresh(acting.org)
                 if acting.org.deleted_at is None:
                     self._refresh(acting)
         self.notice = success(result) if callable(success) else success
         return True if result is None else result
+
+    @staticmethod
+    def _once(
+        acting: Acting,
+        work: Callable[[Acting], T],
+        purpose: str,
+        token: str,
+        *,
+        replay_only: bool = False,
+    ) -> T | str:
+        """Run `work` unless `token` already did (then its first result); record the run."""
+        user_id = acting.user.id
+        earlier = form_submissions.form_submission_find(
+            session=acting.session, user_id=user_id, purpose=purpose, token=token
+        )
+        if earlier is not None:
+            return earlier
+        if replay_only:
+            raise Conflict(CHANGED_MEANWHILE)
+        result = work(acting)
+        form_submissions.form_submission_record(
+            session=acting.session, user_id=user_id, purpose=purpose, token=token, result=result
+        )
+        return result
 
     async def _load(self) -> Acting | None:
         """on_load: show the page to someone who may see it, and nothing to anyone else."""
@@ -186,6 +249,8 @@ class OrgPageState(rx.State, mixin=True):
                 self._show_error(session, error)
                 return None
             self._clear_messages()
+            self.form_token = form_submissions.form_token_new()
+            self.pending = ""
             self._refresh(acting)
             return acting
 

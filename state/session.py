@@ -140,6 +140,37 @@ class SessionState(rx.State):
             except DomainError:
                 org = None
             if org is not None and (membership_role is not None or user.is_operator):
+                moved = org_service.org_by_old_address(session=session, slug=slug)
+                if moved is not None and (
+                    user.is_operator or any(o.slug == moved.slug for o in self.orgs)
+                ):
+                    # An old address: the same page at the new one, saying it moved.
+                    parts = [p for p in self.router.url.path.split("/") if p]
+                    rest = "/".join(parts[2:])
+                    target = f"/org/{moved.slug}/{rest}" if rest else routes.org_home(moved.slug)
+                    return [
+                        rx.redirect(f"{target}?moved_from={slug}"),
+                        rx.toast.info(
+                            f"This organization moved from /org/{slug} to /org/{moved.slug}. "
+                            "Update your bookmarks: the old address stops working after "
+                            f"{org_service.OLD_ADDRESS_REDIRECT_FOR.days} days."
+                        ),
+                    ]
+            if (
+                org is not None
+                and membership_role is not None
+                and sso_service.org_requires_2fa_of(session=session, user=user, org=org)
+                and (self.router.url.path or "").rstrip("/") != routes.org_settings(org.slug)
+            ):
+                # "Require 2FA": enrol first, on Settings, before acting in this organization.
+                return [
+                    rx.redirect(routes.org_settings(org.slug)),
+                    rx.toast.warning(
+                        f"{org.name} requires two-factor authentication. Turn it on under "
+                        "Security below, then continue.",
+                        duration=15000,
+                    ),
+                ]
                 self.org_not_found = False
                 self.org_name = org.name
                 self.org_role = membership_role or "operator"

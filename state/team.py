@@ -24,7 +24,14 @@ from services import orgs as org_service
 from services import policy
 from services.errors import NotFound
 from state.notices import LimitNotice, notice_for
-from state.org_page import NOT_FOUND_RELOAD, Acting, OrgPageState, bounded, browser_id
+from state.org_page import (
+    MAX_PASSWORD_INPUT,
+    NOT_FOUND_RELOAD,
+    Acting,
+    OrgPageState,
+    bounded,
+    browser_id,
+)
 from state.session import SessionState
 
 Action = policy.Action
@@ -47,6 +54,8 @@ ROLE_HELP = {
 # Longest text accepted from a form or a picker; the services apply the real limits.
 FORM_TEXT_MAX_CHARS = 1000
 CHOICE_MAX_CHARS = 40
+CODE_MAX_CHARS = 64
+SLUG_QUERY_MAX_CHARS = 64
 
 
 # --- read models -------------------------------------------------------------------------------
@@ -122,7 +131,8 @@ def _ago(moment: datetime | None) -> str:
 
 
 def _expires(moment: datetime) -> str:
-    days = (as_utc(moment) - utcnow()).days
+    # Whole days, rounded: a link sent a minute ago expires "in 7 days", not "in 6 days".
+    days = round((as_utc(moment) - utcnow()).total_seconds() / 86400)
     when = f"{as_utc(moment):%Y-%m-%d %H:%M} UTC"
     if days >= 1:
         return f"{when} (in {days} day{'s' if days != 1 else ''})"
@@ -176,6 +186,10 @@ class TeamState(OrgPageState, rx.State):
     confirm_leave: bool = False
     renaming_project_id: int = 0
     transfer_user_id: str = ""
+    confirm_transfer: bool = False  # the step-up form (what is lost, password, 2FA code) is open
+    needs_totp: bool = False  # the acting person has 2FA on: the step-up asks for a code too
+    slug_to_confirm: str = ""  # a new address waiting for "Yes, change the address"
+    is_member: bool = False  # operators looking at a customer's team are not members
 
     @rx.var
     def billing_href(self) -> str:
@@ -198,6 +212,8 @@ class TeamState(OrgPageState, rx.State):
         self.can_manage_projects = now.can(Action.project_manage)
         self.can_manage_org = now.can(Action.org_manage)
         self.is_owner = now.can(Action.ownership_transfer)
+        self.is_member = actor.role is not None
+        self.needs_totp = user.totp_enabled_at is not None
         self.org_display_name, self.org_address = org.name, org.slug
 
         team = org_service.team_list(session=session, org_id=org.id)
@@ -340,10 +356,20 @@ class TeamState(OrgPageState, rx.State):
     async def load(self):
         self.section = ""
         self.confirm_remove_user_id = self.renaming_project_id = self.scope_user_id = 0
-        self.confirm_leave = False
+        self.confirm_leave = self.confirm_transfer = False
         self.invite_role, self.invite_project_ids = "editor", []
-        self.transfer_user_id = ""
-        await self._load()
+        self.transfer_user_id = self.slug_to_confirm = ""
+        acting = await self._load()
+        moved_from = bounded(
+            self.router.url.query_parameters.get("moved_from", ""), SLUG_QUERY_MAX_CHARS
+        )
+        if acting is not None and moved_from and org_service.is_slug_shaped(moved_from):
+            self.section = "org"
+            self.notice = (
+                f"The organization's address is now /org/{acting.org.slug}. Links to "
+                f"/org/{moved_from} lead here for {org_service.OLD_ADDRESS_REDIRECT_FOR.days} "
+                "days; update bookmarks and shared links."
+            )
 
     # --- events: invitations ---------------------------------------------------------------
 
@@ -362,6 +388,15 @@ class TeamState(OrgPageState, rx.State):
 
     @rx.event
     async def send_invite(self, form: dict):
+        self.pending = "invite"
+        yield
+        try:
+            async for update in self._send_invite(form):
+                yield update
+        finally:
+            self.pending = ""
+
+    async def _send_invite(self, form: dict):
         email = _form_text(form, "email").strip()
         scoped = self.invite_role == SCOPED_EDITOR
         role = "editor" if scoped else self.invite_role
@@ -390,10 +425,12 @@ class TeamState(OrgPageState, rx.State):
             success=lambda to: (
                 f"Invite sent to {to}. The link expires in {invite_service.INVITE_TTL.days} days."
             ),
+            form_token=_form_text(form, "form_token"),
+            purpose="invite",
         )
         if sent is not None:
             self.invite_role, self.invite_project_ids = "editor", []
-            return rx.set_value("invite-email", "")
+            yield rx.set_value("invite-email", "")
 
     @rx.event
     async def resend_invite(self, invite_id: int):
@@ -554,17 +591,24 @@ class TeamState(OrgPageState, rx.State):
     async def create_project(self, form: dict):
         name = _form_text(form, "name")
         self.section = "projects"
-        done = await self._act(
-            Action.project_manage,
-            lambda a: (
-                org_service.project_create(
-                    session=a.session, actor=a.user, org_id=a.org.id, name=name
-                ).name
-            ),
-            success=lambda created: f"Project {created} created.",
-        )
+        self.pending = "project"
+        yield
+        try:
+            done = await self._act(
+                Action.project_manage,
+                lambda a: (
+                    org_service.project_create(
+                        session=a.session, actor=a.user, org_id=a.org.id, name=name
+                    ).name
+                ),
+                success=lambda created: f"Project {created} created.",
+                form_token=_form_text(form, "form_token"),
+                purpose="project_create",
+            )
+        finally:
+            self.pending = ""
         if done is not None:
-            return rx.set_value("new-project-name", "")
+            yield rx.set_value("new-project-name", "")
 
     @rx.event
     def start_rename(self, project_id: int):
@@ -647,25 +691,76 @@ class TeamState(OrgPageState, rx.State):
 
     @rx.event
     async def change_slug(self, form: dict):
+        """First step: check the new address and ask for confirmation (nothing changes yet)."""
         slug = _form_text(form, "slug")
         self.section = "org"
-        new_slug = await self._act(
+        self.slug_to_confirm = ""
+        checked = await self._act(
             Action.org_manage,
-            lambda a: (
-                org_service.org_change_slug(
-                    session=a.session, actor=a.user, org_id=a.org.id, slug=slug
-                ).slug
-            ),
+            lambda a: org_service.org_change_slug_check(session=a.session, org=a.org, slug=slug),
+            refresh=False,
         )
+        if checked is None:
+            return
+        if checked == self.org_address:
+            self.notice = f"The address is already /org/{checked}; nothing changed."
+            return
+        self.slug_to_confirm = checked
+
+    @rx.event
+    def cancel_slug_change(self):
+        self.slug_to_confirm = ""
+        self.section = "org"
+        self._clear_messages()
+
+    @rx.event
+    async def confirm_slug_change(self, form_token: str):
+        slug, old = self.slug_to_confirm, self.org_address
+        if not slug:
+            self._say("org", "Type the new address and choose Change address first.")
+            return
+        self.section = "org"
+        self.pending = "slug"
+        yield
+        try:
+            new_slug = await self._act(
+                Action.org_manage,
+                lambda a: (
+                    org_service.org_change_slug(
+                        session=a.session, actor=a.user, org_id=a.org.id, slug=slug
+                    ).slug
+                ),
+                form_token=form_token,
+                purpose="org_slug",
+                refresh=False,
+            )
+        finally:
+            self.pending = ""
+        self.slug_to_confirm = ""
         if new_slug is not None:
-            return rx.redirect(routes.org_team(new_slug))
+            yield rx.redirect(f"{routes.org_team(new_slug)}?moved_from={old}")
 
     @rx.event
     def set_transfer_user(self, value: str):
         self.transfer_user_id = bounded(value, CHOICE_MAX_CHARS)
+        self.confirm_transfer = False
 
     @rx.event
-    async def transfer_ownership(self):
+    def ask_transfer(self, ask: bool = True):
+        """Open the step-up (what the owner loses, password, code) for the chosen member."""
+        self.section = "org"
+        self._clear_messages()
+        if ask and not self.transfer_user_id:
+            self.error = "Choose the member who should become the owner."
+            return
+        self.confirm_transfer = bool(ask)
+
+    @rx.event
+    async def transfer_ownership(self, form: dict):
+        password = bounded(
+            form.get("password", "") if isinstance(form, dict) else "", MAX_PASSWORD_INPUT
+        )
+        code = bounded(form.get("totp_code", "") if isinstance(form, dict) else "", CODE_MAX_CHARS)
         if not self.transfer_user_id:
             self._say("org", "Choose the member who should become the owner.")
             return
@@ -678,19 +773,32 @@ class TeamState(OrgPageState, rx.State):
             )
             return
         self.section = "org"
-        done = await self._act(
-            Action.ownership_transfer,
-            lambda a: org_service.ownership_transfer(
-                session=a.session,
-                actor=a.user,
-                org_id=a.org.id,
-                new_owner_user_id=browser_id(choice.value),
-            ),
-            success=f"{choice.label} now owns the organization; you are an admin.",
-        )
+        self.pending = "transfer"
+        yield
+        try:
+            done = await self._act(
+                Action.ownership_transfer,
+                lambda a: (
+                    org_service.ownership_transfer_confirmed(
+                        session=a.session,
+                        actor=a.user,
+                        org_id=a.org.id,
+                        new_owner_user_id=browser_id(choice.value),
+                        password=password,
+                        totp_code=code,
+                    )
+                    and choice.label
+                ),
+                success=lambda label: f"{label} now owns the organization; you are an admin.",
+                form_token=_form_text(form, "form_token"),
+                purpose="ownership_transfer",
+            )
+        finally:
+            self.pending = ""
         if done is not None:
             self.transfer_user_id = ""
-            return SessionState.load_org
+            self.confirm_transfer = False
+            yield SessionState.load_org
 
     @rx.event
     async def delete_org(self, form: dict):

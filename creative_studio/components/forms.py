@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import reflex as rx
 
+# Longest text a field takes unless the caller says otherwise (one over the longest address
+# and password the services accept, so an over-long paste is refused with their message;
+# names and titles are far shorter). The services still check their own limits.
+FIELD_MAX_LENGTH = {"email": 321, "password": 129}
+TEXT_FIELD_MAX_LENGTH = 200
+
 
 def field(
     label: str,
@@ -16,6 +22,7 @@ def field(
 ) -> rx.Component:
     """A labelled input; `field_id` when the same name appears in several forms on a page."""
     field_id = field_id or name
+    props.setdefault("max_length", FIELD_MAX_LENGTH.get(type_, TEXT_FIELD_MAX_LENGTH))
     return rx.vstack(
         label_for(label, field_id),
         rx.input(
@@ -50,3 +57,13 @@ def success_callout(message) -> rx.Component:
         message != "",
         rx.callout(message, icon="circle-check", color_scheme="green", role="status", width="100%"),
     )
+
+
+def token_input(token) -> rx.Component:
+    """The form's one-time token (a state's `form_token`): a retried submit acts once."""
+    return rx.el.input(type="hidden", name="form_token", value=token)
+
+
+def submit_button(*children, pending, **props) -> rx.Component:
+    """A submit button that shows a spinner and takes no second click while `pending`."""
+    return rx.button(*children, type="submit", loading=pending, **props)

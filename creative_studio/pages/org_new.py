@@ -8,7 +8,7 @@ from __future__ import annotations
 import reflex as rx
 
 from core import routes
-from creative_studio.components.forms import error_callout, field
+from creative_studio.components.forms import error_callout, field, submit_button, token_input
 from creative_studio.layout import centered_card
 from state.org_new import NewOrgState
 from state.session import SessionState
@@ -38,7 +38,10 @@ def new_org_page() -> rx.Component:
                     required=True,
                     placeholder="Acme Marketing",
                 ),
-                rx.button("Create organization", type="submit", size="3", width="100%"),
+                token_input(NewOrgState.form_token),
+                submit_button(
+                    "Create organization", pending=NewOrgState.pending, size="3", width="100%"
+                ),
                 spacing="4",
                 width="100%",
             ),

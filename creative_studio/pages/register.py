@@ -8,7 +8,13 @@ from __future__ import annotations
 import reflex as rx
 
 from core import routes
-from creative_studio.components.forms import error_callout, field, success_callout
+from creative_studio.components.forms import (
+    error_callout,
+    field,
+    submit_button,
+    success_callout,
+    token_input,
+)
 from creative_studio.layout import centered_card
 from state.register import RegisterState
 
@@ -39,7 +45,8 @@ def _form() -> rx.Component:
                 hint="At least 12 characters, not a common password, not your email.",
             ),
             field("Repeat password", "password_confirm", "password", "new-password", required=True),
-            rx.button("Create account", type="submit", size="3", width="100%"),
+            token_input(RegisterState.form_token),
+            submit_button("Create account", pending=RegisterState.pending, size="3", width="100%"),
             spacing="4",
             width="100%",
         ),

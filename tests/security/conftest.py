@@ -468,11 +468,20 @@ class Tab:
         result = handler.fn(target, *args)
         if inspect.isawaitable(result):
             result = await result
-        return result
+        return await drain_updates(result)
 
     def browser_view(self) -> str:
         """Everything the browser holds of this tab's state, as JSON text."""
         return json.dumps(self.root.dict(), default=str)
+
+
+async def drain_updates(result: Any) -> Any:
+    """Run a generator handler to its end as Reflex does; its yields as a list (else `result`)."""
+    if inspect.isasyncgen(result):
+        return [update async for update in result if update is not None]
+    if inspect.isgenerator(result):
+        return [update for update in result if update is not None]
+    return result
 
 
 # --- the database -------------------------------------------------------------------------------

@@ -53,6 +53,14 @@ async def call_handler(state: rx.State, name: str, *args: Any) -> Any:
     result = fn(state, *args)
     if inspect.isawaitable(result):
         result = await result
+    # A handler that yields (to show a pending button first) runs to its end; what it yielded
+    # last is what it returned.
+    if inspect.isasyncgen(result):
+        updates = [update async for update in result if update is not None]
+        return updates[-1] if updates else None
+    if inspect.isgenerator(result):
+        updates = [update for update in result if update is not None]
+        return updates[-1] if updates else None
     return result
 
 

@@ -8,6 +8,7 @@ import pytest
 from sqlmodel import select
 
 from core import db
+from core.crypto import hash_password
 from models import Invite, Membership, OutboxMail, Project
 from services import invites as invite_service
 from services import orgs as org_service
@@ -193,15 +194,28 @@ def test_archive_project_and_a_project_of_another_org(session, page_state, call,
     assert in_db(lambda s: s.get(Project, other_project_id).archived_at) is None
 
 
+OWNER_PASSWORD = "tidal-copper-lantern-2026"
+
+
 def test_transfer_ownership_makes_the_owner_an_admin(session, page_state, call, acme):
     owner, org, viewer = acme
+    owner.password_hash = hash_password(OWNER_PASSWORD)
+    session.add(owner)
+    session.commit()
     team = team_for(session, page_state, call, owner, org)
     asyncio.run(call(team, "set_transfer_user", "x" * 5000))
     assert len(team.transfer_user_id) <= 40
-    asyncio.run(call(team, "transfer_ownership"))
+    asyncio.run(call(team, "transfer_ownership", {"password": OWNER_PASSWORD}))
     assert team.error.startswith("That member is not in this organization any more.")
     asyncio.run(call(team, "set_transfer_user", str(viewer.id)))
-    asyncio.run(call(team, "transfer_ownership"))
+    asyncio.run(call(team, "ask_transfer", True))
+    assert team.confirm_transfer and not team.needs_totp
+    # The step-up: a wrong password transfers nothing and says why.
+    asyncio.run(call(team, "transfer_ownership", {"password": "not-my-password-at-all"}))
+    assert team.error.startswith("That password is not correct, so ownership was not transferred")
+    assert in_db(lambda s: actor_for(session=s, user=viewer, org_id=org.id).role) == "viewer"
+    form = {"password": OWNER_PASSWORD, "form_token": team.form_token}
+    asyncio.run(call(team, "transfer_ownership", form))
     assert team.error == ""
     assert team.notice == (
         "Victor Viewer (victor@example.com) now owns the organization; you are an admin."

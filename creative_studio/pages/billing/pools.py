@@ -20,7 +20,8 @@ def _pool_row(pool: PoolRow) -> rx.Component:
                     "Return to balance",
                     size="1",
                     variant="soft",
-                    on_click=BillingState.return_pool(pool.project_id),
+                    loading=BillingState.pending == "pool_return",
+                    on_click=BillingState.return_pool(pool.project_id, BillingState.form_token),
                     aria_label="Return pooled credits of " + pool.project_name,
                 ),
             )

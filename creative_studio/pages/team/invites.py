@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from creative_studio.components.forms import field, label_for
+from creative_studio.components.forms import field, label_for, submit_button, token_input
 from creative_studio.components.limit_notice import limit_notice
 from creative_studio.components.page import card, muted, table
 from creative_studio.pages.team.shared import messages, project_checkboxes
@@ -65,7 +65,13 @@ def _invite_form() -> rx.Component:
                     width="100%",
                 ),
             ),
-            rx.button(rx.icon("send", size=16), "Send invite", type="submit", size="3"),
+            token_input(TeamState.form_token),
+            submit_button(
+                rx.icon("send", size=16),
+                "Send invite",
+                pending=TeamState.pending == "invite",
+                size="3",
+            ),
             spacing="3",
             width="100%",
         ),

@@ -178,6 +178,7 @@ def members_card() -> rx.Component:
             ["Member", "Role", "Projects", "Last active", ""],
             rx.foreach(TeamState.members, _member_row),
         ),
-        _leave(),
+        # An operator looking at a customer's team is not a member: nothing to leave.
+        rx.cond(TeamState.is_member, _leave()),
         aside=rx.badge(TeamState.seats_line, size="2", variant="surface"),
     )

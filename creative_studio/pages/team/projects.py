@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from creative_studio.components.forms import field, label_for
+from creative_studio.components.forms import field, label_for, submit_button, token_input
 from creative_studio.components.page import card, muted, read_only_line, table
 from creative_studio.pages.team.shared import messages
 from state.team import ProjectRow, TeamState
@@ -120,7 +120,13 @@ def projects_card() -> rx.Component:
                         flex="1",
                         min_width="14rem",
                     ),
-                    rx.button(rx.icon("plus", size=16), "Create project", type="submit", size="3"),
+                    token_input(TeamState.form_token),
+                    submit_button(
+                        rx.icon("plus", size=16),
+                        "Create project",
+                        pending=TeamState.pending == "project",
+                        size="3",
+                    ),
                     gap="3",
                     align="end",
                     wrap="wrap",

@@ -1,0 +1,266 @@
+"""Every action acts once and says what happened: a double click (two submits carrying the
+same form token) creates one row and shows the first answer; irreversible acts ask first."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pyotp
+from sqlmodel import Session, func, select
+
+from core import db
+from core.clock import utcnow
+from core.crypto import encrypt, hash_password
+from models import (
+    CreditLedgerEntry,
+    FormSubmission,
+    Invite,
+    Membership,
+    Organization,
+    Project,
+    User,
+)
+from services import orgs as org_service
+from services.policy import actor_for
+from state.billing import BillingState
+from state.org_new import NewOrgState
+from state.register import RegisterState
+from state.session import SessionState
+from state.team import TeamState
+from tests.factories import add_member, make_org, make_user, signed_in_cookie
+
+PASSWORD = "tidal-copper-lantern-2026"
+
+
+def _count(model, *where) -> int:
+    with db.new_session() as fresh:
+        return fresh.exec(select(func.count()).select_from(model).where(*where)).one()
+
+
+def _page(session, page_state, call, state_cls, user, path):
+    cookie = signed_in_cookie(session, user)
+    session.commit()
+    state = page_state(state_cls, cookie=cookie, path=path)
+    asyncio.run(call(state, "load"))
+    return state
+
+
+def _redirect_path(spec) -> str:
+    values = [json.loads(str(value)) for _name, value in spec.args]
+    return next(v for v in values if isinstance(v, str) and v.startswith("/"))
+
+
+def _acme(session):
+    owner = make_user(session, "olivia@example.com", "Olivia Owner")
+    org = make_org(session, owner, plan_key="growth")
+    viewer = add_member(session, org, "victor@example.com", "viewer", name="Victor Viewer")
+    session.commit()
+    return owner, org, viewer
+
+
+def test_double_submitted_invite_sends_one_and_both_say_sent(session, page_state, call):
+    owner, org, _ = _acme(session)
+    team = _page(session, page_state, call, TeamState, owner, f"/org/{org.slug}/team")
+    form = {"email": "pat@example.com", "form_token": team.form_token}
+    asyncio.run(call(team, "send_invite", form))
+    first_notice = team.notice
+    asyncio.run(call(team, "send_invite", form))  # the second click of a double click
+    assert team.error == "" and team.notice == first_notice
+    assert first_notice.startswith("Invite sent to pat@example.com.")
+    assert team.pending == ""
+    assert _count(Invite, Invite.email == "pat@example.com") == 1
+    # A new token was issued: the next real invite acts.
+    assert team.form_token != form["form_token"]
+
+
+def test_double_submitted_project_creates_one(session, page_state, call):
+    owner, org, _ = _acme(session)
+    team = _page(session, page_state, call, TeamState, owner, f"/org/{org.slug}/team")
+    form = {"name": "Summer campaign", "form_token": team.form_token}
+    asyncio.run(call(team, "create_project", form))
+    asyncio.run(call(team, "create_project", form))
+    assert team.error == "" and team.notice == "Project Summer campaign created."
+    assert _count(Project, Project.org_id == org.id, Project.name == "Summer campaign") == 1
+    # Without the old token, the same name is a new request and gets the real answer.
+    asyncio.run(call(team, "create_project", {"name": "Summer campaign"}))
+    assert "already" in team.error
+
+
+def test_a_token_someone_else_used_is_refused(session, page_state, call):
+    owner, org, _ = _acme(session)
+    admin = add_member(session, org, "ada@example.com", "admin", name="Ada Admin")
+    session.commit()
+    team = _page(session, page_state, call, TeamState, owner, f"/org/{org.slug}/team")
+    token = team.form_token
+    asyncio.run(call(team, "create_project", {"name": "Owner's", "form_token": token}))
+    other = _page(session, page_state, call, TeamState, admin, f"/org/{org.slug}/team")
+    asyncio.run(call(other, "create_project", {"name": "Admin's", "form_token": token}))
+    assert other.error == "This form was already submitted. Reload the page and try again."
+    assert _count(Project, Project.name == "Admin's") == 0
+
+
+def test_double_submitted_new_organization_creates_one(session, page_state, call):
+    user = make_user(session, "nia@example.com", "Nia")
+    cookie = signed_in_cookie(session, user)
+    session.commit()
+    state = page_state(NewOrgState, cookie=cookie, path="/orgs/new")
+    asyncio.run(call(state, "load"))
+    form = {"name": "Nia's Agency", "form_token": state.form_token}
+    first = asyncio.run(call(state, "create", form))
+    second = asyncio.run(call(state, "create", form))
+    assert _redirect_path(first) == _redirect_path(second) == "/org/nias-agency/studio"
+    assert state.error == "" and not state.pending
+    assert _count(Organization, Organization.name == "Nia's Agency") == 1
+
+
+def test_double_submitted_registration_answers_the_same_once(session, page_state, call):
+    state = page_state(RegisterState, cookie="", path="/register")
+    asyncio.run(call(state, "load"))
+    form = {
+        "email": "Reg@Example.com",
+        "name": "Reg",
+        "password": PASSWORD,
+        "password_confirm": PASSWORD,
+        "form_token": state.form_token,
+    }
+    asyncio.run(call(state, "submit", form))
+    asyncio.run(call(state, "submit", form))
+    assert state.error == "" and state.registered_email == "reg@example.com"
+    assert _count(User, User.email == "reg@example.com") == 1
+
+
+def test_an_oversized_email_is_not_echoed_back(session, page_state, call):
+    state = page_state(RegisterState, cookie="", path="/register")
+    asyncio.run(call(state, "load"))
+    huge = "a" * 100_000 + "@example.com"
+    asyncio.run(
+        call(state, "submit", {"email": huge, "password": PASSWORD, "password_confirm": PASSWORD})
+    )
+    assert state.error_field == "email"
+    assert len(state.error) < 200 and "at most 320" in state.error
+
+
+def test_double_clicked_pool_return_writes_one_ledger_row(session, engine, page_state, call):
+    owner = make_user(session, "olivia@example.com", "Olivia Owner")
+    org = make_org(session, owner)  # Free: 50 credits at creation
+    project = org_service.project_create(session=session, actor=owner, org_id=org.id, name="P")
+    session.commit()
+    billing = _page(session, page_state, call, BillingState, owner, f"/org/{org.slug}/billing")
+    asyncio.run(
+        call(billing, "allocate_pool", {"project_id": str(project.id), "pool_credits": "5"})
+    )
+    token = billing.form_token
+    assert [pool.credits for pool in billing.pools] == ["5"]
+    asyncio.run(call(billing, "return_pool", project.id, token))
+    asyncio.run(call(billing, "return_pool", project.id, token))
+    assert billing.error == ""
+    assert billing.notice == "Pooled credits returned to the general balance."
+    kinds = CreditLedgerEntry.org_id == org.id, CreditLedgerEntry.kind == "pool_return"
+    assert _count(CreditLedgerEntry, *kinds) == 1
+
+
+def test_address_change_asks_first_then_moves_and_old_links_follow(session, page_state, call):
+    owner, org, viewer = _acme(session)
+    old = org.slug
+    team = _page(session, page_state, call, TeamState, owner, f"/org/{old}/team")
+    asyncio.run(call(team, "change_slug", {"slug": "Tidal-Works"}))
+    assert team.slug_to_confirm == "tidal-works" and team.error == ""
+    assert _count(Organization, Organization.slug == "tidal-works") == 0  # nothing changed yet
+    asyncio.run(call(team, "cancel_slug_change"))
+    assert team.slug_to_confirm == ""
+
+    asyncio.run(call(team, "change_slug", {"slug": "tidal-works"}))
+    redirect = asyncio.run(call(team, "confirm_slug_change", team.form_token))
+    assert _redirect_path(redirect) == f"/org/tidal-works/team?moved_from={old}"
+
+    # The new page says what happened.
+    moved = _page(
+        session, page_state, call, TeamState, owner, f"/org/tidal-works/team?moved_from={old}"
+    )
+    assert moved.notice.startswith("The organization's address is now /org/tidal-works.")
+    assert f"/org/{old}" in moved.notice and "90 days" in moved.notice
+
+    # A member opening an old link lands on the same page at the new address, told why.
+    cookie = signed_in_cookie(session, viewer)
+    session.commit()
+    shell = page_state(SessionState, cookie=cookie, path=f"/org/{old}/billing")
+    redirect, toast = asyncio.run(call(shell, "load_org"))
+    assert _redirect_path(redirect) == f"/org/tidal-works/billing?moved_from={old}"
+    assert "moved" in json.dumps(str(toast))
+
+    # The old address is never given to another organization.
+    other_owner = make_user(session, "zed@example.com")
+    session.commit()
+    other = make_org(session, other_owner, name="Zed")
+    session.commit()
+    zed = _page(session, page_state, call, TeamState, other_owner, f"/org/{other.slug}/team")
+    asyncio.run(call(zed, "change_slug", {"slug": old}))
+    assert "already used by another organization" in zed.error
+
+
+def test_a_stranger_opening_an_old_address_is_not_redirected(session, page_state, call):
+    owner, org, _ = _acme(session)
+    old = org.slug
+    with db.new_session() as s:
+        org_service.org_change_slug(
+            session=s, actor=s.get(User, owner.id), org_id=org.id, slug="moved-on"
+        )
+        s.commit()
+    stranger = make_user(session, "sam@example.com")
+    cookie = signed_in_cookie(session, stranger)
+    session.commit()
+    shell = page_state(SessionState, cookie=cookie, path=f"/org/{old}/studio")
+    assert asyncio.run(call(shell, "load_org")) is None
+    assert shell.org_not_found
+
+
+def test_ownership_transfer_with_two_factor_needs_a_code(session, page_state, call):
+    owner, org, viewer = _acme(session)
+    owner.password_hash = hash_password(PASSWORD)
+    session.add(owner)
+    session.commit()
+    cookie = signed_in_cookie(session, owner)
+    # 2FA turned on after this sign-in (enrolment itself would end the session).
+    owner.totp_secret_encrypted = encrypt(pyotp.random_base32())
+    owner.totp_enabled_at = utcnow()
+    session.add(owner)
+    session.commit()
+    team = page_state(TeamState, cookie=cookie, path=f"/org/{org.slug}/team")
+    asyncio.run(call(team, "load"))
+    assert team.needs_totp
+    asyncio.run(call(team, "set_transfer_user", str(viewer.id)))
+    asyncio.run(call(team, "ask_transfer", True))
+    asyncio.run(call(team, "transfer_ownership", {"password": PASSWORD}))
+    assert team.error.startswith("Enter the 6-digit code")
+    asyncio.run(call(team, "transfer_ownership", {"password": PASSWORD, "totp_code": "000000"}))
+    assert "not right" in team.error
+    with db.new_session() as fresh:
+        assert actor_for(session=fresh, user=viewer, org_id=org.id).role == "viewer"
+
+
+def test_an_operator_on_a_customers_team_is_not_offered_leave(session, page_state, call):
+    owner, org, _ = _acme(session)
+    operator = make_user(session, "op@creative-studio.test", operator=True)
+    session.commit()
+    team = _page(session, page_state, call, TeamState, operator, f"/org/{org.slug}/team")
+    assert team.members and not team.is_member
+    member = _page(session, page_state, call, TeamState, owner, f"/org/{org.slug}/team")
+    assert member.is_member
+
+
+def test_fresh_invite_expires_in_seven_days(session, page_state, call):
+    owner, org, _ = _acme(session)
+    team = _page(session, page_state, call, TeamState, owner, f"/org/{org.slug}/team")
+    asyncio.run(call(team, "send_invite", {"email": "new@example.com"}))
+    assert team.invites[0].expires.endswith("(in 7 days)")
+
+
+def test_form_submissions_are_kept_per_purpose(session, page_state, call):
+    owner, org, _ = _acme(session)
+    team = _page(session, page_state, call, TeamState, owner, f"/org/{org.slug}/team")
+    asyncio.run(call(team, "create_project", {"name": "A", "form_token": team.form_token}))
+    with Session(db.get_engine()) as fresh:
+        rows = fresh.exec(select(FormSubmission)).all()
+    assert [(r.purpose, r.user_id, r.result) for r in rows] == [("project_create", owner.id, "A")]
+    assert _count(Membership, Membership.org_id == org.id) == 2
