@@ -7,6 +7,8 @@ from creative_studio.api import build_api
 from creative_studio.api.security_headers import with_security_headers
 from creative_studio.api.v1 import build_v1_api
 from creative_studio.pages import (  # noqa: F401
+    api_logs,
+    api_settings,
     billing,
     dev_outbox,
     index,

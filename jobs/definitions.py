@@ -52,6 +52,12 @@ def _usage_rollup() -> Any:
     return usage_rollup_recent()
 
 
+def _request_logs_purge() -> Any:
+    from services.api_requests import request_logs_purge
+
+    return request_logs_purge()
+
+
 def _low_balance_alerts() -> Any:
     from services.notifications import low_balance_sweep
 
@@ -111,6 +117,12 @@ JOBS: tuple[JobSpec, ...] = (
         subscription_renewals,
         300,
         "Local payment mode: renew subscriptions whose paid period ended (Stripe renews its own).",
+    ),
+    JobSpec(
+        "request_logs_purge",
+        _request_logs_purge,
+        3600,
+        "Delete API request-log rows older than 30 days (the retention stated on the Logs page).",
     ),
     JobSpec(
         "low_balance_alerts",

@@ -8,7 +8,7 @@ import reflex as rx
 from core import routes
 from creative_studio.components.forms import error_callout, field, success_callout
 from creative_studio.components.page import card, muted, table
-from creative_studio.layout import app_shell, coming_with
+from creative_studio.layout import app_shell
 from creative_studio.pages.connections import connections_section
 from state.connections import ConnectionsState
 from state.session import SessionState
@@ -249,6 +249,22 @@ def _password_card() -> rx.Component:
     )
 
 
+def _api_links_card() -> rx.Component:
+    """Where the organization's API keys, API controls and request log live (owners, admins)."""
+    slug = SessionState.org_slug
+    return card(
+        "API access",
+        muted("Keys for the OpenAI-compatible /v1 API, allowed models, and every request made."),
+        rx.flex(
+            rx.link("API keys", href="/org/" + slug + "/settings/api"),
+            rx.link("Logs", href="/org/" + slug + "/settings/logs"),
+            gap="4",
+            wrap="wrap",
+        ),
+        icon="key",
+    )
+
+
 @rx.page(
     route=routes.org_page_route("settings"),
     title="Settings · Creative Studio",
@@ -267,8 +283,5 @@ def settings_page() -> rx.Component:
         _password_card(),
         rx.heading("Organization", size="5", as_="h2"),
         connections_section(),
-        coming_with(
-            "API access",
-            "API keys shown once and stored hashed, allowed models, and the request log.",
-        ),
+        _api_links_card(),
     )

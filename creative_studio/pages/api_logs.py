@@ -1,0 +1,168 @@
+"""Settings > Logs (/org/<slug>/settings/logs): every /v1 request, by request id and filters.
+
+View only; everything it shows or does lives in `state/api_logs.py`.
+"""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from core import routes
+from creative_studio.components.forms import error_callout, field, label_for, success_callout
+from creative_studio.components.page import card, muted, table
+from creative_studio.layout import app_shell
+from state.api_logs import ApiLogsState, LogRowView
+from state.session import SessionState
+
+S = ApiLogsState
+
+
+def _filter(label: str, field_id: str, value, on_change, choices) -> rx.Component:
+    return rx.vstack(
+        label_for(label, field_id),
+        rx.select.root(
+            rx.select.trigger(id=field_id, width="100%"),
+            rx.select.content(
+                rx.foreach(choices, lambda c: rx.select.item(c.label, value=c.value))
+            ),
+            value=value,
+            on_change=on_change,
+        ),
+        spacing="1",
+        flex="1",
+        min_width="10rem",
+    )
+
+
+def _search_card() -> rx.Component:
+    return card(
+        "Find a request",
+        muted(
+            "Every API response carries its request id in the x-request-id header and in error "
+            "bodies. Paste one to find it on any date; share it with support when asking for help. ",
+            f"Requests are kept {S.retention_days} days, then deleted.",
+        ),
+        rx.form(
+            rx.flex(
+                rx.box(
+                    field(
+                        "Request id",
+                        "request_id",
+                        field_id="log-request-id",
+                        placeholder="req_…",
+                        max_length=64,
+                    ),
+                    flex="2",
+                    min_width="14rem",
+                ),
+                rx.button(rx.icon("search", size=16), "Search", type="submit", size="3"),
+                rx.button(
+                    "Show all", variant="soft", size="3", type="button", on_click=S.clear_search
+                ),
+                gap="3",
+                align="end",
+                wrap="wrap",
+                width="100%",
+            ),
+            on_submit=S.search,
+            reset_on_submit=False,
+            width="100%",
+        ),
+        rx.flex(
+            _filter("Status", "log-status", S.status_filter, S.set_status_filter, S.status_choices),
+            _filter("Error code", "log-code", S.code_filter, S.set_code_filter, S.code_choices),
+            _filter("Model", "log-model", S.model_filter, S.set_model_filter, S.model_choices),
+            _filter("Key", "log-key", S.key_filter, S.set_key_filter, S.key_choices),
+            gap="3",
+            wrap="wrap",
+            width="100%",
+        ),
+        error_callout(S.error),
+        success_callout(S.notice),
+        icon="search",
+    )
+
+
+def _row(row: LogRowView) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(rx.vstack(rx.code(row.request_id), muted(row.when), spacing="1")),
+        rx.table.cell(rx.vstack(rx.text(row.route, size="2"), muted(row.stream), spacing="1")),
+        rx.table.cell(
+            rx.badge(row.status, color_scheme=rx.cond(row.ok, "green", "red"), variant="soft")
+        ),
+        rx.table.cell(row.error_code),
+        rx.table.cell(row.model),
+        rx.table.cell(rx.text(row.key, size="2")),
+        rx.table.cell(
+            rx.vstack(
+                rx.cond(
+                    row.generation != "—",
+                    rx.link(row.generation, href=S.studio_href, size="2"),
+                    muted("—"),
+                ),
+                rx.cond(
+                    row.ledger != "—",
+                    rx.link(row.ledger, href=S.billing_href, size="1"),
+                    rx.fragment(),
+                ),
+                spacing="1",
+            )
+        ),
+        rx.table.cell(row.credits),
+        rx.table.cell(row.duration),
+    )
+
+
+def _rows_card() -> rx.Component:
+    return card(
+        "Requests",
+        rx.cond(
+            S.rows.length() > 0,
+            table(
+                [
+                    "Request",
+                    "Route",
+                    "Status",
+                    "Error code",
+                    "Model",
+                    "Key",
+                    "Run and ledger",
+                    "Credits",
+                    "Duration",
+                ],
+                rx.foreach(S.rows, _row),
+            ),
+            muted(
+                "No API requests match. Requests made with this organization's keys appear "
+                "here; create a key in Settings > API to start."
+            ),
+        ),
+        aside=rx.button(
+            rx.icon("download", size=16), "Download CSV", variant="soft", on_click=S.download_csv
+        ),
+        icon="scroll-text",
+    )
+
+
+@rx.page(
+    route=routes.org_subpage_route("settings", "logs"),
+    title="Logs · Settings · Creative Studio",
+    on_load=[SessionState.load_org, ApiLogsState.load],
+)
+def api_logs_page() -> rx.Component:
+    return app_shell(
+        "settings",
+        "Logs",
+        "Every request to the API with this organization's keys, newest first.",
+        rx.cond(
+            S.org_address != "",
+            rx.vstack(
+                _search_card(),
+                _rows_card(),
+                rx.link("API keys and controls", href=S.api_settings_href),
+                spacing="5",
+                width="100%",
+            ),
+            error_callout(S.error),
+        ),
+    )
