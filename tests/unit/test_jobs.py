@@ -35,6 +35,7 @@ def test_job_ids_are_stable():
         "monthly_credit_grants",
         "usage_rollup",
         "subscription_renewals",
+        "request_logs_purge",
     )
     intervals = {spec.id: spec.interval_seconds for spec in JOBS}
     assert intervals["generation_refund_sweep"] == 60
