@@ -300,7 +300,7 @@ CATALOGUE: dict[Code, ErrorCodeInfo] = {
         _info(Code.run_not_queued, 409, "Only a queued run can be sent again.", _RUNS),
         _info(Code.already_refunded, 409, "This run was already refunded.", _BILLING),
         _info(Code.nothing_to_refund, 409, "This run has nothing left to refund.", _BILLING),
-        _info(Code.approval_required, 202, "A second operator must approve this.", _BILLING),
+        _info(Code.approval_required, 409, "A second operator must approve this.", _BILLING),
         _info(Code.self_approval, 403, "Another operator must approve this request.", _BILLING),
         _info(Code.approval_decided, 409, "This request was already decided.", _BILLING),
         _info(

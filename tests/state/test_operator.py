@@ -1,0 +1,118 @@
+"""Operator console and audit-log handlers called as the browser calls them."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlmodel import select
+
+from core import db
+from models import CreditLedgerEntry, Generation
+from state.operator import OperatorCustomerState, OperatorState
+from state.org_audit import OrgAuditState
+from tests.factories import add_member, make_org, make_user, signed_in_cookie
+
+
+@pytest.fixture
+def world(session):
+    owner = make_user(session, "olivia@acme.test", "Olivia Owner")
+    org = make_org(session, owner, "Acme Marketing", credits=10_000)
+    editor = add_member(session, org, "eddie@acme.test", "editor")
+    ann = make_user(session, "ann@ops.test", "Ann Operator", operator=True)
+    session.add(
+        Generation(
+            public_id="gen_failed1",
+            org_id=org.id,
+            user_id=owner.id,
+            model_key="local-text",
+            modality="text",
+            status="failed",
+            estimate_millicredits=3_000,
+            failure_code="provider_error",
+            failure_reason="provider down",
+        )
+    )
+    session.commit()
+    return {"owner": owner, "org": org, "editor": editor, "ann": ann}
+
+
+def _tab(session, page_state, call, state_cls, user, path):
+    cookie = signed_in_cookie(session, user)
+    session.commit()
+    state = page_state(state_cls, cookie=cookie, path=path)
+    asyncio.run(call(state, "load"))
+    return state
+
+
+def test_operator_finds_a_customer_by_member_email(session, page_state, call, world):
+    home = _tab(session, page_state, call, OperatorState, world["ann"], "/operator")
+    assert home.allowed and home.models
+    asyncio.run(call(home, "search", {"query": "olivia@acme"}))
+    assert [(h.slug, h.href) for h in home.hits] == [
+        (world["org"].slug, f"/operator/customers/{world['org'].slug}")
+    ]
+    assert "olivia@acme.test" in home.hits[0].matched
+
+
+def test_a_customer_gets_an_explanation_not_the_console(session, page_state, call, world):
+    home = _tab(session, page_state, call, OperatorState, world["owner"], "/operator")
+    assert not home.allowed and "platform operators" in home.denied_message
+    asyncio.run(call(home, "search", {"query": "acme"}))
+    assert home.hits == [] and home.error
+
+
+def test_operator_refunds_a_failed_run_once(session, page_state, call, world):
+    slug = world["org"].slug
+    page = _tab(
+        session,
+        page_state,
+        call,
+        OperatorCustomerState,
+        world["ann"],
+        f"/operator/customers/{slug}",
+    )
+    # 50 free-plan credits plus the 10 granted
+    assert page.name == "Acme Marketing" and page.balance == "60"
+    run = next(r for r in page.runs if r.public_id == "gen_failed1")
+    assert run.refund_label == "3" and run.can_retry
+    asyncio.run(call(page, "open_run_action", "gen_failed1", "refund"))
+    asyncio.run(call(page, "submit_run_action", {"reason": ""}))
+    assert "reason" in page.error.lower()
+    asyncio.run(call(page, "submit_run_action", {"reason": "provider outage"}))
+    assert "Refunded 3 credits" in page.notice and page.balance == "63"
+    assert next(r for r in page.runs if r.public_id == "gen_failed1").refunded
+    # A second tab (or a second operator) pressing it again refunds nothing more.
+    asyncio.run(call(page, "open_run_action", "gen_failed1", "refund"))
+    assert "already refunded" in page.error
+    # A second tab opened before the refund still has the form open: the service refuses.
+    page.run_action, page.run_public_id = "refund", "gen_failed1"
+    asyncio.run(call(page, "submit_run_action", {"reason": "double click"}))
+    assert "already refunded" in page.error and "Ann Operator" in page.error
+    with db.new_session() as fresh:
+        assert (
+            len(
+                fresh.exec(
+                    select(CreditLedgerEntry).where(CreditLedgerEntry.kind == "refund")
+                ).all()
+            )
+            == 1
+        )
+
+
+def test_owner_reads_and_verifies_the_audit_log_an_editor_cannot(session, page_state, call, world):
+    slug = world["org"].slug
+    audit = _tab(session, page_state, call, OrgAuditState, world["owner"], f"/org/{slug}/audit")
+    assert audit.loaded and audit.entries
+    asyncio.run(call(audit, "verify"))
+    assert audit.verify_ok and "Integrity verified" in audit.verify_message
+    asyncio.run(call(audit, "apply_filters", {"action": "nothing.like.this"}))
+    assert audit.entries == []
+    asyncio.run(call(audit, "apply_filters", {"since": "2026-13-40"}))
+    assert "not a date" in audit.error
+    download = asyncio.run(call(audit, "export_csv"))
+    assert download is not None
+    denied = _tab(session, page_state, call, OrgAuditState, world["editor"], f"/org/{slug}/audit")
+    assert not denied.loaded and denied.entries == [] and "owners and admins" in denied.error
+    operator = _tab(session, page_state, call, OrgAuditState, world["ann"], f"/org/{slug}/audit")
+    assert operator.loaded and operator.entries
