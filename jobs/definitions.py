@@ -70,6 +70,18 @@ def _status_incidents() -> Any:
     return status_incidents_job()
 
 
+def _analytics_rollup() -> Any:
+    from services.analytics.rollup import analytics_rollup_recent
+
+    return analytics_rollup_recent()
+
+
+def _analytics_reconcile() -> Any:
+    from services.analytics.reconciliation import analytics_reconcile_recent
+
+    return analytics_reconcile_recent()
+
+
 @dataclass(frozen=True)
 class JobSpec:
     id: str  # stable: the scheduler's job id and JobRun.job_id
@@ -112,6 +124,18 @@ JOBS: tuple[JobSpec, ...] = (
         "Grant the monthly credits of plans not billed by Stripe (Free), once per month.",
     ),
     JobSpec("usage_rollup", _usage_rollup, 900, "Roll usage events up per day for Analytics."),
+    JobSpec(
+        "analytics_rollup",
+        _analytics_rollup,
+        900,
+        "Analytics: sum usage per day, source, project, member, key and model (and catch up).",
+    ),
+    JobSpec(
+        "analytics_reconcile",
+        _analytics_reconcile,
+        3600,
+        "Analytics: check each day's usage against the ledger, provider units and payments.",
+    ),
     JobSpec(
         "subscription_renewals",
         subscription_renewals,

@@ -123,6 +123,8 @@ class UsageEvent(SQLModel, table=True):
     __table_args__ = (
         Index("ix_usage_org_occurred", "org_id", "occurred_at"),
         Index("ix_usage_reconciled", "reconciled", "occurred_at"),
+        # The analytics roll-up reads one UTC day of every organization's events at a time.
+        Index("ix_usage_occurred", "occurred_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -92,6 +92,9 @@ class Code(StrEnum):
     payment_provider_error = "payment_provider_error"
     portal_unavailable = "portal_unavailable"
     webhook_not_an_event = "webhook_not_an_event"
+    # analytics
+    analytics_period_invalid = "analytics_period_invalid"
+    analytics_export_too_large = "analytics_export_too_large"
     # models and runs
     email_not_verified = "email_not_verified"
     model_not_found = "model_not_found"
@@ -256,6 +259,18 @@ CATALOGUE: dict[Code, ErrorCodeInfo] = {
         _info(Code.local_payments_off, 404, "Local payment mode is off here.", _BILLING),
         _info(Code.payment_provider_error, 502, "The payment provider failed. Retry.", _BILLING),
         _info(Code.portal_unavailable, 502, "The billing portal is unavailable.", _BILLING),
+        _info(
+            Code.analytics_period_invalid,
+            422,
+            "Pick a period of whole UTC days, From on or before To, at most a year.",
+            _BILLING,
+        ),
+        _info(
+            Code.analytics_export_too_large,
+            422,
+            "Too many usage rows for one export. Pick a shorter period or a narrower scope.",
+            _BILLING,
+        ),
         _info(
             Code.webhook_not_an_event,
             400,
