@@ -5,6 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from core import routes
+from creative_studio.components.forms import callout_box
 from creative_studio.components.page import card
 from state.session import SessionState
 
@@ -250,7 +251,7 @@ def analytics_not_for_role() -> rx.Component:
 def verify_email_banner() -> rx.Component:
     return rx.cond(
         SessionState.signed_in & ~SessionState.email_verified,
-        rx.callout(
+        callout_box(
             rx.text(
                 "Verify your email address to use models: open the link we sent to ",
                 rx.text.strong(SessionState.user_email),

@@ -188,8 +188,106 @@ def browser():
         pytest.skip(f"Chromium not found at {CHROMIUM}")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        open_context = browser.new_context
+
+        def new_context(*args, **kwargs):
+            # Every context a test opens is watched for hydration errors, not only `context`.
+            context = open_context(*args, **kwargs)
+            watch_hydration(context)
+            return context
+
+        browser.new_context = new_context
         yield browser
         browser.close()
+
+
+# Runs in every page before the app: a nesting the HTML parser would repair (a <p> inside a <p>,
+# a block inside a <p>) makes React's hydration fail on a prerendered page and is invalid HTML
+# anywhere, so every such nesting that appears is reported as a console error, once.
+NESTING_CHECK_SCRIPT = """
+(() => {
+  const seen = new WeakSet();
+  const selector = ["p", "div", "ul", "ol", "table", "form", "section", "h1", "h2", "h3", "h4"]
+    .map((tag) => "p " + tag).join(", ");
+  let queued = false;
+  const check = () => {
+    queued = false;
+    for (const inner of document.querySelectorAll(selector)) {
+      if (seen.has(inner)) continue;
+      seen.add(inner);
+      const outer = inner.parentElement.closest("p");
+      const text = (outer.textContent || "").trim().slice(0, 80);
+      console.error(
+        `Invalid DOM nesting (hydration error): <${inner.tagName.toLowerCase()}> inside <p> ` +
+        `in "${text}" at ${location.pathname}`
+      );
+    }
+  };
+  const observer = new MutationObserver(() => {
+    if (!queued) { queued = true; setTimeout(check, 100); }
+  });
+  const start = () => {
+    observer.observe(document.documentElement, { childList: true, subtree: true });
+    check();
+  };
+  if (document.documentElement) start();
+  else document.addEventListener("DOMContentLoaded", start);
+})();
+"""
+HYDRATION_PATTERNS = (
+    "hydration",
+    "did not match",
+    "cannot be a descendant of",
+    "cannot contain a nested",
+    "invalid dom nesting",
+    "minified react error #418",
+    "minified react error #419",
+    "minified react error #422",
+    "minified react error #423",
+    "minified react error #425",
+)
+
+
+def is_hydration_error(text: str) -> bool:
+    lowered = text.lower()
+    return any(pattern in lowered for pattern in HYDRATION_PATTERNS)
+
+
+# Hydration errors seen since the current test started, in every context of the shared browser.
+HYDRATION_ERRORS: list[str] = []
+
+
+def watch_hydration(context) -> None:
+    """Record React hydration errors (and invalid nesting) of every page of `context`."""
+
+    def on_page(page) -> None:
+        def on_console(message) -> None:
+            if message.type == "error" and is_hydration_error(message.text):
+                HYDRATION_ERRORS.append(f"{page.url}: {message.text[:500]}")
+
+        def on_page_error(error) -> None:
+            if is_hydration_error(str(error)):
+                HYDRATION_ERRORS.append(f"{page.url}: {str(error)[:500]}")
+
+        page.on("console", on_console)
+        page.on("pageerror", on_page_error)
+
+    context.add_init_script(NESTING_CHECK_SCRIPT)
+    context.on("page", on_page)
+
+
+@pytest.fixture(autouse=True)
+def no_hydration_errors(request):
+    """Fails a test during which any page showed a React hydration error in its console."""
+    HYDRATION_ERRORS.clear()
+    yield
+    if HYDRATION_ERRORS:
+        unique = list(dict.fromkeys(HYDRATION_ERRORS))
+        HYDRATION_ERRORS.clear()
+        pytest.fail(
+            "React hydration errors in the browser console (every page the browser tests "
+            "visit is checked):\n" + "\n".join(unique)
+        )
 
 
 @pytest.fixture

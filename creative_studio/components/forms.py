@@ -67,3 +67,13 @@ def token_input(token) -> rx.Component:
 def submit_button(*children, pending, **props) -> rx.Component:
     """A submit button that shows a spinner and takes no second click while `pending`."""
     return rx.button(*children, type="submit", loading=pending, **props)
+
+
+def callout_box(*children, icon: str = "info", **props) -> rx.Component:
+    """A callout whose content holds its own text blocks. (`rx.callout(child)` wraps the child
+    in one <p>, so a `rx.text` inside makes a <p> in a <p>: a hydration error.)"""
+    return rx.callout.root(
+        rx.callout.icon(rx.icon(icon)),
+        rx.box(*children, grid_column="2"),
+        **props,
+    )

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import reflex as rx
 
+from creative_studio.components.forms import callout_box
+
 
 def upgrade_modal(offer, open_var, on_open_change) -> rx.Component:
     """`offer`: an `UpgradeOffer` var (state/model_choice.py); `open_var` opens the dialog."""
@@ -49,7 +51,7 @@ def upgrade_modal(offer, open_var, on_open_change) -> rx.Component:
                         "Change the plan in Billing; the new models are available right after.",
                         size="2",
                     ),
-                    rx.callout(
+                    callout_box(
                         rx.text(
                             "Only the organization owner can change the plan. Ask your owner (",
                             offer.owner_names,

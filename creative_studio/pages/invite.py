@@ -8,7 +8,7 @@ from __future__ import annotations
 import reflex as rx
 
 from core import routes
-from creative_studio.components.forms import error_callout
+from creative_studio.components.forms import callout_box, error_callout
 from creative_studio.components.limit_notice import limit_notice
 from creative_studio.layout import centered_card
 from state.invite import InviteState
@@ -83,7 +83,7 @@ def _match() -> rx.Component:
 
 def _mismatch() -> rx.Component:
     return rx.vstack(
-        rx.callout(
+        callout_box(
             rx.text(
                 "This invite was sent to ",
                 rx.text.strong(InviteState.invited_email),

@@ -9,6 +9,7 @@ import reflex as rx
 
 from core import routes
 from creative_studio.components.forms import (
+    callout_box,
     error_callout,
     field,
     submit_button,
@@ -60,7 +61,7 @@ def _check_inbox() -> rx.Component:
     return rx.vstack(
         rx.cond(
             RegisterState.verified_by_invite,
-            rx.callout(
+            callout_box(
                 rx.text(
                     "Account created for ",
                     rx.text.strong(RegisterState.registered_email),
@@ -86,7 +87,7 @@ def _check_inbox() -> rx.Component:
 
 def _verification_sent() -> rx.Component:
     return rx.vstack(
-        rx.callout(
+        callout_box(
             rx.text(
                 "Check your inbox: we sent an email to ",
                 rx.text.strong(RegisterState.registered_email),

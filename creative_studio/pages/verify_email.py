@@ -8,7 +8,7 @@ from __future__ import annotations
 import reflex as rx
 
 from core import routes
-from creative_studio.components.forms import error_callout, field, success_callout
+from creative_studio.components.forms import callout_box, error_callout, field, success_callout
 from creative_studio.layout import centered_card
 from state.verify_email import VerifyEmailState
 
@@ -22,7 +22,7 @@ def verify_email_page() -> rx.Component:
         rx.cond(
             VerifyEmailState.verified_email != "",
             rx.vstack(
-                rx.callout(
+                callout_box(
                     rx.text(
                         rx.text.strong(VerifyEmailState.verified_email),
                         " is verified. You can now use models.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from creative_studio.components.forms import callout_box
 from creative_studio.components.page import card, muted, status_badge
 from state.billing import OWNER_ONLY_LINE, BillingState, PlanRow
 
@@ -37,7 +38,7 @@ def read_only_note() -> rx.Component:
 def billing_profile_card() -> rx.Component:
     return rx.cond(
         BillingState.billing_profile_required,
-        rx.callout(
+        callout_box(
             rx.vstack(
                 rx.text(
                     "Add a billing profile before using models (Free plan). Nothing is charged "
@@ -108,7 +109,7 @@ def plan_card() -> rx.Component:
         ),
         rx.cond(
             BillingState.scheduled_change != "",
-            rx.callout(
+            callout_box(
                 rx.text(
                     rx.text.strong(BillingState.scheduled_change),
                     ". Until then everything stays as it is; choose ",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from creative_studio.components.forms import callout_box
 from creative_studio.layout import explanation_card
 from state.session import SessionState
 from state.studio import StudioState
@@ -13,7 +14,7 @@ from state.studio import StudioState
 def swap_banner() -> rx.Component:
     return rx.foreach(
         StudioState.swaps,
-        lambda swap: rx.callout(
+        lambda swap: callout_box(
             rx.text(
                 rx.text.strong(swap.model_name),
                 " is temporarily replaced by ",
