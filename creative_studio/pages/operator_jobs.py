@@ -69,21 +69,47 @@ def _filters() -> rx.Component:
     )
 
 
+def _job_line(job) -> rx.Component:
+    return rx.hstack(
+        rx.code(job.job_id),
+        rx.badge(job.every, variant="soft"),
+        rx.text(job.description, size="2"),
+        rx.spacer(),
+        rx.button(
+            rx.cond(OperatorJobsState.running_job == job.job_id, rx.spinner(size="1")),
+            "Run now",
+            size="1",
+            variant="soft",
+            disabled=OperatorJobsState.running_job != "",
+            on_click=OperatorJobsState.run_now(job.job_id),
+            aria_label="Run " + job.job_id + " now",
+        ),
+        spacing="3",
+        align="center",
+        wrap="wrap",
+        width="100%",
+    )
+
+
 def _content() -> rx.Component:
     return rx.vstack(
+        rx.cond(
+            OperatorJobsState.error != "",
+            rx.callout(
+                OperatorJobsState.error, icon="triangle-alert", color_scheme="red", role="alert"
+            ),
+        ),
+        rx.cond(
+            OperatorJobsState.notice != "",
+            rx.callout(OperatorJobsState.notice, icon="check", color_scheme="green", role="status"),
+        ),
         card(
             "Scheduled jobs",
-            rx.foreach(
-                OperatorJobsState.jobs,
-                lambda job: rx.hstack(
-                    rx.code(job.job_id),
-                    rx.badge(job.every, variant="soft"),
-                    rx.text(job.description, size="2"),
-                    spacing="3",
-                    align="center",
-                    wrap="wrap",
-                ),
+            muted(
+                "Run now runs a job once in this web process (audited); while it runs, the other "
+                "buttons wait."
             ),
+            rx.foreach(OperatorJobsState.jobs, _job_line),
             spacing="2",
         ),
         card(
@@ -115,7 +141,7 @@ def _content() -> rx.Component:
 def operator_jobs_page() -> rx.Component:
     return rx.box(
         rx.vstack(
-            rx.link("← Back to my workspace", href=routes.INDEX, size="2"),
+            rx.link("← Operator home", href=routes.OPERATOR_HOME, size="2"),
             page_header(
                 "Background jobs", "What ran, when, how long it took, and what failed (UTC)."
             ),

@@ -116,3 +116,24 @@ def test_owner_reads_and_verifies_the_audit_log_an_editor_cannot(session, page_s
     assert not denied.loaded and denied.entries == [] and "owners and admins" in denied.error
     operator = _tab(session, page_state, call, OrgAuditState, world["ann"], f"/org/{slug}/audit")
     assert operator.loaded and operator.entries
+
+
+def test_operator_runs_a_scheduled_job_now_and_sees_the_run(session, page_state, call, world):
+    from state.operator_jobs import OperatorJobsState
+
+    jobs = _tab(session, page_state, call, OperatorJobsState, world["ann"], "/operator/jobs")
+    job_id = jobs.jobs[0].job_id
+    asyncio.run(call(jobs, "run_now", job_id))
+    assert jobs.notice.startswith(f"{job_id} ran now") or jobs.error.startswith(job_id)
+    asyncio.run(call(jobs, "load"))
+    assert any(run.job_id == job_id for run in jobs.runs)
+    asyncio.run(call(jobs, "run_now", "no-such-job"))
+    assert "Unknown job" in jobs.error
+
+
+def test_a_customer_cannot_run_jobs(session, page_state, call, world):
+    from state.operator_jobs import OperatorJobsState
+
+    jobs = _tab(session, page_state, call, OperatorJobsState, world["owner"], "/operator/jobs")
+    asyncio.run(call(jobs, "run_now", "sessions_purge"))
+    assert "platform operators" in jobs.error and jobs.runs == []
