@@ -190,9 +190,31 @@ API_HEALTH = "/healthz"
 API_STRIPE_WEBHOOK = "/webhooks/stripe"
 API_GOOGLE_START = "/auth/google/start"
 API_GOOGLE_CALLBACK = "/auth/google/callback"
+# An organization's own identity provider (single sign-on): start (?org=<slug>&next=), the one
+# callback to register at the provider, and the owner's test sign-in (?org=<slug>).
+API_SSO_START = "/auth/sso/start"
+API_SSO_CALLBACK = "/auth/sso/callback"
+API_SSO_TEST = "/auth/sso/test"
 API_CONNECTIONS_START = "/connections/{provider}/start"
 API_CONNECTIONS_CALLBACK = "/connections/{provider}/callback"
 API_ASSET_PREFIX = "/signed-assets/"
+
+
+def sso_start(org_slug: str, next_path: str | None = None) -> str:
+    """The backend route that sends a browser to an organization's identity provider."""
+    query = {"org": org_slug}
+    if next_path and is_safe_next(next_path):
+        query["next"] = next_path
+    return f"{API_SSO_START}?{urlencode(query)}"
+
+
+def sso_test(org_slug: str) -> str:
+    """The backend route that starts an owner's test sign-in at the organization's IdP."""
+    return f"{API_SSO_TEST}?{urlencode({'org': org_slug})}"
+
+
+def org_sso_settings(slug: str) -> str:
+    return org_subpage(slug, "settings", "sso")
 
 
 def connections_start(provider_key: str) -> str:

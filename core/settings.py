@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     google_client_id: str = ""
     google_client_secret: str = ""
     google_discovery_url: str = "https://accounts.google.com/.well-known/openid-configuration"
+    # Verified domains: DNS servers asked for TXT records, comma-separated "host" or
+    # "host:port" (unset: the system resolver).
+    dns_nameservers: str = ""
 
     openai_base_url: str = ""
     openai_api_key: str = ""

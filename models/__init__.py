@@ -43,6 +43,7 @@ from models.ops import (
 from models.operator import AdjustmentApproval, ViewAsGrant
 from models.orgs import Invite, Membership, Organization, Project, ProjectAccess
 from models.sso import OrgDomain, OrgSecurity, SsoIdentity
+from models.sso import OrgDomain, OrgSecurity, SsoIdentity
 from models.studio import (
     AIModel,
     Asset,
@@ -91,6 +92,8 @@ __all__ = [
     "OAuthConnection",
     "OAuthFlowState",
     "OrgDomain",
+    "OrgSecurity",
+    "OrgDomain",
     "OrgOldAddress",
     "OrgSecurity",
     "Organization",
@@ -102,6 +105,7 @@ __all__ = [
     "RecoveryCode",
     "RequestLog",
     "SignInThrottle",
+    "SsoIdentity",
     "SsoIdentity",
     "Subscription",
     "SupportTicket",

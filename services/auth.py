@@ -699,7 +699,8 @@ def sign_in_password(
 
     Raises:
         DomainError: `invalid_credentials` (unknown email and wrong password alike),
-            `account_locked` (message states the minutes left).
+            `account_locked` (message states the minutes left), `sso_required` (right
+            password, but the address's organization requires single sign-on).
     """
     now = utcnow()
     normalized = _normalize_email(email)
@@ -714,6 +715,11 @@ def sign_in_password(
         raise failed_attempt_record(session=session, user=user, now=now)
     if not verify_password(user.password_hash, password):
         raise failed_attempt_record(session=session, user=user, now=now)
+    # "Require SSO" of the organization that verified this address's domain (services.sso
+    # imports this module, hence the late import).
+    from services.sso import password_sign_in_check
+
+    password_sign_in_check(session=session, user=user)
     if password_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     mfa_required = user.totp_enabled_at is not None

@@ -55,6 +55,29 @@ class Code(StrEnum):
     sign_in_other_browser = "sign_in_other_browser"
     cookies_required = "cookies_required"
     secret_key_rotated = "secret_key_rotated"
+    # organization security: single sign-on, verified domains, required 2FA
+    sso_not_configured = "sso_not_configured"
+    sso_settings_invalid = "sso_settings_invalid"
+    sso_issuer_unreachable = "sso_issuer_unreachable"
+    sso_issuer_mismatch = "sso_issuer_mismatch"
+    sso_redirect_mismatch = "sso_redirect_mismatch"
+    sso_client_rejected = "sso_client_rejected"
+    sso_token_failed = "sso_token_failed"
+    sso_id_token_invalid = "sso_id_token_invalid"
+    sso_id_token_expired = "sso_id_token_expired"
+    sso_email_missing = "sso_email_missing"
+    sso_email_unverified = "sso_email_unverified"
+    sso_domain_not_verified = "sso_domain_not_verified"
+    sso_not_tested = "sso_not_tested"
+    sso_required = "sso_required"
+    sso_denied = "sso_denied"
+    sso_failed = "sso_failed"
+    sso_account_conflict = "sso_account_conflict"
+    two_factor_required = "two_factor_required"
+    domain_invalid = "domain_invalid"
+    domain_taken = "domain_taken"
+    domain_verification_failed = "domain_verification_failed"
+    domain_dns_unavailable = "domain_dns_unavailable"
     # organizations, team, invitations
     org_not_found = "org_not_found"
     not_a_member = "not_a_member"
@@ -157,6 +180,7 @@ _API = "api-integration"
 _CONNECTIONS = "connections"
 _GOOGLE = "google-sign-in"
 _RUNS = "run-reliability"
+_SSO = "security-and-sso"
 
 CATALOGUE: dict[Code, ErrorCodeInfo] = {
     info.code: info
@@ -221,6 +245,28 @@ CATALOGUE: dict[Code, ErrorCodeInfo] = {
             "A stored secret cannot be read since the server key changed. Contact support.",
             _SIGN_IN,
         ),
+        _info(Code.sso_not_configured, 404, "Single sign-on is not set up here.", _SSO),
+        _info(Code.sso_settings_invalid, 422, "Check the single sign-on settings.", _SSO),
+        _info(Code.sso_issuer_unreachable, 502, "The identity provider did not answer.", _SSO),
+        _info(Code.sso_issuer_mismatch, 502, "The issuer URL names another issuer.", _SSO),
+        _info(Code.sso_redirect_mismatch, 400, "Register the exact redirect URI.", _SSO),
+        _info(Code.sso_client_rejected, 401, "The IdP refused the client ID or secret.", _SSO),
+        _info(Code.sso_token_failed, 502, "The identity provider refused the sign-in.", _SSO),
+        _info(Code.sso_id_token_invalid, 401, "The IdP's answer was not valid.", _SSO),
+        _info(Code.sso_id_token_expired, 401, "The sign-in token expired: check clocks.", _SSO),
+        _info(Code.sso_email_missing, 400, "The identity provider shared no email.", _SSO),
+        _info(Code.sso_email_unverified, 403, "The IdP has not verified this email.", _SSO),
+        _info(Code.sso_domain_not_verified, 403, "Verify the email's domain first.", _SSO),
+        _info(Code.sso_not_tested, 409, "Test single sign-on before turning it on.", _SSO),
+        _info(Code.sso_required, 403, "Sign in with your organization's SSO.", _SSO),
+        _info(Code.sso_denied, 403, "The identity provider refused the sign-in.", _SSO),
+        _info(Code.sso_failed, 502, "Single sign-on failed. Try again.", _SSO),
+        _info(Code.sso_account_conflict, 409, "This account is linked elsewhere.", _SSO),
+        _info(Code.two_factor_required, 403, "Turn on two-factor authentication first.", _SSO),
+        _info(Code.domain_invalid, 422, "That is not a domain name.", _SSO),
+        _info(Code.domain_taken, 409, "Another organization verified this domain.", _SSO),
+        _info(Code.domain_verification_failed, 422, "The DNS TXT record was not found.", _SSO),
+        _info(Code.domain_dns_unavailable, 502, "DNS did not answer. Try again.", _SSO),
         _info(Code.org_not_found, 404, "There is no organization at this address.", _TEAM),
         _info(Code.not_a_member, 403, "You are not a member of this organization.", _TEAM),
         _info(Code.member_not_found, 404, "That member is not in the organization.", _TEAM),

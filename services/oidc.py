@@ -12,12 +12,18 @@ with the flow; the callback must present the same cookie, or it is refused with
 `sign_in_other_browser` before Google is even asked (an attacker's callback link opened in
 someone else's browser signs nobody in). The pending session it starts carries the same
 binding, so `/auth/session` checks it again.
+
+The OIDC steps themselves (discovery, flow state, code exchange, ID-token checks) are written
+once for any provider (`OidcProvider`): Google is one, each organization's own identity provider
+(`services.sso`) is another. Each provider names its own failures.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -117,64 +123,313 @@ def _state_invalid() -> DomainError:
     return error_with_code(Code.oauth_state_invalid, STATE_INVALID_MESSAGE, http_status=400)
 
 
-# --- provider metadata --------------------------------------------------------------------------
+# --- any OpenID provider ------------------------------------------------------------------------
 
 
-def _http_get_json(url: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class OidcProvider:
+    """An OpenID provider as this app is its client, and how its failures are named.
+
+    Attributes:
+        discovery_url: The provider's `.well-known/openid-configuration` URL.
+        client_id: This app's client ID there (the ID token's audience).
+        client_secret: This app's client secret there.
+        unavailable: The error when the provider cannot be reached or answers nonsense.
+        token_refused: The error when the token endpoint refuses the code (gets Authlib's error).
+        id_token_invalid: The error when the ID token fails a check.
+        id_token_expired: The error when the ID token is expired or issued in the future
+            (claim name, its time, this server's time); `id_token_invalid` when None.
+        expected_issuer: When set, discovery must name exactly this issuer.
+        issuer_mismatch: The error when it does not (gets the issuer discovery named).
+        issuer_aliases: Other spellings of an issuer accepted in ID tokens, by issuer.
+    """
+
+    discovery_url: str
+    client_id: str
+    client_secret: str
+    unavailable: Callable[[], DomainError]
+    token_refused: Callable[[OAuthError], DomainError]
+    id_token_invalid: Callable[[], DomainError]
+    id_token_expired: Callable[[str, int, int], DomainError] | None = None
+    expected_issuer: str = ""
+    issuer_mismatch: Callable[[str], DomainError] | None = None
+    issuer_aliases: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    scope: str = GOOGLE_SCOPE
+
+
+@dataclass(frozen=True)
+class ConsumedFlow:
+    """What a used flow row held: the PKCE verifier, nonce and where to go, and for whom."""
+
+    purpose: str
+    code_verifier: str
+    nonce: str
+    redirect_after: str
+    org_id: int | None
+    user_id: int | None
+
+
+def _http_get_json(url: str, unavailable: Callable[[], DomainError]) -> dict[str, Any]:
     try:
         response = httpx.get(url, timeout=HTTP_TIMEOUT_SECONDS, follow_redirects=False)
         response.raise_for_status()
         data = response.json()
     except (*HTTP_ERRORS, ValueError) as exc:
-        raise _google_unavailable() from exc
+        raise unavailable() from exc
     if not isinstance(data, dict):
-        raise _google_unavailable()
+        raise unavailable()
     return data
 
 
-def _discovery(url: str) -> dict[str, Any]:
-    """The provider's OpenID configuration, cached per process for a few minutes."""
+def provider_metadata(provider: OidcProvider) -> dict[str, Any]:
+    """The provider's OpenID configuration, cached per process for a few minutes.
+
+    Raises:
+        DomainError: the provider's `unavailable` (unreachable, not JSON, an endpoint missing
+            or not https), or its `issuer_mismatch` when discovery names another issuer.
+    """
+    url = provider.discovery_url
     now = time.monotonic()
     with _cache_lock:
         cached = _discovery_cache.get(url)
     if cached and now - cached[0] < DISCOVERY_TTL_SECONDS:
-        return cached[1]
-    metadata = _http_get_json(url)
-    for key in ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri"):
-        value = metadata.get(key)
-        if not isinstance(value, str) or not is_secure_transport(value):
-            raise _google_unavailable()
-    with _cache_lock:
-        _discovery_cache[url] = (now, metadata)
+        metadata = cached[1]
+    else:
+        metadata = _http_get_json(url, provider.unavailable)
+        for key in ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri"):
+            value = metadata.get(key)
+            if not isinstance(value, str) or not is_secure_transport(value):
+                raise provider.unavailable()
+        with _cache_lock:
+            _discovery_cache[url] = (now, metadata)
+    if provider.expected_issuer and metadata["issuer"].rstrip("/") != (
+        provider.expected_issuer.rstrip("/")
+    ):
+        if provider.issuer_mismatch is not None:
+            raise provider.issuer_mismatch(metadata["issuer"])
+        raise provider.unavailable()
     return metadata
 
 
-def _jwks(jwks_uri: str, *, force: bool = False) -> KeySet:
+def provider_keys(
+    provider: OidcProvider, metadata: dict[str, Any], *, force: bool = False
+) -> KeySet:
+    """The provider's signing keys (JWKS), cached like discovery; `force` fetches them again."""
+    jwks_uri = metadata["jwks_uri"]
     now = time.monotonic()
     with _cache_lock:
         cached = _jwks_cache.get(jwks_uri)
     if cached and not force and now - cached[0] < DISCOVERY_TTL_SECONDS:
         data = cached[1]
     else:
-        data = _http_get_json(jwks_uri)
+        data = _http_get_json(jwks_uri, provider.unavailable)
         with _cache_lock:
             _jwks_cache[jwks_uri] = (now, data)
     try:
-        return KeySet.import_key_set(data)
+        keys = KeySet.import_key_set(data)
     except (JoseError, ValueError, KeyError, TypeError) as exc:
-        raise _google_unavailable() from exc
+        raise provider.unavailable() from exc
+    if not keys.keys:
+        raise provider.unavailable()
+    return keys
 
 
-def _oauth_client(redirect_uri: str) -> OAuth2Client:
-    settings = get_settings()
+def _client_for(provider: OidcProvider, redirect_uri: str) -> OAuth2Client:
     return OAuth2Client(
-        client_id=settings.google_client_id,
-        client_secret=settings.google_client_secret,
+        client_id=provider.client_id,
+        client_secret=provider.client_secret,
         token_endpoint_auth_method="client_secret_post",
-        scope=GOOGLE_SCOPE,
+        scope=provider.scope,
         redirect_uri=redirect_uri,
         code_challenge_method="S256",
         timeout=HTTP_TIMEOUT_SECONDS,
+    )
+
+
+def flow_begin(
+    *,
+    session: Session,
+    provider: OidcProvider,
+    metadata: dict[str, Any],
+    purpose: str,
+    provider_key: str,
+    redirect_uri: str,
+    next_path: str,
+    browser_binding: str = "",
+    org_id: int | None = None,
+    user_id: int | None = None,
+) -> str:
+    """Store a new flow (state hashed, PKCE verifier encrypted, nonce) and commit it; return
+    the provider's authorization URL. Owns its unit of work: the browser leaves next."""
+    state = new_token(32)
+    code_verifier = new_token(48)  # 64 characters, within RFC 7636's 43..128
+    nonce = new_token(24)
+    session.add(
+        OAuthFlowState(
+            state_hash=hash_token(state),
+            purpose=purpose,
+            provider_key=provider_key[:64],
+            code_verifier_encrypted=encrypt(code_verifier),
+            nonce=nonce,
+            org_id=org_id,
+            user_id=user_id,
+            redirect_after=next_path[:500],
+            expires_at=utcnow() + FLOW_TTL,
+            browser_binding_hash=(
+                hash_token(browser_binding) if browser_binding_usable(browser_binding) else None
+            ),
+        )
+    )
+    session.commit()
+    with _client_for(provider, redirect_uri) as client:
+        url, _ = client.create_authorization_url(
+            metadata["authorization_endpoint"],
+            state=state,
+            code_verifier=code_verifier,
+            nonce=nonce,
+        )
+    return url
+
+
+def flow_consume(
+    *,
+    session: Session,
+    state: str,
+    purposes: Collection[str],
+    browser_binding: str | None,
+    state_invalid: Callable[[], DomainError],
+) -> ConsumedFlow:
+    """Mark the flow used (committed at once, so a replay fails) and return what it held.
+
+    A callback from another browser than the one that started the flow is refused and leaves
+    the flow as it was. Owns its step of the caller's unit of work: it commits, or rolls back
+    a refusal.
+    """
+    row = None
+    if state:
+        row = session.exec(
+            select(OAuthFlowState)
+            .where(
+                OAuthFlowState.state_hash.in_(token_hash_candidates(state)),
+                OAuthFlowState.purpose.in_(list(purposes)),
+            )
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).first()
+    if row is None or row.used_at is not None or as_utc(row.expires_at) <= utcnow():
+        session.rollback()
+        raise state_invalid()
+    if browser_binding is not None and not browser_binding_matches(
+        row.browser_binding_hash, browser_binding
+    ):
+        session.rollback()
+        raise sign_in_other_browser_error()
+    row.used_at = utcnow()
+    session.add(row)
+    session.commit()
+    try:
+        code_verifier = decrypt(row.code_verifier_encrypted)
+    except ValueError as exc:  # SECRET_KEY changed mid-flow
+        raise state_invalid() from exc
+    return ConsumedFlow(
+        purpose=row.purpose,
+        code_verifier=code_verifier,
+        nonce=row.nonce,
+        redirect_after=row.redirect_after,
+        org_id=row.org_id,
+        user_id=row.user_id,
+    )
+
+
+def code_exchange(
+    *,
+    provider: OidcProvider,
+    metadata: dict[str, Any],
+    redirect_uri: str,
+    code: str,
+    code_verifier: str,
+) -> dict[str, Any]:
+    """Swap the authorization code (with the PKCE verifier) for tokens at the token endpoint."""
+    try:
+        with _client_for(provider, redirect_uri) as client:
+            token = client.fetch_token(
+                metadata["token_endpoint"],
+                grant_type="authorization_code",
+                code=code,
+                code_verifier=code_verifier,
+            )
+    except OAuthError as exc:  # the provider refused the code, the verifier or this client
+        raise provider.token_refused(exc) from exc
+    except (*HTTP_ERRORS, ValueError) as exc:
+        raise provider.unavailable() from exc
+    return dict(token)
+
+
+def id_token_claims(
+    *, provider: OidcProvider, metadata: dict[str, Any], token: dict[str, Any], nonce: str
+) -> CodeIDToken:
+    """Verify the ID token's signature (the provider's keys), issuer, audience, expiry, nonce."""
+    id_token = token.get("id_token")
+    if not isinstance(id_token, str) or not id_token:
+        raise provider.id_token_invalid()
+    client_id = provider.client_id
+    issuer = metadata["issuer"]
+    registry = JWSRegistry(algorithms=ID_TOKEN_ALGORITHMS)
+    try:
+        try:
+            decoded = jwt.decode(id_token, provider_keys(provider, metadata), registry=registry)
+        except InvalidKeyIdError:  # the provider rotated its keys since we cached them
+            decoded = jwt.decode(
+                id_token, provider_keys(provider, metadata, force=True), registry=registry
+            )
+        _token_times_check(provider, decoded.claims)
+        claims = CodeIDToken(
+            decoded.claims,
+            decoded.header,
+            {
+                "iss": {
+                    "essential": True,
+                    "values": [issuer, *provider.issuer_aliases.get(issuer, ())],
+                },
+                "aud": {"essential": True, "value": client_id},
+                "sub": {"essential": True},
+            },
+            {"nonce": nonce, "client_id": client_id, "access_token": token.get("access_token")},
+        )
+        claims.validate(leeway=ID_TOKEN_LEEWAY_SECONDS)
+    except (JoseError, ValueError, KeyError, TypeError) as exc:
+        raise provider.id_token_invalid() from exc
+    # CodeIDToken only checks the nonce when one was sent; ours always is, so require it.
+    if not nonce or claims.get("nonce") != nonce:
+        raise provider.id_token_invalid()
+    return claims
+
+
+def _token_times_check(provider: OidcProvider, claims: dict[str, Any]) -> None:
+    """Name an expired token, or one issued in the future (clock skew), when the provider can."""
+    if provider.id_token_expired is None:
+        return
+    now = int(time.time())
+    expires, issued = claims.get("exp"), claims.get("iat")
+    if isinstance(expires, int | float) and expires < now - ID_TOKEN_LEEWAY_SECONDS:
+        raise provider.id_token_expired("exp", int(expires), now)
+    if isinstance(issued, int | float) and issued > now + ID_TOKEN_LEEWAY_SECONDS:
+        raise provider.id_token_expired("iat", int(issued), now)
+
+
+# --- Google as a provider -----------------------------------------------------------------------
+
+
+def _google_provider() -> OidcProvider:
+    settings = get_settings()
+    return OidcProvider(
+        discovery_url=settings.google_discovery_url,
+        client_id=settings.google_client_id,
+        client_secret=settings.google_client_secret,
+        unavailable=_google_unavailable,
+        token_refused=lambda _error: _google_token_failed(),
+        id_token_invalid=_id_token_invalid,
+        issuer_aliases=_GOOGLE_ISSUER_ALIASES,
     )
 
 
@@ -206,111 +461,20 @@ def google_sign_in_begin(
         DomainError: `google_disabled` (no client ID), `google_unavailable` (discovery failed).
     """
     _require_enabled()
-    metadata = _discovery(get_settings().google_discovery_url)
-    state = new_token(32)
-    code_verifier = new_token(48)  # 64 characters, within RFC 7636's 43..128
-    nonce = new_token(24)
-    session.add(
-        OAuthFlowState(
-            state_hash=hash_token(state),
-            purpose=GOOGLE_SIGN_IN_PURPOSE,
-            provider_key=GOOGLE_PROVIDER_KEY,
-            code_verifier_encrypted=encrypt(code_verifier),
-            nonce=nonce,
-            redirect_after=next_path[:500],
-            expires_at=utcnow() + FLOW_TTL,
-            browser_binding_hash=(
-                hash_token(browser_binding) if browser_binding_usable(browser_binding) else None
-            ),
-        )
+    provider = _google_provider()
+    return flow_begin(
+        session=session,
+        provider=provider,
+        metadata=provider_metadata(provider),
+        purpose=GOOGLE_SIGN_IN_PURPOSE,
+        provider_key=GOOGLE_PROVIDER_KEY,
+        redirect_uri=redirect_uri,
+        next_path=next_path,
+        browser_binding=browser_binding,
     )
-    session.commit()
-    with _oauth_client(redirect_uri) as client:
-        url, _ = client.create_authorization_url(
-            metadata["authorization_endpoint"],
-            state=state,
-            code_verifier=code_verifier,
-            nonce=nonce,
-        )
-    return url
 
 
 # --- complete -----------------------------------------------------------------------------------
-
-
-def _flow_consume(
-    session: Session, state: str, browser_binding: str | None
-) -> tuple[str, str, str]:
-    """Mark the flow used (committed at once, so a replay fails); returns verifier, nonce, next.
-
-    A callback from another browser than the one that started the flow is refused and leaves
-    the flow as it was. Part of `google_sign_in_complete`'s unit of work: it commits, or rolls
-    back a refusal.
-    """
-    row = None
-    if state:
-        row = session.exec(
-            select(OAuthFlowState)
-            .where(
-                OAuthFlowState.state_hash.in_(token_hash_candidates(state)),
-                OAuthFlowState.purpose == GOOGLE_SIGN_IN_PURPOSE,
-            )
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).first()
-    if row is None or row.used_at is not None or as_utc(row.expires_at) <= utcnow():
-        session.rollback()
-        raise _state_invalid()
-    if browser_binding is not None and not browser_binding_matches(
-        row.browser_binding_hash, browser_binding
-    ):
-        session.rollback()
-        raise sign_in_other_browser_error()
-    row.used_at = utcnow()
-    session.add(row)
-    session.commit()
-    try:
-        code_verifier = decrypt(row.code_verifier_encrypted)
-    except ValueError as exc:  # SECRET_KEY changed mid-flow
-        raise _state_invalid() from exc
-    return code_verifier, row.nonce, row.redirect_after
-
-
-def _id_token_claims(metadata: dict[str, Any], token: dict[str, Any], nonce: str) -> CodeIDToken:
-    """Verify the ID token's signature, issuer, audience, expiry and nonce."""
-    id_token = token.get("id_token")
-    if not isinstance(id_token, str) or not id_token:
-        raise _id_token_invalid()
-    client_id = get_settings().google_client_id
-    issuer = metadata["issuer"]
-    registry = JWSRegistry(algorithms=ID_TOKEN_ALGORITHMS)
-    try:
-        try:
-            decoded = jwt.decode(id_token, _jwks(metadata["jwks_uri"]), registry=registry)
-        except InvalidKeyIdError:  # Google rotated its keys since we cached them
-            decoded = jwt.decode(
-                id_token, _jwks(metadata["jwks_uri"], force=True), registry=registry
-            )
-        claims = CodeIDToken(
-            decoded.claims,
-            decoded.header,
-            {
-                "iss": {
-                    "essential": True,
-                    "values": [issuer, *_GOOGLE_ISSUER_ALIASES.get(issuer, [])],
-                },
-                "aud": {"essential": True, "value": client_id},
-                "sub": {"essential": True},
-            },
-            {"nonce": nonce, "client_id": client_id, "access_token": token.get("access_token")},
-        )
-        claims.validate(leeway=ID_TOKEN_LEEWAY_SECONDS)
-    except (JoseError, ValueError, KeyError, TypeError) as exc:
-        raise _id_token_invalid() from exc
-    # CodeIDToken only checks the nonce when one was sent; ours always is, so require it.
-    if not nonce or claims.get("nonce") != nonce:
-        raise _id_token_invalid()
-    return claims
 
 
 def _email_verified(claims: CodeIDToken) -> bool:
@@ -456,23 +620,26 @@ def google_sign_in_complete(
             `google_email_unverified`, `google_account_mismatch`, `account_locked`.
     """
     _require_enabled()
-    code_verifier, nonce, next_path = _flow_consume(session, state, browser_binding)
+    flow = flow_consume(
+        session=session,
+        state=state,
+        purposes=[GOOGLE_SIGN_IN_PURPOSE],
+        browser_binding=browser_binding,
+        state_invalid=_state_invalid,
+    )
     if not code:
         raise _google_token_failed()
-    metadata = _discovery(get_settings().google_discovery_url)
-    try:
-        with _oauth_client(redirect_uri) as client:
-            token = client.fetch_token(
-                metadata["token_endpoint"],
-                grant_type="authorization_code",
-                code=code,
-                code_verifier=code_verifier,
-            )
-    except OAuthError as exc:  # the provider refused the code or the verifier
-        raise _google_token_failed() from exc
-    except (*HTTP_ERRORS, ValueError) as exc:
-        raise _google_unavailable() from exc
-    claims = _id_token_claims(metadata, dict(token), nonce)
+    provider = _google_provider()
+    metadata = provider_metadata(provider)
+    token = code_exchange(
+        provider=provider,
+        metadata=metadata,
+        redirect_uri=redirect_uri,
+        code=code,
+        code_verifier=flow.code_verifier,
+    )
+    claims = id_token_claims(provider=provider, metadata=metadata, token=token, nonce=flow.nonce)
+    next_path = flow.redirect_after
     try:
         user = _user_for_google(session, claims)
         challenge = sign_in_handoff_create(

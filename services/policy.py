@@ -63,6 +63,7 @@ class Action(StrEnum):
     api_keys_manage = "api_keys_manage"
     connections_manage = "connections_manage"
     audit_view = "audit_view"
+    sso_manage = "sso_manage"  # single sign-on, verified domains, require SSO / 2FA
     # Platform staff
     operator_access = "operator_access"  # see all customers
     operator_refund = "operator_refund"
@@ -125,6 +126,7 @@ ROLE_RULES: dict[Action, frozenset[OrgRole]] = {
     Action.api_keys_manage: _OWNER_ADMIN,
     Action.connections_manage: _OWNER_ADMIN,
     Action.audit_view: _OWNER_ADMIN,
+    Action.sso_manage: _OWNER,
 }
 
 OPERATOR_ACTIONS = frozenset(
@@ -227,6 +229,10 @@ _FORBIDDEN_MESSAGES: dict[Action, str] = {
     Action.audit_view: (
         "The audit log is available to organization owners and admins. "
         "Ask one of them if you need to check a change."
+    ),
+    Action.sso_manage: (
+        "Only the organization owner can change single sign-on, verified domains or "
+        "two-factor requirements. Ask your owner to make the change."
     ),
 }
 

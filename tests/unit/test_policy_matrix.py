@@ -196,6 +196,15 @@ viewer          role    role    role    role    role    role
 non_member      member  member  member  member  member  member
 operator        ok      ok      ok      ok      ok      ok
 
+[sso_manage]
+owner           ok      ok      ok      ok      ok      ok
+admin           role    role    role    role    role    role
+editor          role    role    role    role    role    role
+scoped_editor   role    role    role    role    role    role
+viewer          role    role    role    role    role    role
+non_member      member  member  member  member  member  member
+operator        member  member  member  member  member  member
+
 [operator_access]
 owner           op      op      op      op      op      op
 admin           op      op      op      op      op      op
