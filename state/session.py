@@ -19,6 +19,7 @@ from services import auth as auth_service
 from services import connections as connections_service
 from services import orgs as org_service
 from services import policy
+from services import sso as sso_service
 from services.errors import DomainError, NotFound
 from state.navigation import backend_url, navigate
 
@@ -139,7 +140,6 @@ class SessionState(rx.State):
                 org = org_service.org_by_slug(session=session, slug=slug)
             except DomainError:
                 org = None
-            if org is not None and (membership_role is not None or user.is_operator):
                 moved = org_service.org_by_old_address(session=session, slug=slug)
                 if moved is not None and (
                     user.is_operator or any(o.slug == moved.slug for o in self.orgs)
@@ -171,6 +171,7 @@ class SessionState(rx.State):
                         duration=15000,
                     ),
                 ]
+            if org is not None and (membership_role is not None or user.is_operator):
                 self.org_not_found = False
                 self.org_name = org.name
                 self.org_role = membership_role or "operator"
