@@ -74,3 +74,63 @@ def serve_v1() -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+class FakeProvider:
+    """A loopback OpenAI-compatible provider: `mode` "fail" answers 500 to every call;
+    "stream_break" sends one streamed piece and then a chunk that is not JSON."""
+
+    def __init__(self, mode: str = "fail"):
+        import http.server
+
+        self.mode = mode
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def do_POST(self):  # noqa: N802
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length)
+                if outer.mode == "stream_break" and b'"stream": true' in body.replace(
+                    b'"stream":true', b'"stream": true'
+                ):
+                    self.send_response(200)
+                    self.send_header("content-type", "text/event-stream")
+                    self.end_headers()
+                    piece = (
+                        '{"id":"x","object":"chat.completion.chunk","created":0,"model":"m",'
+                        '"choices":[{"index":0,"delta":{"content":"Hello"},"finish_reason":null}]}'
+                    )
+                    self.wfile.write(f"data: {piece}\n\n".encode())
+                    self.wfile.write(b"data: {not json\n\n")
+                    self.wfile.flush()
+                    return
+                payload = b'{"error": {"message": "upstream exploded", "type": "server_error"}}'
+                self.send_response(500)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def point_model_at(session: Session, model_key: str, base_url: str) -> None:
+    """Make a registry model call `base_url` (a per-model provider endpoint)."""
+    from sqlmodel import select
+
+    from models import AIModel
+
+    model = session.exec(select(AIModel).where(AIModel.key == model_key)).one()
+    model.provider_base_url = base_url
+    session.add(model)
+    session.commit()

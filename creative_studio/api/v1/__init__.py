@@ -211,6 +211,25 @@ class Call:
                 "Content-Type: application/json.",
             ) from None
 
+    async def json_or_form_body(self) -> Any:
+        """JSON, or a multipart/urlencoded form (the SDK sends video creates as a form)."""
+        kind = self.request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind not in ("multipart/form-data", "application/x-www-form-urlencoded"):
+            return await self.json_body()
+        declared = self.request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            raise _too_large()
+        try:
+            form = await self.request.form(max_files=1, max_fields=50)
+        except Exception:  # noqa: BLE001 - a broken form is the client's to fix
+            raise error_with_code(
+                Code.invalid_request, "The form body could not be read."
+            ) from None
+        body: dict[str, Any] = {}
+        for name, value in form.multi_items():
+            body[name] = value if isinstance(value, str) else "<file>"
+        return body
+
     def json(self, body: Any, status: int = 200) -> JSONResponse:
         return JSONResponse(body, status_code=status, headers=self.headers)
 
@@ -484,7 +503,7 @@ async def images_generations(call: Call) -> Response:
 @endpoint
 async def videos_create(call: Call) -> Response:
     principal = await call.authenticate(api_keys.SCOPE_VIDEOS_WRITE)
-    body = await call.json_body()
+    body = await call.json_or_form_body()
     if isinstance(body, dict) and isinstance(body.get("model"), str):
         call.record.model_key = body["model"][:64]
     parsed = api_requests.video_request_parse(body)
