@@ -7,6 +7,7 @@ from creative_studio.api import build_api
 from creative_studio.api.security_headers import with_security_headers
 from creative_studio.api.v1 import build_v1_api
 from creative_studio.pages import (  # noqa: F401
+    account,
     api_logs,
     api_settings,
     billing,
@@ -15,6 +16,7 @@ from creative_studio.pages import (  # noqa: F401
     invite,
     local_checkout,
     operator,
+    not_found,
     operator_jobs,
     org_audit,
     org_new,

@@ -75,11 +75,38 @@ def org_switcher() -> rx.Component:
         ),
         spacing="1",
         width="100%",
+        rx.link(
+            rx.hstack(rx.icon("plus", size=14), rx.text("New organization"), spacing="1"),
+            href=routes.NEW_ORG,
+            size="1",
+            underline="hover",
+        ),
     )
 
 
 def _user_footer() -> rx.Component:
     return rx.vstack(
+def skip_link() -> rx.Component:
+    """The first thing Tab reaches: jump past the navigation to the page's content."""
+    return rx.el.a(
+        "Skip to content",
+        href="#main-content",
+        class_name="cs-skip-link",
+        style={
+            "position": "absolute",
+            "left": "-10000px",
+            "top": "0.5rem",
+            "z_index": "1000",
+            "padding": "0.5rem 1rem",
+            "border_radius": "var(--radius-3)",
+            "background": rx.color("accent", 9),
+            "color": "white",
+            "font_weight": "500",
+            "&:focus": {"left": "0.5rem"},
+        },
+    )
+
+
         rx.cond(
             SessionState.is_operator,
             rx.link(
@@ -306,6 +333,7 @@ def app_shell(
         ),
         min_height="100vh",
         width="100%",
+        skip_link(),
     )
 
 
@@ -331,6 +359,8 @@ def centered_card(*children: rx.Component, max_width: str = "26rem") -> rx.Compo
                 size="3",
             ),
             rx.color_mode.button(variant="ghost", size="1", aria_label="Toggle dark mode"),
+            id="main-content",
+            tab_index=-1,
             spacing="5",
             align="center",
             width="100%",

@@ -199,6 +199,8 @@ class SessionState(rx.State):
             self._fill_user(session, user)
         if self.orgs:
             return rx.redirect(routes.org_home(self.orgs[0].slug))
+        if self.is_operator:  # platform staff belong to no customer: their home is the console
+            return rx.redirect(routes.OPERATOR_HOME)
         return rx.redirect(routes.NEW_ORG)
 
     @rx.event

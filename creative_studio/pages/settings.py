@@ -277,7 +277,7 @@ def settings_page() -> rx.Component:
         "Security for your account; connections and API access for the organization.",
         error_callout(SecurityState.error),
         success_callout(SecurityState.notice),
-        rx.heading("Security", size="5", as_="h2"),
+        rx.heading("Security", size="5", as_="h2", id="security"),
         _two_factor_card(),
         _sessions_card(),
         _password_card(),
