@@ -73,19 +73,17 @@ def org_switcher() -> rx.Component:
             value=SessionState.org_slug,
             on_change=SessionState.switch_org,
         ),
-        spacing="1",
-        width="100%",
         rx.link(
             rx.hstack(rx.icon("plus", size=14), rx.text("New organization"), spacing="1"),
             href=routes.NEW_ORG,
             size="1",
             underline="hover",
         ),
+        spacing="1",
+        width="100%",
     )
 
 
-def _user_footer() -> rx.Component:
-    return rx.vstack(
 def skip_link() -> rx.Component:
     """The first thing Tab reaches: jump past the navigation to the page's content."""
     return rx.el.a(
@@ -107,6 +105,8 @@ def skip_link() -> rx.Component:
     )
 
 
+def _user_footer() -> rx.Component:
+    return rx.vstack(
         rx.cond(
             SessionState.is_operator,
             rx.link(
@@ -307,6 +307,7 @@ def app_shell(
 ) -> rx.Component:
     """An org page: sidebar + header + content, shown once the session and org are resolved."""
     return rx.flex(
+        skip_link(),
         sidebar(active_key),
         rx.box(
             mobile_topbar(active_key),
@@ -330,10 +331,11 @@ def app_shell(
             flex="1",
             min_width="0",
             role="main",
+            id="main-content",
+            tab_index=-1,
         ),
         min_height="100vh",
         width="100%",
-        skip_link(),
     )
 
 
@@ -359,8 +361,6 @@ def centered_card(*children: rx.Component, max_width: str = "26rem") -> rx.Compo
                 size="3",
             ),
             rx.color_mode.button(variant="ghost", size="1", aria_label="Toggle dark mode"),
-            id="main-content",
-            tab_index=-1,
             spacing="5",
             align="center",
             width="100%",
