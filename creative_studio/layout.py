@@ -7,6 +7,7 @@ import reflex as rx
 from core import routes
 from creative_studio.components.forms import callout_box
 from creative_studio.components.page import card
+from creative_studio.components.view_as_banner import view_as_banner
 from state.session import SessionState
 
 SIDEBAR_WIDTH = "15rem"
@@ -318,6 +319,7 @@ def app_shell(
                     rx.box(not_found_card(), padding=["1rem", "1.5rem", "2rem"]),
                     rx.vstack(
                         verify_email_banner(),
+                        view_as_banner(),
                         page_header(title, description, action),
                         *children,
                         spacing="5",

@@ -20,6 +20,7 @@ from core import db, routes
 from core.clock import as_utc
 from models import User
 from services import operator as operator_service
+from services import orgs as org_service
 from services import policy
 from services.credits import MILLICREDITS_PER_CREDIT, format_credits
 from services.errors import DomainError, NotFound, ValidationFailed
@@ -596,3 +597,46 @@ class OperatorCustomerState(_OperatorBase, rx.State):
             ),
             success="Stopped viewing as the customer.",
         )
+
+
+class ViewAsBannerState(rx.State):
+    """The banner on every org page while an operator views that organization as its members."""
+
+    until: str = ""
+    org_slug: str = ""
+
+    @rx.event
+    async def check(self):
+        """on_mount of the banner: is this operator viewing this org as the customer?"""
+        self.until = self.org_slug = ""
+        slug = routes.org_slug_from_path(self.router.url.path)
+        if not slug:
+            return
+        session_state = await self.get_state(SessionState)
+        with db.new_session() as session:
+            user = session_state._current_user(session)
+            if user is None or not user.is_operator:
+                return
+            try:
+                org = org_service.org_by_slug(session=session, slug=slug)
+            except DomainError:
+                return
+            grant = policy.view_as_active(session=session, user_id=user.id, org_id=org.id)
+            if grant is not None:
+                self.until, self.org_slug = _when(grant.expires_at), org.slug
+
+    @rx.event
+    async def stop(self):
+        slug = routes.org_slug_from_path(self.router.url.path)
+        session_state = await self.get_state(SessionState)
+        with db.session_scope() as session:
+            user = session_state._current_user(session)
+            if user is None:
+                return rx.redirect(routes.SIGN_IN)
+            try:
+                org = org_service.org_by_slug(session=session, slug=slug)
+                operator_service.view_as_stop(session=session, actor=user, org_id=org.id)
+            except DomainError as error:
+                return rx.toast.error(error.message)
+        self.until = ""
+        return rx.redirect(customer_path(slug))

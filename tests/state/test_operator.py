@@ -137,3 +137,44 @@ def test_a_customer_cannot_run_jobs(session, page_state, call, world):
     jobs = _tab(session, page_state, call, OperatorJobsState, world["owner"], "/operator/jobs")
     asyncio.run(call(jobs, "run_now", "sessions_purge"))
     assert "platform operators" in jobs.error and jobs.runs == []
+
+
+def test_view_as_shows_a_banner_on_the_customers_pages_and_stops(session, page_state, call, world):
+    from state.operator import ViewAsBannerState
+
+    slug = world["org"].slug
+    page = _tab(
+        session,
+        page_state,
+        call,
+        OperatorCustomerState,
+        world["ann"],
+        f"/operator/customers/{slug}",
+    )
+    asyncio.run(call(page, "start_view_as", {"reason": ""}))
+    assert "reason" in page.error.lower() and page.view_as_until == ""
+    redirect = asyncio.run(call(page, "start_view_as", {"reason": "customer sees a blank studio"}))
+    assert redirect is not None and page.view_as_until
+    banner = page_state(
+        ViewAsBannerState,
+        cookie=signed_in_cookie(session, world["ann"]),
+        path=f"/org/{slug}/studio",
+    )
+    session.commit()
+    asyncio.run(call(banner, "check"))
+    assert banner.until and banner.org_slug == slug
+    # Refunding from the console is refused by the policy while viewing as.
+    asyncio.run(call(page, "open_run_action", "gen_failed1", "refund"))
+    asyncio.run(call(page, "submit_run_action", {"reason": "try while viewing"}))
+    assert "read-only" in page.error
+    asyncio.run(call(banner, "stop"))
+    asyncio.run(call(banner, "check"))
+    assert banner.until == ""
+    owner_banner = page_state(
+        ViewAsBannerState,
+        cookie=signed_in_cookie(session, world["owner"]),
+        path=f"/org/{slug}/studio",
+    )
+    session.commit()
+    asyncio.run(call(owner_banner, "check"))
+    assert owner_banner.until == ""
