@@ -135,6 +135,10 @@ class Code(StrEnum):
     worker_lost = "worker_lost"
     stopped_by_operator = "stopped_by_operator"
     run_not_queued = "run_not_queued"
+    # marketing assistant
+    conversation_not_found = "conversation_not_found"
+    reply_in_progress = "reply_in_progress"
+    reply_not_interrupted = "reply_not_interrupted"
     # operator console
     already_refunded = "already_refunded"
     nothing_to_refund = "nothing_to_refund"
@@ -338,6 +342,9 @@ CATALOGUE: dict[Code, ErrorCodeInfo] = {
             "The daily cap is reached. It resets at 00:00 UTC.",
             _BILLING,
         ),
+        _info(Code.conversation_not_found, 404, "There is no such conversation here.", _RUNS),
+        _info(Code.reply_in_progress, 409, "Wait for the reply, or press Stop.", _RUNS),
+        _info(Code.reply_not_interrupted, 409, "This reply is not interrupted.", _RUNS),
         _info(Code.timed_out, 504, "The run took too long; its credits were returned.", _RUNS),
         _info(Code.provider_error, 502, "The model provider failed; credits were returned.", _RUNS),
         _info(
