@@ -25,6 +25,7 @@ from creative_studio.pages import (  # noqa: F401
     register,
     settings,
     sign_in,
+    sso_settings,
     studio,
     team,
     verify_email,

@@ -19,10 +19,11 @@ import reflex as rx
 from core import db, routes
 from core.settings import get_settings
 from services import auth as auth_service
+from services import sso as sso_service
 from services.error_codes import Code
 from services.errors import DomainError
 from state.navigation import backend_url, navigate
-from state.org_page import MAX_HANDOFF_CODE_CHARS, bounded, form_fields
+from state.org_page import MAX_EMAIL_INPUT, MAX_HANDOFF_CODE_CHARS, bounded, form_fields
 
 _REDIRECT_ERRORS = {
     "google_disabled": "Google sign-in is not set up on this server. Sign in with your email and password.",
@@ -52,6 +53,8 @@ class SignInState(rx.State):
     working: bool = False
     # This tab's websocket carries the browser's pre-auth cookie: the form may be shown.
     browser_ready: bool = False
+    # "Sign in with single sign-on": only the email is asked, then the organization's IdP.
+    sso_mode: bool = False
 
     @rx.var
     def google_enabled(self) -> bool:
@@ -94,7 +97,7 @@ class SignInState(rx.State):
     @rx.event
     def reset_form(self):
         self.error = self.error_code = ""
-        self.needs_code = False
+        self.needs_code = self.sso_mode = False
         self._handoff_code = ""
         self.working = False
         query = self.router.url.query_parameters
@@ -104,7 +107,12 @@ class SignInState(rx.State):
             self.needs_code = True
         elif query.get("error"):
             self.error_code = query["error"][:64]
-            self.error = _REDIRECT_ERRORS.get(self.error_code, _REDIRECT_ERRORS["google_failed"])
+            self.error = _REDIRECT_ERRORS.get(self.error_code) or (
+                sso_service.SIGN_IN_ERROR_MESSAGES.get(
+                    self.error_code, _REDIRECT_ERRORS["google_failed"]
+                )
+            )
+            self.sso_mode = self.error_code.startswith("sso_")
         elif query.get("expired"):
             self.error_code = "sign_in_expired"
             self.error = "That sign-in link expired or was already used. Sign in again."
@@ -145,6 +153,7 @@ class SignInState(rx.State):
             except DomainError as error:
                 session.commit()  # failed-attempt counters must persist
                 self.error_code, self.error = error.code, error.message
+                self.sso_mode = error.code == Code.sso_required
                 return
         self.error = self.error_code = ""
         self._handoff_code = challenge.handoff_code
@@ -152,6 +161,39 @@ class SignInState(rx.State):
             self.needs_code = True
             return
         return self._finish()
+
+    @rx.event
+    def show_sso(self, on: bool):
+        """Switch between the password form and the single sign-on form."""
+        self.sso_mode = bool(on) if isinstance(on, bool) else False
+        self.error = self.error_code = ""
+
+    @rx.event
+    def submit_sso(self, form: dict):
+        """Email on a verified domain of an organization with SSO on -> that organization's IdP."""
+        form = form_fields(form)
+        email = bounded(form.get("email", ""), MAX_EMAIL_INPUT).strip()
+        if not email or "@" not in email:
+            self.error_code = "validation_failed"
+            self.error = "Enter your work email address, for example name@example.com."
+            return
+        with db.new_session() as session:
+            route = sso_service.sso_route_for_email(session=session, email=email)
+        if route is None:
+            domain = email.rpartition("@")[2][:100]
+            self.error_code = Code.sso_not_configured.value
+            self.error = (
+                f"No organization signs in {domain} addresses with single sign-on here. Sign in "
+                "with your email and password instead."
+            )
+            return
+        self.error = self.error_code = ""
+        next_path = self._next_path()
+        return navigate(
+            backend_url(
+                routes.sso_start(route.org_slug, None if next_path == routes.INDEX else next_path)
+            )
+        )
 
     @rx.event
     def submit_code(self, form: dict):

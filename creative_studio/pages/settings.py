@@ -265,6 +265,19 @@ def _api_links_card() -> rx.Component:
     )
 
 
+def _sso_link_card() -> rx.Component:
+    """Where single sign-on, verified domains and "require 2FA" live (owners)."""
+    return rx.cond(
+        SessionState.allowed_actions.contains("sso_manage"),
+        card(
+            "Security & SSO",
+            muted("Single sign-on, verified email domains and two-factor requirements."),
+            rx.link("Open Security & SSO", href="/org/" + SessionState.org_slug + "/settings/sso"),
+            icon="key-round",
+        ),
+    )
+
+
 @rx.page(
     route=routes.org_page_route("settings"),
     title="Settings · Creative Studio",
@@ -282,6 +295,7 @@ def settings_page() -> rx.Component:
         _sessions_card(),
         _password_card(),
         rx.heading("Organization", size="5", as_="h2"),
+        _sso_link_card(),
         connections_section(),
         _api_links_card(),
     )

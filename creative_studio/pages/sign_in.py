@@ -26,6 +26,47 @@ def _password_form() -> rx.Component:
     )
 
 
+def _sso_form() -> rx.Component:
+    return rx.form(
+        rx.vstack(
+            rx.text(
+                "Enter your work email: if your organization uses single sign-on, you continue "
+                "at its identity provider.",
+                size="2",
+            ),
+            field("Work email", "email", "email", "username", required=True),
+            rx.button("Continue with single sign-on", type="submit", size="3", width="100%"),
+            rx.link(
+                "Use email and password instead",
+                on_click=SignInState.show_sso(False),
+                size="2",
+                href="#",
+            ),
+            spacing="4",
+            width="100%",
+        ),
+        on_submit=SignInState.submit_sso,
+        reset_on_submit=False,
+        width="100%",
+    )
+
+
+def _sso_link() -> rx.Component:
+    return rx.cond(
+        SignInState.sso_mode | SignInState.needs_code | ~SignInState.browser_ready,
+        rx.fragment(),
+        rx.button(
+            rx.icon("building-2", size=16),
+            "Sign in with single sign-on (SSO)",
+            variant="outline",
+            size="3",
+            width="100%",
+            type="button",
+            on_click=SignInState.show_sso(True),
+        ),
+    )
+
+
 def _preparing() -> rx.Component:
     """While this browser gets its sign-in cookie (one quick round trip), or why it cannot."""
     return rx.cond(
@@ -72,8 +113,13 @@ def sign_in_page() -> rx.Component:
         rx.cond(
             SignInState.needs_code,
             _code_form(),
-            rx.cond(SignInState.browser_ready, _password_form(), _preparing()),
+            rx.cond(
+                SignInState.browser_ready,
+                rx.cond(SignInState.sso_mode, _sso_form(), _password_form()),
+                _preparing(),
+            ),
         ),
+        _sso_link(),
         rx.cond(
             SignInState.google_enabled & ~SignInState.needs_code,
             rx.vstack(
