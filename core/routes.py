@@ -86,6 +86,12 @@ def org_billing(slug: str) -> str:
     return org_area(slug, "billing")
 
 
+def org_assistant(slug: str, conversation: str = "") -> str:
+    """The Marketing Assistant, with a conversation open when one is named."""
+    base = org_area(slug, "assistant")
+    return f"{base}?{urlencode({'c': conversation})}" if conversation else base
+
+
 def org_team(slug: str) -> str:
     return org_area(slug, "team")
 

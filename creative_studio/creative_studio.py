@@ -10,6 +10,7 @@ from creative_studio.pages import (  # noqa: F401
     account,
     api_logs,
     api_settings,
+    assistant,
     billing,
     dev_outbox,
     index,

@@ -10,7 +10,6 @@ from creative_studio.layout import analytics_not_for_role, app_shell, coming_wit
 from state.session import SessionState
 
 PLACEHOLDER_AREAS: dict[str, str] = {
-    "assistant": "A streaming chat with the Marketing Assistant, with a daily message allowance per plan.",
     "intel": "Competitor analysis reports for your projects.",
     "analytics": "Usage by period, project, member, model and modality, with charts and CSV export.",
     "help": "Searchable articles and runbooks, platform status and support tickets.",
