@@ -26,6 +26,7 @@ HELP = "/help"
 STATUS = "/status"
 # The operator console (platform staff).
 OPERATOR_HOME = "/operator"
+OPERATOR_ANALYTICS = "/operator/analytics"  # platform usage and revenue
 
 ORG_ROUTE_ARG = "org_slug"
 

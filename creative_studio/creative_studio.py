@@ -8,6 +8,7 @@ from creative_studio.api.security_headers import with_security_headers
 from creative_studio.api.v1 import build_v1_api
 from creative_studio.pages import (  # noqa: F401
     account,
+    analytics,
     api_logs,
     api_settings,
     assistant,
@@ -17,6 +18,7 @@ from creative_studio.pages import (  # noqa: F401
     invite,
     local_checkout,
     operator,
+    operator_analytics,
     not_found,
     operator_jobs,
     org_audit,

@@ -11,7 +11,6 @@ from state.session import SessionState
 
 PLACEHOLDER_AREAS: dict[str, str] = {
     "intel": "Competitor analysis reports for your projects.",
-    "analytics": "Usage by period, project, member, model and modality, with charts and CSV export.",
     "help": "Searchable articles and runbooks, platform status and support tickets.",
 }
 

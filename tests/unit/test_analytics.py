@@ -207,7 +207,7 @@ def test_periods_are_utc_days_and_bad_custom_ranges_say_how_to_fix_them(world, s
 
 
 def test_csv_rows_sum_to_the_kpis_and_are_formula_safe(world, session):
-    world.spring.name = "=HYPERLINK(\"http://evil\")"
+    world.spring.name = '=HYPERLINK("http://evil")'
     session.add(world.spring)
     session.commit()
     world.run(at(2))
@@ -232,7 +232,9 @@ def test_csv_rows_sum_to_the_kpis_and_are_formula_safe(world, session):
     assert sum(int(row["failed"]) for row in rows) == result.totals.failures
     assert sum(int(row["refunded"]) for row in rows) == result.totals.refunds
     assert all(row["occurred_at_utc"].endswith("+00:00") for row in rows)
-    assert all(row["generation_id"].startswith("gen_") for row in rows if row["source"] != "assistant")
+    assert all(
+        row["generation_id"].startswith("gen_") for row in rows if row["source"] != "assistant"
+    )
     assert any(row["project"].startswith("'=") for row in rows)
     assert not any(row["project"].startswith("=") for row in rows)
 

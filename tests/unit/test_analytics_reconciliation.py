@@ -46,12 +46,12 @@ def test_a_day_that_agrees_everywhere_is_reconciled_and_its_events_marked(world,
     assert (row.day, row.status, row.difference_millicredits) == (OLD, "reconciled", 0)
 
 
-def test_a_deleted_settle_entry_turns_the_day_into_a_mismatch_naming_the_generation(
-    world, session
-):
+def test_a_deleted_settle_entry_turns_the_day_into_a_mismatch_naming_the_generation(world, session):
     good = world.run(at(OLD))
     bad = world.run(at(OLD))
-    session.exec(delete(CreditLedgerEntry).where(CreditLedgerEntry.idempotency_key == settle_key(bad.id)))
+    session.exec(
+        delete(CreditLedgerEntry).where(CreditLedgerEntry.idempotency_key == settle_key(bad.id))
+    )
     session.commit()
     check = store(session, world, OLD)
     assert check.status == "mismatch"
