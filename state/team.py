@@ -22,6 +22,7 @@ from models.enums import OrgRole
 from services import invites as invite_service
 from services import orgs as org_service
 from services import policy
+from services import sso as sso_service
 from services.errors import NotFound
 from state.notices import LimitNotice, notice_for
 from state.org_page import (
@@ -72,6 +73,7 @@ class MemberRow:
     last_active: str
     is_self: bool
     manageable: bool  # the viewer of the page may change or remove this member
+    two_factor: bool = False  # has two-factor authentication on
 
 
 @dataclass
@@ -217,6 +219,7 @@ class TeamState(OrgPageState, rx.State):
         self.org_display_name, self.org_address = org.name, org.slug
 
         team = org_service.team_list(session=session, org_id=org.id)
+        with_2fa = sso_service.members_with_2fa(session=session, org_id=org.id)
         # A project-scoped viewer of this page sees only the project names it may see.
         visible_names = {
             p.name
@@ -236,6 +239,7 @@ class TeamState(OrgPageState, rx.State):
                 ),
                 last_active=_ago(m.last_active_at),
                 is_self=m.user_id == user.id,
+                two_factor=m.user_id in with_2fa,
                 manageable=self.can_manage_team
                 and m.user_id != user.id
                 and (m.role != OrgRole.owner.value or actor.role == OrgRole.owner),

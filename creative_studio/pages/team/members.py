@@ -73,6 +73,14 @@ def _member_row(row: MemberRow) -> rx.Component:
             vertical_align="middle",
         ),
         rx.table.cell(rx.text(row.scope, size="2"), vertical_align="middle"),
+        rx.table.cell(
+            rx.cond(
+                row.two_factor,
+                rx.badge("On", color_scheme="green", variant="soft"),
+                rx.badge("Off", color_scheme="gray", variant="soft"),
+            ),
+            vertical_align="middle",
+        ),
         rx.table.cell(rx.text(row.last_active, size="2"), vertical_align="middle"),
         rx.table.cell(_member_actions(row), vertical_align="middle"),
         aria_label=row.name,
@@ -175,7 +183,7 @@ def members_card() -> rx.Component:
         messages("members"),
         _scope_panel(),
         table(
-            ["Member", "Role", "Projects", "Last active", ""],
+            ["Member", "Role", "Projects", "2FA", "Last active", ""],
             rx.foreach(TeamState.members, _member_row),
         ),
         # An operator looking at a customer's team is not a member: nothing to leave.
