@@ -69,6 +69,7 @@ from models.enums import GenerationStatus, OrgRole
 from services import credits, policy, pricing
 from services import models_registry as registry
 from services.billing.overview import spend_this_cycle
+from services.brand_kits import brand_kit_context, brand_kit_for, brand_kit_label
 from services.error_codes import Code
 from services.errors import (
     Conflict,
@@ -531,6 +532,10 @@ def generation_start(
         created_at=utcnow(),
     )
     _push_status(generation, GenerationStatus.queued)
+    if model.modality == "text":  # text runs are written in the brand kit's voice
+        kit = brand_kit_for(session=session, org_id=org_id, project_id=project_id)
+        generation.brand_kit_id = kit.id if kit else None
+        generation.brand_kit_label = brand_kit_label(kit) if kit else None
     session.add(generation)
     session.flush()
     try:
@@ -676,6 +681,7 @@ class _RunPlan:
     prompt: str
     params: dict[str, Any]
     model: _ModelSnapshot
+    brand_context: str = ""  # the brand kit as a system instruction (text runs with a kit)
 
 
 @dataclass
@@ -703,22 +709,50 @@ def _plan(session: Session, generation_id: int) -> _RunPlan | Generation:
         prompt=generation.prompt,
         params=dict(generation.params or {}),
         model=_ModelSnapshot.of(model),
+        brand_context=_brand_context(session, generation),
     )
     session.commit()  # no transaction (and no lock) is held while the provider works
     return plan
 
 
+def _brand_context(session: Session, generation: Generation) -> str:
+    if generation.modality != "text" or not generation.brand_kit_id:
+        return ""
+    from models import BrandKit
+
+    return brand_kit_context(session.get(BrandKit, generation.brand_kit_id))
+
+
+def _text_with_brand_kit(plan: _RunPlan, adapter: Provider, on_delta: TextDelta | None):
+    """A text run as a chat whose system turn carries the brand kit."""
+    tone = plan.params.get("tone") or "friendly"
+    length = plan.params.get("length") or "medium"
+    system = (
+        f"You are a marketing copywriter. Write in a {tone} tone, {length} length. Answer with "
+        f"the copy only.\n\n{plan.brand_context}"
+    )
+    return adapter.chat(
+        model_id=plan.model.provider_model_id,
+        messages=[{"role": "system", "content": system}, {"role": "user", "content": plan.prompt}],
+        max_tokens=plan.params.get("max_tokens"),
+        on_delta=on_delta,
+    )
+
+
 def _call(plan: _RunPlan, adapter: Provider, on_delta: TextDelta | None) -> _Outcome:
     """On the provider's pool, under the call's deadline: call it, store what it made."""
     try:
-        result = provider_run(
-            adapter,
-            modality=plan.modality,
-            model_id=plan.model.provider_model_id,
-            prompt=plan.prompt,
-            params=plan.params,
-            on_delta=on_delta,
-        )
+        if plan.brand_context and plan.modality == "text":
+            result = _text_with_brand_kit(plan, adapter, on_delta)
+        else:
+            result = provider_run(
+                adapter,
+                modality=plan.modality,
+                model_id=plan.model.provider_model_id,
+                prompt=plan.prompt,
+                params=plan.params,
+                on_delta=on_delta,
+            )
         if result.modality != "text" and not result.files:
             raise ProviderError(ProviderErrorCode.malformed_response, "No output was returned.")
         return _Outcome(result=result, stored=_store_files(plan, result))
