@@ -1131,6 +1131,31 @@ def generation_retry(*, session: Session, user: User, org_id: int, public_id: st
     )
 
 
+def generation_run_again(
+    *, session: Session, user: User, org_id: int, public_id: str
+) -> Generation:
+    """Start a new run with the same model, prompt, options and project as any earlier run
+    the user may see (a finished one, or one still running). Unlike a retry, it is not linked
+    to the original and may be done any number of times; each is a run of its own, charged as
+    one. Flushes; the caller commits and then runs it.
+
+    Raises:
+        NotFound: not visible to the user. GenerationBlocked: as for `generation_start`.
+    """
+    original, _ = _visible_generation(session, user, org_id, public_id)
+    params = dict(original.params or {})
+    model_key = params.pop("requested_model_key", None) or original.model_key
+    return generation_start(
+        session=session,
+        user=user,
+        org_id=org_id,
+        model_key=model_key,
+        prompt=original.prompt,
+        params=params,
+        project_id=original.project_id,
+    )
+
+
 @dataclass(frozen=True)
 class StatusStep:
     status: str
@@ -1277,8 +1302,18 @@ def generations_history(
     org_id: int,
     project_id: int | None = None,
     limit: int = 50,
+    offset: int = 0,
+    user_id: int | None = None,
+    status: str | None = None,
+    model_key: str | None = None,
+    prompt_contains: str | None = None,
 ) -> list[GenerationView]:
-    """Recent generations the user may see, newest first (scoped editors: their projects only).
+    """Generations the user may see, newest first (scoped editors: their projects only).
+
+    Args:
+        limit, offset: one page of the list (every run is reachable by paging).
+        user_id, status, model_key: only runs of that person, in that status, on that model.
+        prompt_contains: only runs whose prompt contains it (case-insensitive).
 
     Raises:
         NotFound: not a member (and not an operator), or `project_id` outside the scope.
@@ -1298,11 +1333,26 @@ def generations_history(
         if not actor.project_ids:
             return []
         query = query.where(col(Generation.project_id).in_(sorted(actor.project_ids)))
+    if user_id is not None:
+        query = query.where(Generation.user_id == user_id)
+    if status:
+        query = query.where(Generation.status == status)
+    if model_key:
+        query = query.where(Generation.model_key == model_key)
+    if prompt_contains and prompt_contains.strip():
+        needle = (
+            prompt_contains.strip()
+            .lower()
+            .replace("\\", "\\\\")
+            .replace("%", "\\%")
+            .replace("_", "\\_")
+        )
+        query = query.where(func.lower(Generation.prompt).like(f"%{needle}%", escape="\\"))
     rows = list(
         session.exec(
-            query.order_by(col(Generation.created_at).desc(), col(Generation.id).desc()).limit(
-                max(1, min(limit, 200))
-            )
+            query.order_by(col(Generation.created_at).desc(), col(Generation.id).desc())
+            .offset(max(0, offset))
+            .limit(max(1, min(limit, 200)))
         )
     )
     return _views(session, rows)

@@ -24,7 +24,7 @@ import reflex as rx
 from sqlmodel import Session
 
 from core import db, routes
-from models.enums import OrgRole
+from models.enums import GenerationStatus, OrgRole
 from services import credits, generations, policy, pricing, run_engine, storage
 from services import models_registry as registry
 from services import orgs as org_service
@@ -55,6 +55,16 @@ OPTION_CHOICES: dict[str, frozenset[str]] = {
     "seconds": frozenset(SECONDS),
 }
 MAX_PROMPT_CHARS = generations.MAX_PROMPT_CHARS  # the prompt field's own limit
+HISTORY_PAGE_SIZE = 20
+HISTORY_TEXT_MAX_CHARS = 200
+HISTORY_FILTER_FIELDS = (
+    "history-project",
+    "history-person",
+    "history-status",
+    "history-model",
+    "history-text",
+)
+HISTORY_STATUSES = tuple(status.value for status in GenerationStatus)
 # A little over the service's limit, so a too-long prompt is named by its validation message.
 PROMPT_INPUT_CHARS = MAX_PROMPT_CHARS + 100
 _MODEL_KEY_CHARS = 100
@@ -75,6 +85,12 @@ OPTION_NOT_OFFERED = "That option is not offered here. Reload the page and try a
 class ProjectOption:
     id: str = ""
     name: str = ""
+
+
+@dataclass
+class FilterChoice:
+    value: str
+    label: str
 
 
 @dataclass
@@ -107,6 +123,8 @@ class HistoryItem:
     preview_url: str = ""
     download_url: str = ""
     can_retry: bool = False
+    can_run_again: bool = False
+    person: str = ""
     note: str = ""
 
 
@@ -161,6 +179,8 @@ def _history_item(view: generations.GenerationView, can_run: bool) -> HistoryIte
         preview_url=preview if view.modality != "text" else "",
         download_url=download,
         can_retry=can_run and view.status == "failed" and not view.retried_by_public_id,
+        can_run_again=can_run and view.status not in _ACTIVE,
+        person=view.user_name or "",
         note=" ".join(notes),
     )
 
@@ -198,6 +218,17 @@ class StudioState(OrgPageState, rx.State):
     upgrade_open: bool = False
     offer: UpgradeOffer = UpgradeOffer()
     can_run: bool = False
+    balance_label: str = ""  # the organization's balance, next to what a run costs
+    # History: one page at a time (every run reachable), filtered by project, person, status,
+    # model and prompt text ("" = any).
+    history_page: int = 0
+    history_has_more: bool = False
+    filter_project: str = ""
+    filter_person: str = ""
+    filter_status: str = ""
+    filter_model: str = ""
+    filter_text: str = ""
+    person_choices: list[FilterChoice] = []
     operator_models: list[ModelOption] = []
     operator_notice: str = ""
 
@@ -231,6 +262,10 @@ class StudioState(OrgPageState, rx.State):
         self._refresh_history(acting)
         self._update_estimate()
         self.operator_models = self._all_models() if acting.user.is_operator else []
+        self.person_choices = [
+            FilterChoice(str(m.user_id), m.name)
+            for m in org_service.team_list(session=acting.session, org_id=acting.org.id)
+        ]
 
     def _clear_messages(self) -> None:
         super()._clear_messages()
@@ -326,10 +361,23 @@ class StudioState(OrgPageState, rx.State):
 
     def _refresh_history(self, acting: Acting) -> None:
         views = generations.generations_history(
-            session=acting.session, user=acting.user, org_id=acting.org.id, limit=20
+            session=acting.session,
+            user=acting.user,
+            org_id=acting.org.id,
+            limit=HISTORY_PAGE_SIZE + 1,
+            offset=self.history_page * HISTORY_PAGE_SIZE,
+            project_id=int(self.filter_project) if self.filter_project else None,
+            user_id=int(self.filter_person) if self.filter_person else None,
+            status=self.filter_status or None,
+            model_key=self.filter_model or None,
+            prompt_contains=self.filter_text or None,
         )
+        self.history_has_more = len(views) > HISTORY_PAGE_SIZE
+        views = views[:HISTORY_PAGE_SIZE]
         self.history = [_history_item(view, self.can_run) for view in views]
         self._history_projects = {view.public_id: view.project_id for view in views}
+        balance = credits.balance_get(session=acting.session, org_id=acting.org.id)
+        self.balance_label = f"{credits.format_credits(balance.balance)} credits"
 
     def _open_upgrade(self, acting: Acting, model: ModelOption) -> None:
         plans = plans_list(session=acting.session)
@@ -532,6 +580,108 @@ class StudioState(OrgPageState, rx.State):
             return
         self._begin(generation)
         return StudioState.execute_pending
+
+    @rx.event
+    async def run_again(self, public_id: str):
+        """Start the same run again (model, prompt, options, project) as a new run."""
+        self._clear_messages()
+        if self.running:
+            return rx.toast.info("A run is already in progress; wait for it to finish.")
+        run_id = _public_id(public_id)
+        if run_id not in self._history_projects:
+            await self._act(self._view_action(), _not_found, refresh=False)
+            return None
+        generation = await self._act(
+            Action.tool_run,
+            lambda a: self._start(
+                a,
+                lambda: generations.generation_run_again(
+                    session=a.session, user=a.user, org_id=a.org.id, public_id=run_id
+                ),
+            ),
+            project_id=self._history_projects[run_id],
+            refresh=False,
+        )
+        if generation is None:
+            return None
+        self._begin(generation)
+        return StudioState.execute_pending
+
+    def _filters_from(self, form: Any) -> None:
+        """Filter values from the browser: each must be one the page offers ("" = any)."""
+        form = form if isinstance(form, dict) else {}
+
+        def offered(key: str, values: set[str]) -> str:
+            value = bounded(form.get(key, ""), 40)
+            if value and value not in values:
+                raise ValidationFailed(
+                    "That filter value is not offered on this page. Reload and choose again."
+                )
+            return value
+
+        self.filter_project = offered("project", {p.id for p in self.projects})
+        self.filter_person = offered("person", {c.value for c in self.person_choices})
+        self.filter_status = offered("status", set(HISTORY_STATUSES))
+        self.filter_model = offered("model", {m.key for m in self._all_models()})
+        self.filter_text = bounded(form.get("text", ""), HISTORY_TEXT_MAX_CHARS).strip()
+        self.history_page = 0
+
+    @rx.event
+    async def filter_history(self, form: dict):
+        def apply(acting: Acting) -> None:
+            self._filters_from(form)
+            self._refresh_history(acting)
+
+        await self._act(self._view_action(), apply, refresh=False)
+
+    @rx.event
+    async def clear_history_filters(self):
+        def clear(acting: Acting) -> None:
+            self.filter_project = self.filter_person = self.filter_status = ""
+            self.filter_model = self.filter_text = ""
+            self.history_page = 0
+            self._refresh_history(acting)
+
+        await self._act(self._view_action(), clear, refresh=False)
+        return [rx.set_value(field_id, "") for field_id in HISTORY_FILTER_FIELDS]
+
+    @rx.event
+    async def history_older(self):
+        if not self.history_has_more:
+            return
+
+        def older(acting: Acting) -> None:
+            self.history_page += 1
+            self._refresh_history(acting)
+
+        await self._act(self._view_action(), older, refresh=False)
+
+    @rx.event
+    async def history_newer(self):
+        def newer(acting: Acting) -> None:
+            self.history_page = max(0, self.history_page - 1)
+            self._refresh_history(acting)
+
+        await self._act(self._view_action(), newer, refresh=False)
+
+    @rx.var
+    def prompt_count_label(self) -> str:
+        count = len(self.prompt)
+        if count > MAX_PROMPT_CHARS:
+            return (
+                f"{count:,} / {MAX_PROMPT_CHARS:,} characters: {count - MAX_PROMPT_CHARS:,} over "
+                "the limit. Shorten the prompt to run it."
+            )
+        return f"{count:,} / {MAX_PROMPT_CHARS:,} characters"
+
+    @rx.var
+    def prompt_over_limit(self) -> bool:
+        return len(self.prompt) > MAX_PROMPT_CHARS
+
+    @rx.var
+    def history_page_label(self) -> str:
+        first = self.history_page * HISTORY_PAGE_SIZE + 1
+        return f"Runs {first}-{first + len(self.history) - 1}" if self.history else ""
 
     @rx.event(background=True)
     async def execute_pending(self, chain: int = 0):

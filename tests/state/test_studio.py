@@ -263,3 +263,100 @@ def test_an_operator_turns_a_model_off_and_back_on(session, page_state, call):
 
     asyncio.run(call(studio, "operator_enable", "local-text"))
     assert studio.operator_notice == "Studio Local Text is back in service."
+
+
+def test_a_prompt_of_only_invisible_characters_is_refused_like_an_empty_one(
+    session, page_state, call
+):
+    studio, _ = _studio(session, page_state, call)
+    asyncio.run(call(studio, "run", {"prompt": "\u200b\u200b \ufeff"}))
+    assert studio.error.startswith("Write a prompt first")
+    assert studio.running is False
+    assert session.exec(select(Generation)).all() == []
+
+
+def test_the_prompt_counter_names_the_limit_and_how_far_over(session, page_state, call):
+    studio, _ = _studio(session, page_state, call)
+    asyncio.run(call(studio, "set_prompt", "abc"))
+    assert studio.prompt_count_label == f"3 / {MAX_PROMPT_CHARS:,} characters"
+    assert not studio.prompt_over_limit
+    asyncio.run(call(studio, "set_prompt", "x" * (MAX_PROMPT_CHARS + 5)))
+    assert studio.prompt_over_limit
+    assert "5 over the limit" in studio.prompt_count_label
+
+
+def test_history_pages_through_every_run_and_filters(session, page_state, call):
+    studio, org = _studio(session, page_state, call, role="owner")
+    assert studio.balance_label == "150 credits"  # 50 with the Free plan, 100 granted
+    # The owner's runs: 45 succeeded ones, then one failed one about a launch.
+    generation_owner = session.exec(select(Generation)).first()
+    assert generation_owner is None
+    owner_id = studio.person_choices[0].value
+    for i in range(45):
+        session.add(
+            Generation(
+                public_id=f"gen_page{i:03d}",
+                org_id=org.id,
+                user_id=int(owner_id),
+                model_key="local-text",
+                modality="text",
+                prompt=f"Post number {i}",
+                status="succeeded",
+                params={"tone": "friendly", "length": "short"},
+            )
+        )
+    session.add(
+        Generation(
+            public_id="gen_launch01",
+            org_id=org.id,
+            user_id=int(owner_id),
+            model_key="local-text",
+            modality="text",
+            prompt="Spring LAUNCH teaser",
+            status="failed",
+            params={"tone": "friendly", "length": "short"},
+        )
+    )
+    session.commit()
+    asyncio.run(call(studio, "load"))
+    assert len(studio.history) == 20 and studio.history_has_more
+    asyncio.run(call(studio, "history_older"))
+    asyncio.run(call(studio, "history_older"))
+    assert studio.history_page == 2 and len(studio.history) == 6
+    assert not studio.history_has_more
+    assert studio.history_page_label == "Runs 41-46"
+    asyncio.run(call(studio, "history_older"))  # nothing older: stays
+    assert studio.history_page == 2
+    asyncio.run(call(studio, "history_newer"))
+    assert studio.history_page == 1
+
+    asyncio.run(call(studio, "filter_history", {"status": "failed", "text": "launch"}))
+    assert [item.prompt for item in studio.history] == ["Spring LAUNCH teaser"]
+    assert studio.history_page == 0
+    asyncio.run(call(studio, "filter_history", {"person": owner_id, "model": "local-text"}))
+    assert len(studio.history) == 20
+    asyncio.run(call(studio, "filter_history", {"status": "hacked"}))
+    assert studio.error.startswith("That filter value is not offered")
+    asyncio.run(call(studio, "filter_history", {"text": "100%_"}))
+    assert studio.history == []  # % and _ are matched as text, not as wildcards
+    asyncio.run(call(studio, "clear_history_filters"))
+    assert studio.filter_text == "" and len(studio.history) == 20
+
+
+def test_any_finished_run_can_run_again(session, page_state, call):
+    studio, org = _studio(session, page_state, call)
+    asyncio.run(call(studio, "run", {"prompt": "Launch post"}))
+    first = studio.live_id
+    row = session.exec(select(Generation).where(Generation.public_id == first)).one()
+    row.status = "succeeded"
+    session.add(row)
+    session.commit()
+    studio.running = False
+    asyncio.run(call(studio, "load"))
+    item = next(i for i in studio.history if i.public_id == first)
+    assert item.can_run_again and not item.can_retry
+    asyncio.run(call(studio, "run_again", first))
+    assert studio.error == "" and studio.live_id != first
+    again = session.exec(select(Generation).where(Generation.public_id == studio.live_id)).one()
+    assert again.prompt == "Launch post" and again.retry_of_id is None
+    asyncio.run(call(studio, "run_again", "nope"))

@@ -29,13 +29,15 @@ def studio_page() -> rx.Component:
         "Generate copy, images and video with your team's models.",
         swap_banner(),
         viewer_note(),
+        # On a phone the composer (and its Run button) comes first, above the long model list;
+        # side by side from the md breakpoint.
         rx.flex(
             models_card(),
             composer(),
-            direction=rx.breakpoints(initial="column", md="row"),
+            direction=rx.breakpoints(initial="column-reverse", md="row"),
             gap="4",
             width="100%",
-            align="start",
+            align=rx.breakpoints(initial="stretch", md="start"),
         ),
         history(),
         operator_panel(),

@@ -4,10 +4,18 @@ estimate, every reason a run cannot start yet, the Run button and the latest run
 from __future__ import annotations
 
 import reflex as rx
+from reflex.vars.function import FunctionStringVar
 
 from creative_studio.components.forms import label_for
 from creative_studio.components.page import card, muted, status_badge
-from state.studio import ASPECTS, LENGTHS, MAX_PROMPT_CHARS, SECONDS, TONES, StudioState
+from state.studio import ASPECTS, LENGTHS, PROMPT_INPUT_CHARS, SECONDS, TONES, StudioState
+
+# Ctrl+Enter (Cmd+Enter on a Mac) in the prompt submits the form, in the browser: no event
+# per keystroke goes to the server. The form carries the prompt, so nothing typed is lost.
+RUN_ON_CTRL_ENTER = FunctionStringVar.create(
+    "((key, info) => { if (key === 'Enter' && (info.ctrl_key || info.meta_key)) "
+    "{ document.getElementById('studio-prompt')?.form?.requestSubmit(); } })"
+)
 
 
 def _select(label: str, field_id: str, value, items: list[tuple[str, str]], on_change):
@@ -93,10 +101,30 @@ def _prompt_field() -> rx.Component:
             value=StudioState.prompt,
             on_change=StudioState.set_prompt.debounce(250),
             on_blur=StudioState.check_blockers,
+            on_key_down=RUN_ON_CTRL_ENTER,
             placeholder="Describe what to create, e.g. a launch post for our spring running shoes",
             rows="4",
             width="100%",
-            max_length=MAX_PROMPT_CHARS,
+            # Over the limit is allowed a little, so it is refused with the limit named and
+            # never cut silently (the counter below says how far over it is).
+            max_length=PROMPT_INPUT_CHARS,
+            aria_describedby="prompt-count",
+        ),
+        rx.flex(
+            rx.text(
+                StudioState.prompt_count_label,
+                size="1",
+                id="prompt-count",
+                aria_live="polite",
+                color=rx.cond(
+                    StudioState.prompt_over_limit, rx.color("red", 11), rx.color("gray", 10)
+                ),
+            ),
+            rx.spacer(),
+            rx.text("Ctrl+Enter (⌘+Enter) runs", size="1", color=rx.color("gray", 10)),
+            width="100%",
+            gap="2",
+            wrap="wrap",
         ),
         spacing="1",
         width="100%",
@@ -109,7 +137,9 @@ def _estimate() -> rx.Component:
         rx.text(
             "Estimate: ",
             rx.text.strong(StudioState.estimate_label),
-            " (held when the run starts; you pay only what it uses)",
+            " (held when the run starts; you pay only what it uses). Balance: ",
+            rx.text.strong(StudioState.balance_label),
+            ".",
             size="2",
         ),
         align="center",

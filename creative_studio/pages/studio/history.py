@@ -1,11 +1,13 @@
-"""History: every run with its status changes, ID, output, cost, and a retry for a failed one."""
+"""History: every run with its status changes, ID, output, cost, a retry for a failed one and
+"Run again" for any; a page at a time with filters, full-size previews and copy for text."""
 
 from __future__ import annotations
 
 import reflex as rx
 
+from creative_studio.components.forms import label_for
 from creative_studio.components.page import muted, status_badge
-from state.studio import HistoryItem, StudioState
+from state.studio import HISTORY_STATUSES, HistoryItem, StudioState
 
 
 def _output(item: HistoryItem) -> rx.Component:
@@ -23,17 +25,28 @@ def _output(item: HistoryItem) -> rx.Component:
         ),
         rx.cond(
             item.preview_url != "",
-            rx.image(
-                src=item.preview_url,
-                alt=rx.cond(
-                    item.modality == "video",
-                    "Generated clip for: " + item.prompt,
-                    "Generated image for: " + item.prompt,
+            rx.cond(
+                item.modality == "video",
+                rx.el.video(
+                    src=item.preview_url,
+                    controls=True,
+                    preload="metadata",
+                    aria_label="Generated clip for: " + item.prompt,
+                    style={"max_width": "100%", "width": "32rem", "border_radius": "8px"},
                 ),
-                max_width="22rem",
-                width="100%",
-                border_radius="var(--radius-3)",
-                loading="lazy",
+                rx.link(
+                    rx.image(
+                        src=item.preview_url,
+                        alt="Generated image for: " + item.prompt,
+                        max_width="22rem",
+                        width="100%",
+                        border_radius="var(--radius-3)",
+                        loading="lazy",
+                    ),
+                    href=item.preview_url,
+                    is_external=True,
+                    aria_label="Open the image of " + item.public_id + " at full size",
+                ),
             ),
         ),
     )
@@ -59,6 +72,35 @@ def _footer(item: HistoryItem) -> rx.Component:
             ),
         ),
         rx.cond(
+            item.preview_url != "",
+            rx.link(
+                rx.hstack(
+                    rx.icon("maximize-2", size=14, aria_hidden="true"),
+                    "Full size",
+                    spacing="1",
+                    align="center",
+                ),
+                href=item.preview_url,
+                is_external=True,
+                size="2",
+            ),
+        ),
+        rx.cond(
+            item.output_text != "",
+            rx.button(
+                rx.icon("copy", size=14),
+                "Copy text",
+                size="1",
+                variant="soft",
+                type="button",
+                on_click=[
+                    rx.set_clipboard(item.output_text),
+                    rx.toast.success("Copied the text of " + item.public_id + "."),
+                ],
+                aria_label="Copy the text of " + item.public_id,
+            ),
+        ),
+        rx.cond(
             item.can_retry,
             rx.button(
                 rx.icon("rotate-ccw", size=14),
@@ -67,6 +109,17 @@ def _footer(item: HistoryItem) -> rx.Component:
                 variant="soft",
                 on_click=StudioState.retry(item.public_id),
                 aria_label="Retry " + item.public_id,
+            ),
+            rx.cond(
+                item.can_run_again,
+                rx.button(
+                    rx.icon("repeat", size=14),
+                    "Run again",
+                    size="1",
+                    variant="soft",
+                    on_click=StudioState.run_again(item.public_id),
+                    aria_label="Run " + item.public_id + " again",
+                ),
             ),
         ),
         gap="3",
@@ -83,7 +136,14 @@ def _history_card(item: HistoryItem) -> rx.Component:
                 rx.hstack(
                     status_badge(item.status),
                     rx.text(item.model_name, weight="medium", size="2"),
-                    rx.text("· ", item.project_name, size="2", color=rx.color("gray", 11)),
+                    rx.text(
+                        "· ",
+                        item.project_name,
+                        " · ",
+                        item.person,
+                        size="2",
+                        color=rx.color("gray", 11),
+                    ),
                     align="center",
                     spacing="2",
                     wrap="wrap",
@@ -110,16 +170,156 @@ def _history_card(item: HistoryItem) -> rx.Component:
     )
 
 
+def _select(label: str, field_id: str, name: str, value, options) -> rx.Component:
+    """A native select for the filter form ("" = any), labelled."""
+    return rx.vstack(
+        label_for(label, field_id, size="1"),
+        rx.el.select(
+            rx.el.option("Any", value=""),
+            options,
+            id=field_id,
+            name=name,
+            default_value=value,
+            class_name="cs-native-select",
+        ),
+        spacing="1",
+        min_width="9rem",
+        flex="1",
+    )
+
+
+def _filters() -> rx.Component:
+    return rx.form(
+        rx.flex(
+            _select(
+                "Project",
+                "history-project",
+                "project",
+                StudioState.filter_project,
+                rx.foreach(StudioState.projects, lambda p: rx.el.option(p.name, value=p.id)),
+            ),
+            _select(
+                "Person",
+                "history-person",
+                "person",
+                StudioState.filter_person,
+                rx.foreach(
+                    StudioState.person_choices, lambda c: rx.el.option(c.label, value=c.value)
+                ),
+            ),
+            _select(
+                "Status",
+                "history-status",
+                "status",
+                StudioState.filter_status,
+                rx.fragment(*[rx.el.option(s.capitalize(), value=s) for s in HISTORY_STATUSES]),
+            ),
+            _select(
+                "Model",
+                "history-model",
+                "model",
+                StudioState.filter_model,
+                rx.fragment(
+                    rx.foreach(
+                        StudioState.text_models, lambda m: rx.el.option(m.name, value=m.key)
+                    ),
+                    rx.foreach(
+                        StudioState.image_models, lambda m: rx.el.option(m.name, value=m.key)
+                    ),
+                    rx.foreach(
+                        StudioState.video_models, lambda m: rx.el.option(m.name, value=m.key)
+                    ),
+                ),
+            ),
+            rx.vstack(
+                label_for("Prompt contains", "history-text", size="1"),
+                rx.input(
+                    id="history-text",
+                    name="text",
+                    default_value=StudioState.filter_text,
+                    max_length=200,
+                    placeholder="e.g. launch",
+                    width="100%",
+                ),
+                spacing="1",
+                min_width="10rem",
+                flex="2",
+            ),
+            rx.hstack(
+                rx.button("Filter", type="submit", size="2", variant="soft"),
+                rx.button(
+                    "Clear",
+                    type="button",
+                    size="2",
+                    variant="ghost",
+                    color_scheme="gray",
+                    on_click=StudioState.clear_history_filters,
+                ),
+                spacing="2",
+                align="end",
+            ),
+            gap="3",
+            wrap="wrap",
+            align="end",
+            width="100%",
+        ),
+        on_submit=StudioState.filter_history,
+        reset_on_submit=False,
+        width="100%",
+        aria_label="Filter history",
+    )
+
+
+def _pager() -> rx.Component:
+    return rx.flex(
+        rx.text(StudioState.history_page_label, size="2", color=rx.color("gray", 11)),
+        rx.spacer(),
+        rx.button(
+            rx.icon("chevron-left", size=14),
+            "Newer",
+            size="2",
+            variant="soft",
+            disabled=StudioState.history_page == 0,
+            on_click=StudioState.history_newer,
+        ),
+        rx.button(
+            "Older",
+            rx.icon("chevron-right", size=14),
+            size="2",
+            variant="soft",
+            disabled=~StudioState.history_has_more,
+            on_click=StudioState.history_older,
+        ),
+        gap="2",
+        align="center",
+        width="100%",
+    )
+
+
 def history() -> rx.Component:
     return rx.vstack(
         rx.heading("History", size="4", as_="h2"),
+        _filters(),
         rx.cond(
             StudioState.history.length() > 0,
-            rx.vstack(rx.foreach(StudioState.history, _history_card), spacing="3", width="100%"),
+            rx.vstack(
+                rx.foreach(StudioState.history, _history_card),
+                _pager(),
+                spacing="3",
+                width="100%",
+            ),
             rx.card(
-                muted(
-                    "No runs yet. Pick a model, write a prompt and press Run: every run, its "
-                    "status changes and its output appear here."
+                rx.cond(
+                    (StudioState.filter_project != "")
+                    | (StudioState.filter_person != "")
+                    | (StudioState.filter_status != "")
+                    | (StudioState.filter_model != "")
+                    | (StudioState.filter_text != ""),
+                    muted("No runs match these filters. Clear them to see every run."),
+                    muted(
+                        "No runs yet. Pick a model, write a prompt and press Run: every run, its "
+                        "status changes and its output appear here."
+                    ),
                 ),
                 width="100%",
             ),
