@@ -6,6 +6,7 @@ same Starlette routes the app mounts on Reflex's backend, over the process engin
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -90,9 +91,69 @@ class FakeProvider:
             def log_message(self, *args):  # quiet
                 pass
 
+            def _answer(self, status: int, payload: dict) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def do_POST(self):  # noqa: N802
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length)
+                if outer.mode == "big_usage":
+                    return self._answer(
+                        200,
+                        {
+                            "id": "c",
+                            "object": "chat.completion",
+                            "created": 0,
+                            "model": "m",
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "message": {"role": "assistant", "content": "Sure."},
+                                    "finish_reason": "stop",
+                                }
+                            ],
+                            # More than any hold: the charge is then exactly the hold.
+                            "usage": {
+                                "prompt_tokens": 1,
+                                "completion_tokens": 10**6,
+                                "total_tokens": 10**6 + 1,
+                            },
+                        },
+                    )
+                if outer.mode == "slow_stream":
+                    self.send_response(200)
+                    self.send_header("content-type", "text/event-stream")
+                    self.end_headers()
+                    try:
+                        for index in range(400):
+                            piece = json.dumps(
+                                {
+                                    "id": "x",
+                                    "object": "chat.completion.chunk",
+                                    "created": 0,
+                                    "model": "m",
+                                    "choices": [
+                                        {
+                                            "index": 0,
+                                            "delta": {"content": f"word{index} "},
+                                            "finish_reason": None,
+                                        }
+                                    ],
+                                }
+                            )
+                            self.wfile.write(f"data: {piece}\n\n".encode())
+                            self.wfile.flush()
+                            outer.pieces_sent += 1
+                            time.sleep(0.05)
+                        self.wfile.write(b"data: [DONE]\n\n")
+                    except OSError:
+                        outer.client_left = True
+                    return
                 if outer.mode == "stream_break" and b'"stream": true' in body.replace(
                     b'"stream":true', b'"stream": true'
                 ):
@@ -114,6 +175,8 @@ class FakeProvider:
                 self.end_headers()
                 self.wfile.write(payload)
 
+        self.pieces_sent = 0
+        self.client_left = False
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
