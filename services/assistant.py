@@ -472,6 +472,10 @@ def message_send(
         ).first()
         return Accepted(earlier.id, reply.id if reply else 0, earlier.conversation_id)
     body = _clean_text(content, limit=MAX_MESSAGE_CHARS, what="message")
+    # One message at a time per conversation: concurrent sends queue on the conversation row.
+    session.exec(
+        select(AssistantConversation.id).where(AssistantConversation.id == row.id).with_for_update()
+    ).first()
     busy = session.exec(
         select(AssistantMessage).where(
             AssistantMessage.conversation_id == row.public_id,
