@@ -79,7 +79,9 @@ def serve_v1() -> Iterator[str]:
 
 class FakeProvider:
     """A loopback OpenAI-compatible provider: `mode` "fail" answers 500 to every call;
-    "stream_break" sends one streamed piece and then a chunk that is not JSON."""
+    "stream_break" sends one streamed piece and then a chunk that is not JSON; "big_usage"
+    answers with more tokens than any hold; "slow_stream" streams 400 pieces 50 ms apart and
+    "stream" 20 pieces at once."""
 
     def __init__(self, mode: str = "fail"):
         import http.server
@@ -125,12 +127,12 @@ class FakeProvider:
                             },
                         },
                     )
-                if outer.mode == "slow_stream":
+                if outer.mode in ("slow_stream", "stream"):
                     self.send_response(200)
                     self.send_header("content-type", "text/event-stream")
                     self.end_headers()
                     try:
-                        for index in range(400):
+                        for index in range(outer.stream_pieces):
                             piece = json.dumps(
                                 {
                                     "id": "x",
@@ -149,7 +151,7 @@ class FakeProvider:
                             self.wfile.write(f"data: {piece}\n\n".encode())
                             self.wfile.flush()
                             outer.pieces_sent += 1
-                            time.sleep(0.05)
+                            time.sleep(outer.stream_delay)
                         self.wfile.write(b"data: [DONE]\n\n")
                     except OSError:
                         outer.client_left = True
@@ -176,6 +178,8 @@ class FakeProvider:
                 self.wfile.write(payload)
 
         self.pieces_sent = 0
+        self.stream_pieces = 400 if mode == "slow_stream" else 20
+        self.stream_delay = 0.05 if mode == "slow_stream" else 0.0
         self.client_left = False
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
