@@ -253,7 +253,10 @@ def _email_token_issue(
 
 
 _LINK_NEXT_STEP = {
-    EmailTokenPurpose.verify_email: "Request a new verification email from your account page.",
+    EmailTokenPurpose.verify_email: (
+        "Sign in and choose 'Send a new link' in the banner at the top of the page for a new "
+        "verification email."
+    ),
     EmailTokenPurpose.reset_password: "Request a new link with 'Forgot password' on the sign-in page.",
 }
 _LINK_NAME = {
@@ -571,6 +574,16 @@ def password_reset_request_later(*, email: str, base_url: str) -> Future:
 def background_work_wait(timeout: float = 30.0) -> None:
     """Wait until the mail work queued so far is done (tests, orderly shutdown)."""
     _background_executor().submit(lambda: None).result(timeout=timeout)
+
+
+def password_reset_link_check(*, session: Session, token: str) -> None:
+    """Whether a reset link can still be used, checked when its page opens (nothing changes),
+    so a used, expired or broken link says so before a new password is typed.
+
+    Raises:
+        ValidationFailed: `link_invalid`, `link_used`, `link_expired`.
+    """
+    _email_token_find(session, token=token, purpose=EmailTokenPurpose.reset_password)
 
 
 def password_reset_complete(*, session: Session, token: str, new_password: str) -> User:

@@ -96,10 +96,10 @@ def model_is_configured(model: AIModel) -> bool:
 
 
 def _not_configured_reason(model: AIModel) -> str:
+    # Said to customers: no server variables (operators find those in the picker and README).
     return (
-        f"{model.display_name} is not configured on this server: it calls an OpenAI-compatible "
-        "endpoint and OPENAI_BASE_URL is not set. Pick a Studio Local model, or ask your "
-        "platform operator to configure the endpoint."
+        f"{model.display_name} is not available yet. Pick a Studio Local model, or contact "
+        "support if you need it."
     )
 
 

@@ -33,7 +33,7 @@ SECTION_ID = "connections"
 _ERROR_MESSAGES = {
     "connection_denied": "The connection to {provider} was cancelled on its consent screen. Nothing changed.",
     "oauth_state_invalid": "This connection link expired or was already used. Click Connect again.",
-    "connection_not_configured": "{provider} is not set up on this server yet. The variables to set are listed below.",
+    "connection_not_configured": "{provider} is not available yet. Contact support if you need it.",
     "connection_token_failed": "{provider} did not accept the authorization, so nothing was connected. Click Connect to try again.",
     "connection_unavailable": "{provider} could not be reached, so nothing was connected. Try again in a minute.",
     "connection_provider_unknown": "That platform is not in the list of connections. Pick one below.",
@@ -97,10 +97,10 @@ def _configured_provider(provider_key: str) -> connections_service.ConnectionPro
     the platform) when it does not."""
     provider = connections_service.connection_provider_get(provider_key)
     if not provider.configured:
+        # Customers are never told to set server variables; operators see them in the list.
         raise error_with_code(
             Code.connection_not_configured,
-            f"{provider.name} is not set up on this server yet: an operator sets "
-            f"{' and '.join(provider.missing_env)} and restarts the app. Then click again.",
+            f"{provider.name} is not available yet. Contact support if you need it.",
         )
     return provider
 
@@ -145,7 +145,8 @@ class ConnectionsState(OrgPageState, rx.State):
                 name=provider.name,
                 scopes_text=", ".join(provider.scopes),
                 configured=provider.configured,
-                env_vars=provider.missing_env,
+                # The server variables to set: for platform operators only (and the README).
+                env_vars=provider.missing_env if acting.user.is_operator else [],
                 connected=provider.key in connected,
             )
             for provider in connections_service.connection_providers()

@@ -42,14 +42,19 @@ class UpgradeOffer:
     owner_names: str = ""  # "Olivia Owner"
 
 
-def model_option(row: registry.ModelAvailability) -> ModelOption:
-    """A picker row: the lock names the plan it needs; other states say why in text."""
+def model_option(row: registry.ModelAvailability, *, operator: bool = False) -> ModelOption:
+    """A picker row: the lock names the plan it needs; other states say why in text. Only a
+    platform operator is told which server variable would make a hosted model work."""
     if row.state == registry.LOCKED:
         label = f"Needs {row.min_plan_name}"
         note = f"Available on {row.min_plan_name} and higher."
     elif row.state == registry.NOT_CONFIGURED:
         label = _STATE_LABELS[row.state]
-        note = "Not set up on this server (OPENAI_BASE_URL is not set)."
+        note = (
+            "Not set up on this server (OPENAI_BASE_URL is not set)."
+            if operator
+            else "Not available yet — contact support."
+        )
     else:
         label = _STATE_LABELS.get(row.state, "")
         note = row.reason

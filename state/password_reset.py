@@ -13,18 +13,37 @@ from core import db
 from core.settings import get_settings
 from services import auth as auth_service
 from services.errors import DomainError
-from state.org_page import form_fields
+from state.org_page import bounded, form_fields
+
+MAX_TOKEN_CHARS = 256
 
 
 class PasswordResetState(rx.State):
     error: str = ""
     notice: str = ""
     done: bool = False
+    link_usable: bool = True  # a used, expired or broken link shows why instead of the form
+
+    def _clear(self) -> None:
+        self.error = self.notice = ""
+        self.done = False
+        self.link_usable = True
 
     @rx.event
     def load(self):
-        self.error = self.notice = ""
-        self.done = False
+        self._clear()
+
+    @rx.event
+    def load_reset(self):
+        """/reset-password: check the link first, so a dead one says so before any typing."""
+        self._clear()
+        token = bounded(self.router.url.query_parameters.get("token", ""), MAX_TOKEN_CHARS)
+        with db.new_session() as session:
+            try:
+                auth_service.password_reset_link_check(session=session, token=token)
+            except DomainError as error:
+                self.error = error.message
+                self.link_usable = False
 
     @rx.event
     def request_link(self, form: dict):
@@ -44,7 +63,7 @@ class PasswordResetState(rx.State):
     @rx.event
     def set_password(self, form: dict):
         form = form_fields(form)
-        token = self.router.url.query_parameters.get("token", "")
+        token = bounded(self.router.url.query_parameters.get("token", ""), MAX_TOKEN_CHARS)
         password = str(form.get("password", ""))
         if password != str(form.get("password_confirm", "")):
             self.error = "The two passwords differ. Type the same password in both fields."

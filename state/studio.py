@@ -319,7 +319,7 @@ class StudioState(OrgPageState, rx.State):
     def _load_models(self, acting: Acting) -> None:
         rows = registry.models_for_org(session=acting.session, org_id=acting.org.id)
         by_key = {row.key: row for row in rows}
-        options = [model_option(row) for row in rows]
+        options = [model_option(row, operator=acting.user.is_operator) for row in rows]
         self._rates = {}
         for row in rows:
             resolved = by_key.get(row.resolved_key, row)

@@ -94,17 +94,25 @@ def _provider_row(option: ProviderOption) -> rx.Component:
             rx.cond(
                 option.configured,
                 rx.text("Asks for: ", option.scopes_text, size="1", color=rx.color("gray", 11)),
-                rx.text(
-                    "Not set up on this server: set ",
-                    rx.foreach(
-                        option.env_vars,
-                        lambda name, index: rx.fragment(
-                            rx.cond(index > 0, " and ", ""), rx.code(name, size="1")
+                rx.cond(
+                    option.env_vars.length() > 0,
+                    rx.text(
+                        "Not set up on this server (operators: set ",
+                        rx.foreach(
+                            option.env_vars,
+                            lambda name, index: rx.fragment(
+                                rx.cond(index > 0, " and ", ""), rx.code(name, size="1")
+                            ),
                         ),
+                        " and restart the app).",
+                        size="1",
+                        color=rx.color("gray", 11),
                     ),
-                    " and restart the app.",
-                    size="1",
-                    color=rx.color("gray", 11),
+                    rx.text(
+                        "Not available yet — contact support.",
+                        size="1",
+                        color=rx.color("gray", 11),
+                    ),
                 ),
             ),
             spacing="1",

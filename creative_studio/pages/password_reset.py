@@ -40,7 +40,7 @@ def forgot_password_page() -> rx.Component:
 @rx.page(
     route=routes.RESET_PASSWORD,
     title="Choose a new password · Creative Studio",
-    on_load=PasswordResetState.load,
+    on_load=PasswordResetState.load_reset,
 )
 def reset_password_page() -> rx.Component:
     return centered_card(
@@ -60,29 +60,42 @@ def reset_password_page() -> rx.Component:
                 ),
                 width="100%",
             ),
-            rx.form(
-                rx.vstack(
-                    field(
-                        "New password",
-                        "password",
-                        "password",
-                        "new-password",
-                        required=True,
-                        hint="At least 12 characters, not a common password, not your email.",
-                    ),
-                    field(
-                        "Repeat new password",
-                        "password_confirm",
-                        "password",
-                        "new-password",
-                        required=True,
-                    ),
-                    rx.button("Set new password", type="submit", size="3", width="100%"),
-                    spacing="3",
+            rx.cond(
+                ~PasswordResetState.link_usable,
+                rx.link(
+                    rx.button("Request a new link", size="3", width="100%", tab_index=-1),
+                    href=routes.FORGOT_PASSWORD,
                     width="100%",
+                    underline="none",
                 ),
-                on_submit=PasswordResetState.set_password,
-                width="100%",
+                _new_password_form(),
             ),
         ),
+    )
+
+
+def _new_password_form() -> rx.Component:
+    return rx.form(
+        rx.vstack(
+            field(
+                "New password",
+                "password",
+                "password",
+                "new-password",
+                required=True,
+                hint="At least 12 characters, not a common password, not your email.",
+            ),
+            field(
+                "Repeat new password",
+                "password_confirm",
+                "password",
+                "new-password",
+                required=True,
+            ),
+            rx.button("Set new password", type="submit", size="3", width="100%"),
+            spacing="3",
+            width="100%",
+        ),
+        on_submit=PasswordResetState.set_password,
+        width="100%",
     )

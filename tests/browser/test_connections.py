@@ -62,15 +62,15 @@ def test_expired_connection_shows_red_dot_and_reconnect(app_server, page):
     expect(reconnect).to_have_count(1)  # only the expired one
     expect(page.get_by_text("@acme", exact=True)).to_be_visible()
     expect(page.get_by_text("Connected", exact=True)).to_be_visible()
-    # Providers without credentials on this server say which variables to set.
-    expect(page.get_by_text("LINKEDIN_CLIENT_SECRET", exact=True)).to_be_visible()
+    # Providers without credentials on this server are not available yet (no server variables
+    # are named to a customer).
+    expect(page.get_by_text("Not available yet — contact support.").first).to_be_visible()
+    expect(page.get_by_text("LINKEDIN_CLIENT_SECRET", exact=True)).to_have_count(0)
     screenshot(page, "settings-connections-expired")
 
     # One click: without LinkedIn credentials on this server it says so at once.
     reconnect.click()
-    expect(page.get_by_role("alert")).to_contain_text(
-        "LinkedIn is not set up on this server yet: an operator sets LINKEDIN_CLIENT_ID"
-    )
+    expect(page.get_by_role("alert")).to_contain_text("LinkedIn is not available yet")
     expect(page).to_have_url(re.compile(r"/org/acme/settings$"))
 
     # The backend route checks the same and brings the browser back to the message.
@@ -81,7 +81,7 @@ def test_expired_connection_shows_red_dot_and_reconnect(app_server, page):
         )
     )
     alert = page.get_by_role("alert")
-    expect(alert).to_contain_text("LinkedIn is not set up on this server yet")
+    expect(alert).to_contain_text("LinkedIn is not available yet")
     expect(alert).to_be_in_viewport()
     screenshot(page, "settings-connections-reconnect-not-configured")
 

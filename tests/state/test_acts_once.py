@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 
 import pyotp
 from sqlmodel import Session, func, select
@@ -264,3 +265,30 @@ def test_form_submissions_are_kept_per_purpose(session, page_state, call):
         rows = fresh.exec(select(FormSubmission)).all()
     assert [(r.purpose, r.user_id, r.result) for r in rows] == [("project_create", owner.id, "A")]
     assert _count(Membership, Membership.org_id == org.id) == 2
+
+
+def test_a_used_reset_link_says_so_before_the_form(session, page_state, call):
+    from services import auth as auth_service
+    from state.password_reset import PasswordResetState
+
+    user = make_user(session, "rita@example.com")
+    session.commit()
+    token = auth_service._email_token_issue(
+        session,
+        user=user,
+        purpose=auth_service.EmailTokenPurpose.reset_password,
+        ttl=timedelta(hours=1),
+    )
+    session.commit()
+    state = page_state(PasswordResetState, cookie="", path=f"/reset-password?token={token}")
+    asyncio.run(call(state, "load_reset"))
+    assert state.link_usable and state.error == ""
+    asyncio.run(call(state, "set_password", {"password": PASSWORD, "password_confirm": PASSWORD}))
+    assert state.done
+    again = page_state(PasswordResetState, cookie="", path=f"/reset-password?token={token}")
+    asyncio.run(call(again, "load_reset"))
+    assert not again.link_usable
+    assert "already been used" in again.error
+    broken = page_state(PasswordResetState, cookie="", path="/reset-password?token=nope")
+    asyncio.run(call(broken, "load_reset"))
+    assert not broken.link_usable and "not valid" in broken.error

@@ -77,7 +77,7 @@ def test_owner_sees_the_expired_connection_and_the_red_dot(session, page_state, 
     assert card.scopes_text == "openid, profile"
     linkedin = next(p for p in page.providers if p.key == "linkedin")
     assert linkedin.connected and not linkedin.configured
-    assert linkedin.env_vars == ["LINKEDIN_CLIENT_ID", "LINKEDIN_CLIENT_SECRET"]
+    assert linkedin.env_vars == []  # server variables are for operators, not customers
     session_state = asyncio.run(page.get_state(SessionState))
     assert session_state.has_expired_connection is True
 
@@ -133,16 +133,16 @@ def test_disconnect_deletes_the_tokens_and_says_so(session, page_state, call, en
     assert page.error == "That connection was not found; it may have been disconnected already."
 
 
-def test_a_platform_without_credentials_says_which_variables_to_set(session, page_state, call):
+def test_a_platform_without_credentials_is_not_available_yet(session, page_state, call):
     owner, org, _viewer, expired = _setup(session)
     page = _connections(session, page_state, owner, org)
     asyncio.run(call(page, "load"))
+    # A customer is never told to set server variables.
+    linkedin = next(p for p in page.providers if p.key == "linkedin")
+    assert not linkedin.configured and linkedin.env_vars == []
 
     assert asyncio.run(call(page, "reconnect", str(expired.id))) is None
-    assert page.error == (
-        "LinkedIn is not set up on this server yet: an operator sets LINKEDIN_CLIENT_ID and "
-        "LINKEDIN_CLIENT_SECRET and restarts the app. Then click again."
-    )
+    assert page.error == "LinkedIn is not available yet. Contact support if you need it."
     assert asyncio.run(call(page, "connect", "myspace")) is None
     assert page.error_code == "connection_provider_unknown"
 
