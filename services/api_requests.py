@@ -670,7 +670,8 @@ def run_execute(
 # --- answers ----------------------------------------------------------------------------------
 
 
-def _failure_error(generation: Generation) -> DomainError:
+def run_failure_error(generation: Generation) -> DomainError:
+    """The API error of a failed run: ``timed_out`` or ``provider_error``, naming the run."""
     code = generation.failure_code or Code.provider_error.value
     api_code = Code.timed_out if code in ("timeout", Code.timed_out.value) else Code.provider_error
     return error_with_code(
@@ -698,7 +699,7 @@ def credits_text(millicredits: int) -> str:
 def chat_completion_body(generation: Generation, started: StartedRun) -> dict[str, Any]:
     """The non-streamed answer, or the run's failure as an error to raise."""
     if generation.status != GenerationStatus.succeeded.value:
-        raise _failure_error(generation)
+        raise run_failure_error(generation)
     return {
         "id": f"chatcmpl-{generation.public_id}",
         "object": "chat.completion",
@@ -726,7 +727,7 @@ def images_body(
     import base64
 
     if generation.status != GenerationStatus.succeeded.value:
-        raise _failure_error(generation)
+        raise run_failure_error(generation)
     data = []
     with db.new_session() as session:
         assets = session.exec(

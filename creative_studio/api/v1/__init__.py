@@ -422,7 +422,7 @@ def _stream(call: Call, started: StartedRun) -> Response:
         if generation is not None:
             record.millicredits = generation.charged_millicredits
             if generation.status != "succeeded":
-                record.error_code = api_requests._failure_error(generation).code
+                record.error_code = api_requests.run_failure_error(generation).code
         elif record.error_code is None:
             record.error_code = Code.error.value
         record.duration_ms = int((time.monotonic() - began) * 1000)
