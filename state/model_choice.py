@@ -38,6 +38,7 @@ class UpgradeOffer:
     price_label: str = ""  # "$399 / month"
     unlocks: list[str] = field(default_factory=list)
     billing_href: str = ""
+    model_key: str = ""  # the locked model's row, where focus returns when the offer closes
     is_owner: bool = False
     owner_names: str = ""  # "Olivia Owner"
 

@@ -13,6 +13,7 @@ changes too, text appears as the worker streams it, and closing the tab never af
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
@@ -396,6 +397,7 @@ class StudioState(OrgPageState, rx.State):
             f"${plan.price_cents_monthly / 100:,.0f} / month" if plan is not None else "see Billing"
         )
         self.offer = UpgradeOffer(
+            model_key=model.key,
             model_name=model.name,
             plan_name=model.min_plan_name,
             price_label=price,
@@ -480,7 +482,15 @@ class StudioState(OrgPageState, rx.State):
 
     @rx.event
     def set_upgrade_open(self, value: bool):
+        """Open or close the upgrade offer; on close, focus goes back to the model's row (the
+        dialog was opened by the app, so Radix has no trigger to return it to)."""
         self.upgrade_open = bool(value)
+        if self.upgrade_open or not self.offer.model_key:
+            return None
+        key = json.dumps(self.offer.model_key)
+        return rx.call_script(
+            f"document.querySelector('[data-model-key=' + CSS.escape({key}) + ']')?.focus()"
+        )
 
     def _choose_project(self, acting: Acting, value: Any) -> None:
         project_id = browser_id(value)

@@ -68,6 +68,41 @@ def table(headers: list[str], body: rx.Component) -> rx.Component:
     )
 
 
+# Below the sm breakpoint (768 px) a wide table becomes a list of cards; from sm up, the table.
+WIDE_ONLY = rx.breakpoints(initial="none", sm="block")
+NARROW_ONLY = rx.breakpoints(initial="flex", sm="none")
+
+
+def table_or_cards(wide: rx.Component, cards: rx.Component, label: str) -> rx.Component:
+    """`wide` (a table) on wide screens, `cards` (one card per row) on a phone: no clipped
+    columns at 375 px. The hidden one is out of the accessibility tree (display: none)."""
+    return rx.fragment(
+        rx.box(wide, display=WIDE_ONLY, width="100%"),
+        rx.flex(
+            cards,
+            direction="column",
+            gap="2",
+            display=NARROW_ONLY,
+            width="100%",
+            role="list",
+            aria_label=label,
+        ),
+    )
+
+
+def row_card(*children, label) -> rx.Component:
+    """One row of a table as a card (phones)."""
+    return rx.box(
+        rx.vstack(*children, spacing="2", width="100%"),
+        padding="0.75rem",
+        border=f"1px solid {rx.color('gray', 5)}",
+        border_radius="var(--radius-3)",
+        width="100%",
+        role="listitem",
+        aria_label=label,
+    )
+
+
 # Colours of statuses, one table for runs, subscriptions and jobs.
 STATUS_COLORS: tuple[tuple[str, str], ...] = (
     ("succeeded", "green"),

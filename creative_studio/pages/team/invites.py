@@ -6,7 +6,7 @@ import reflex as rx
 
 from creative_studio.components.forms import field, label_for, submit_button, token_input
 from creative_studio.components.limit_notice import limit_notice
-from creative_studio.components.page import card, muted, table
+from creative_studio.components.page import card, muted, row_card, table, table_or_cards
 from creative_studio.pages.team.shared import messages, project_checkboxes
 from state.team import INVITE_ROLE_OPTIONS, ROLE_HELP, SCOPED_EDITOR, InviteRow, TeamState
 
@@ -133,15 +133,55 @@ def _invite_row(row: InviteRow) -> rx.Component:
     )
 
 
+def _invite_card(row: InviteRow) -> rx.Component:
+    """A pending invite on a phone."""
+    return row_card(
+        rx.text(row.email, size="2", weight="medium", word_break="break-all"),
+        rx.hstack(
+            rx.text(row.role_label, size="1"),
+            rx.badge(row.status, color_scheme="amber", variant="soft"),
+            spacing="2",
+            align="center",
+        ),
+        rx.text("Expires ", row.expires, size="1", color=rx.color("gray", 11)),
+        rx.cond(
+            TeamState.can_manage_team,
+            rx.hstack(
+                rx.button(
+                    "Resend",
+                    size="1",
+                    variant="soft",
+                    aria_label="Resend invite to " + row.email,
+                    on_click=TeamState.resend_invite(row.invite_id),
+                ),
+                rx.button(
+                    "Revoke",
+                    size="1",
+                    variant="soft",
+                    color_scheme="red",
+                    aria_label="Revoke invite to " + row.email,
+                    on_click=TeamState.revoke_invite(row.invite_id),
+                ),
+                spacing="2",
+            ),
+        ),
+        label=row.email,
+    )
+
+
 def invites_card() -> rx.Component:
     return card(
         "Pending invites",
         messages("invites"),
         rx.cond(
             TeamState.invites.length() > 0,
-            table(
-                ["Email", "Role", "Status", "Expires", ""],
-                rx.foreach(TeamState.invites, _invite_row),
+            table_or_cards(
+                table(
+                    ["Email", "Role", "Status", "Expires", ""],
+                    rx.foreach(TeamState.invites, _invite_row),
+                ),
+                rx.foreach(TeamState.invites, _invite_card),
+                "Pending invites",
             ),
             muted(
                 "No pending invites. ",

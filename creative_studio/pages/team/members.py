@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import reflex as rx
 
-from creative_studio.components.page import card, muted, read_only_line, table
+from creative_studio.components.page import (
+    card,
+    muted,
+    read_only_line,
+    row_card,
+    table,
+    table_or_cards,
+)
 from creative_studio.pages.team.shared import messages, project_checkboxes
 from state.team import SCOPED_EDITOR, MemberRow, TeamState
 
@@ -84,6 +91,30 @@ def _member_row(row: MemberRow) -> rx.Component:
         rx.table.cell(rx.text(row.last_active, size="2"), vertical_align="middle"),
         rx.table.cell(_member_actions(row), vertical_align="middle"),
         aria_label=row.name,
+    )
+
+
+def _member_card(row: MemberRow) -> rx.Component:
+    """A member on a phone: the same facts and actions as the table row, stacked."""
+    return row_card(
+        rx.flex(
+            rx.vstack(
+                rx.text(row.name, weight="medium", size="2"),
+                rx.text(row.email, size="1", color=rx.color("gray", 11), word_break="break-all"),
+                spacing="0",
+                min_width="0",
+            ),
+            rx.spacer(),
+            rx.cond(row.manageable, _role_picker(row), rx.badge(row.role_label, variant="soft")),
+            gap="2",
+            wrap="wrap",
+            align="center",
+            width="100%",
+        ),
+        rx.text("Projects: ", row.scope, size="1", color=rx.color("gray", 11)),
+        rx.text("Last active: ", row.last_active, size="1", color=rx.color("gray", 11)),
+        _member_actions(row),
+        label=row.name,
     )
 
 
@@ -182,9 +213,13 @@ def members_card() -> rx.Component:
         ),
         messages("members"),
         _scope_panel(),
-        table(
-            ["Member", "Role", "Projects", "2FA", "Last active", ""],
-            rx.foreach(TeamState.members, _member_row),
+        table_or_cards(
+            table(
+                ["Member", "Role", "Projects", "2FA", "Last active", ""],
+                rx.foreach(TeamState.members, _member_row),
+            ),
+            rx.foreach(TeamState.members, _member_card),
+            "Members",
         ),
         # An operator looking at a customer's team is not a member: nothing to leave.
         rx.cond(TeamState.is_member, _leave()),
