@@ -105,6 +105,12 @@ class Settings(BaseSettings):
     # Operator credit adjustments larger than this many credits (either sign) need a second
     # operator's approval (four-eyes); at or below it they apply at once.
     operator_approval_threshold_credits: int = Field(default=100, ge=0, le=10_000_000)
+    # Competitor Intel fetches (services/intel/fetcher.py): host names allowed even though they
+    # resolve to private or loopback addresses (comma-separated; tests and intranet demos
+    # only), the total time and the bytes read per page.
+    intel_allowed_hosts: str = ""
+    intel_fetch_timeout_seconds: float = Field(default=15.0, gt=0, le=120)
+    intel_fetch_max_bytes: int = Field(default=2_000_000, ge=10_000, le=50_000_000)
     # Local payment mode hands out plans and credits without payment: a production server
     # refuses to start without Stripe unless this is set (private demos only).
     allow_local_payments: bool = False

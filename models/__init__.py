@@ -31,6 +31,7 @@ from models.identity import (
     User,
     UserSession,
 )
+from models.intel import CompetitorSource
 from models.ops import (
     ApiKey,
     AuditLogEntry,
@@ -71,6 +72,7 @@ __all__ = [
     "AuditLogEntry",
     "BrandKit",
     "CompetitorReport",
+    "CompetitorSource",
     "CreditAccount",
     "CreditLedgerEntry",
     "CreditPool",

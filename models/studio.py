@@ -221,8 +221,16 @@ class AssistantMessage(SQLModel, table=True):
 
 
 class CompetitorReport(SQLModel, table=True):
+    """A Competitor Intel report: a run like a generation (queued -> running -> succeeded |
+    failed) whose sources live in `competitor_sources` (models/intel.py)."""
+
     __tablename__ = "competitor_reports"
-    __table_args__ = (Index("ix_competitor_reports_org_created", "org_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_competitor_reports_org_created", "org_id", "created_at"),
+        Index("ix_competitor_reports_org_competitor", "org_id", "competitor_key", "created_at"),
+        Index("ix_competitor_reports_status_lease", "status", "lease_expires_at"),
+        Index("ix_competitor_reports_status_started", "status", "started_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     org_id: int = Field(foreign_key="organizations.id", ondelete="CASCADE")
@@ -230,5 +238,33 @@ class CompetitorReport(SQLModel, table=True):
     user_id: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     competitor: str = Field(max_length=200)
     status: str = Field(default="queued", max_length=16)
-    content: str = Field(default="")
+    content: str = Field(default="")  # the report as Markdown once it succeeded
     created_at: datetime = created_at_field()
+    # "rep_..." shown to people; the request's one-time key makes a double submit act once.
+    public_id: str | None = Field(default=None, max_length=40, unique=True)
+    request_key: str | None = Field(default=None, max_length=120, unique=True)
+    competitor_key: str = Field(default="", max_length=200)  # the name folded: history per competitor
+    focus: str = Field(default="positioning", max_length=16)
+    urls: list = json_field(list)
+    pasted_material: str = Field(default="")
+    brand_kit_label: str = Field(default="", max_length=200)
+    model_key: str = Field(default="", max_length=64)
+    status_history: list = json_field(list)  # [{"status": ..., "at": iso8601}]
+    stage: str = Field(default="", max_length=200)  # progress while running, for people
+    report: dict | None = Field(default=None, sa_type=JSON)  # services/intel/schema.py
+    changes: list | None = Field(default=None, sa_type=JSON)  # vs `previous_report_id`
+    previous_report_id: int | None = Field(
+        default=None, foreign_key="competitor_reports.id", ondelete="SET NULL"
+    )
+    failure_code: str | None = Field(default=None, max_length=64)
+    failure_reason: str | None = Field(default=None, max_length=1000)
+    estimate_millicredits: int = millicredits_field()
+    held_millicredits: int = millicredits_field()
+    charged_millicredits: int = millicredits_field()
+    hold_entry_id: int | None = Field(default=None)
+    started_at: datetime | None = utc_datetime_field()
+    finished_at: datetime | None = utc_datetime_field()
+    # The run executor, as for generations: last hand-off, claiming worker and its lease.
+    enqueued_at: datetime | None = utc_datetime_field()
+    worker_id: str | None = Field(default=None, max_length=120)
+    lease_expires_at: datetime | None = utc_datetime_field()

@@ -135,6 +135,9 @@ class Code(StrEnum):
     worker_lost = "worker_lost"
     stopped_by_operator = "stopped_by_operator"
     run_not_queued = "run_not_queued"
+    # competitor intel
+    intel_sources_unavailable = "intel_sources_unavailable"
+    intel_report_invalid = "intel_report_invalid"
     # marketing assistant
     conversation_not_found = "conversation_not_found"
     reply_in_progress = "reply_in_progress"
@@ -366,6 +369,18 @@ CATALOGUE: dict[Code, ErrorCodeInfo] = {
             _RUNS,
         ),
         _info(Code.run_not_queued, 409, "Only a queued run can be sent again.", _RUNS),
+        _info(
+            Code.intel_sources_unavailable,
+            502,
+            "None of the report's sources could be read; its credits were returned.",
+            _RUNS,
+        ),
+        _info(
+            Code.intel_report_invalid,
+            502,
+            "The report did not match its format or cited an unknown source; credits returned.",
+            _RUNS,
+        ),
         _info(Code.already_refunded, 409, "This run was already refunded.", _BILLING),
         _info(Code.nothing_to_refund, 409, "This run has nothing left to refund.", _BILLING),
         _info(Code.approval_required, 409, "A second operator must approve this.", _BILLING),

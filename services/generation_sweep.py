@@ -88,10 +88,12 @@ class SweepResult:
     errors: int = 0
     error_details: list[str] = field(default_factory=list)
     failed_generation_ids: list[int] = field(default_factory=list)
+    # Competitor Intel reports timed out by the same sweep (services/intel/runner.py).
+    reports_timed_out: int = 0
 
     @property
     def items(self) -> int:
-        return self.timed_out
+        return self.timed_out + self.reports_timed_out
 
 
 def stuck_condition(cutoff: datetime):
@@ -551,6 +553,12 @@ def generations_sweep_stuck(
             rows_per_transaction=rows_per_transaction,
             shuffle=shuffle,
         )
+    from services.intel.runner import reports_sweep_stuck  # reports: same 15 minutes, once
+
+    try:
+        result.reports_timed_out = reports_sweep_stuck(now=now, engine=engine).timed_out
+    except Exception:  # noqa: BLE001 - the generations' sweep stands; reports retry next run
+        log.exception("refund sweep: Competitor Intel reports could not be swept")
     if result.timed_out or result.errors:
         log.info(
             "refund sweep: %d timed out, %d refunded, %d already closed, %d errors",

@@ -126,6 +126,15 @@ def run_submit(generation_id: int) -> None:
         _inline().submit(generation_id)
 
 
+def report_submit(report_id: int) -> None:
+    """Hand a committed queued Competitor Intel report to the executor (services/intel/runner.py)."""
+    if get_settings().run_queue == "redis":
+        redis_actor()
+        _report_actor.send(report_id)
+    else:
+        _inline().submit_report(report_id)
+
+
 # --- the task ---------------------------------------------------------------------------------
 
 
@@ -304,6 +313,7 @@ class _InlineExecutor:
         self._lock = threading.Lock()
         self.paused = "pytest" in sys.modules
         self.submitted: list[int] = []
+        self.reports_submitted: list[int] = []  # Competitor Intel reports
 
     def submit(self, generation_id: int) -> None:
         self.submitted.append(generation_id)
@@ -316,6 +326,27 @@ class _InlineExecutor:
                 )
             pool = self._pool
         pool.submit(self._run, generation_id)
+
+    def submit_report(self, report_id: int) -> None:
+        self.reports_submitted.append(report_id)
+        if self.paused:
+            return
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=get_settings().run_inline_threads, thread_name_prefix="run-worker"
+                )
+            pool = self._pool
+        pool.submit(self._run_report, report_id)
+
+    @staticmethod
+    def _run_report(report_id: int) -> None:
+        from services.intel.runner import report_task
+
+        try:
+            report_task(report_id)
+        except Exception:  # noqa: BLE001 - the lease and the sweep finish what is left
+            log.exception("report %s: the task failed", report_id)
 
     @staticmethod
     def _run(generation_id: int) -> None:
@@ -341,6 +372,8 @@ def inline_executor() -> _InlineExecutor:
 
 _actor: Any = None
 _probe_actor: Any = None
+_report_actor: Any = None
+REPORT_ACTOR_NAME = "run_competitor_report"
 _actor_lock = threading.Lock()
 PROBE_ACTOR_NAME = "queue_probe"
 
@@ -390,6 +423,17 @@ def redis_actor() -> Any:
                 broker=broker,
                 max_retries=0,
             )
+            global _report_actor
+            _report_actor = dramatiq.actor(
+                _redis_report,
+                actor_name=REPORT_ACTOR_NAME,
+                queue_name=QUEUE_NAME,
+                broker=broker,
+                max_retries=5,
+                min_backoff=1000,
+                max_backoff=60_000,
+                time_limit=limit_ms,
+            )
         return _actor
 
 
@@ -420,6 +464,12 @@ def _queue_probe(list_key: str, sent_at: float) -> None:
 
 def _redis_run(generation_id: int) -> None:
     run_task(int(generation_id))
+
+
+def _redis_report(report_id: int) -> None:
+    from services.intel.runner import report_task
+
+    report_task(int(report_id))
 
 
 # --- recovery (scheduler job) -----------------------------------------------------------------
@@ -528,6 +578,16 @@ def runs_recover(*, batch: int = 100) -> RecoverResult:
     for generation_id in resend:  # after the commit: the task finds enqueued_at written
         run_submit(generation_id)
     result.requeued = len(resend)
+    from services.intel.runner import reports_recover  # Competitor Intel reports, same rules
+
+    try:
+        reports = reports_recover(now=now, batch=batch)
+    except Exception:  # noqa: BLE001 - the generations' recovery stands; reports retry next run
+        log.exception("runs_recover: Competitor Intel reports could not be recovered")
+        return result
+    result.lost += reports.lost
+    result.requeued += reports.requeued
+    result.released_millicredits += reports.released_millicredits
     return result
 
 
