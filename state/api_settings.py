@@ -190,7 +190,8 @@ class ApiSettingsState(OrgPageState, rx.State):
 
     @rx.event
     def set_create_expiry(self, value: str):
-        self.create_expiry = value if value in dict(EXPIRY_CHOICES) else "never"
+        known = isinstance(value, str) and value in dict(EXPIRY_CHOICES)
+        self.create_expiry = value if known else "never"
 
     @rx.event
     def dismiss_secret(self):
