@@ -15,6 +15,7 @@ from creative_studio.pages import (  # noqa: F401
     billing,
     dev_outbox,
     index,
+    intel,
     invite,
     local_checkout,
     operator,
