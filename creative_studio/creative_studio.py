@@ -14,6 +14,7 @@ from creative_studio.pages import (  # noqa: F401
     assistant,
     billing,
     dev_outbox,
+    help,
     index,
     intel,
     invite,

@@ -9,6 +9,7 @@ from creative_studio.components.forms import callout_box
 from creative_studio.components.page import card
 from creative_studio.components.view_as_banner import view_as_banner
 from state.session import SessionState
+from state.status import IncidentBannerState
 
 SIDEBAR_WIDTH = "15rem"
 
@@ -294,6 +295,30 @@ def verify_email_banner() -> rx.Component:
     )
 
 
+def incident_banner() -> rx.Component:
+    """An open incident that reaches this organization (status page link)."""
+    return rx.box(
+        rx.cond(
+            IncidentBannerState.banner_title != "",
+            rx.callout(
+                rx.text(
+                    rx.text.strong(IncidentBannerState.banner_title),
+                    " ",
+                    IncidentBannerState.banner_text,
+                    " ",
+                    rx.link("Platform status", href=routes.STATUS),
+                ),
+                icon="triangle-alert",
+                color_scheme="amber",
+                width="100%",
+                role="status",
+            ),
+        ),
+        on_mount=IncidentBannerState.load,
+        width="100%",
+    )
+
+
 def loading() -> rx.Component:
     return rx.center(
         rx.spinner(size="3"),
@@ -319,6 +344,7 @@ def app_shell(
                     rx.box(not_found_card(), padding=["1rem", "1.5rem", "2rem"]),
                     rx.vstack(
                         verify_email_banner(),
+                        incident_banner(),
                         view_as_banner(),
                         page_header(title, description, action),
                         *children,

@@ -10,7 +10,6 @@ from creative_studio.layout import analytics_not_for_role, app_shell, coming_wit
 from state.session import SessionState
 
 PLACEHOLDER_AREAS: dict[str, str] = {
-    "help": "Searchable articles and runbooks, platform status and support tickets.",
 }
 
 

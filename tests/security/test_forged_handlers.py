@@ -103,6 +103,24 @@ def _membership_of_caller(change: Change, world: World, role: str) -> bool:
     return change.row.get("org_id") == world.acme.org_id and _own(change, world, role)
 
 
+def _help_search_miss(change: Change, world: World, role: str) -> bool:
+    """A counted help search that found nothing: the query text only, no person in it."""
+    return change.table == "help_search_misses" and "user_id" not in change.row
+
+
+def _own_ticket_row(change: Change, world: World, role: str) -> bool:
+    """A support ticket of the caller's own in Acme, its first message, and the copy mailed
+    to the caller."""
+    caller, row = world.callers.get(role), change.row
+    if change.kind != "added":
+        return False
+    if change.table == "support_tickets":
+        return row.get("user_id") == caller and row.get("org_id") == world.acme.org_id
+    if change.table == "support_ticket_messages":
+        return row.get("author_user_id") == caller
+    return _own(change, world, role)
+
+
 ANY_TABLE = "*"
 
 
@@ -134,6 +152,27 @@ _RUN_TABLES: dict[str, Rule] = {
 # Handlers that may change the database for callers who must not act in Acme, and which rows.
 # Each entry says why. Anything else a forged call changes fails the suite.
 ALLOWED_MUTATIONS: dict[tuple[str, str], Allowance] = {
+    ("HelpState", "search"): Allowance(
+        frozenset(ROLES),
+        "The public help center counts searches that find nothing, for operators (query only).",
+        {"help_search_misses": _help_search_miss},
+    ),
+    ("HelpState", "choose_tag"): Allowance(
+        frozenset(ROLES),
+        "Choosing a tag re-runs the search, which may count a search that finds nothing.",
+        {"help_search_misses": _help_search_miss},
+    ),
+    ("SupportState", "submit_ticket"): Allowance(
+        MEMBERS,
+        "Any member may file a support ticket of their own in the organization (with a copy "
+        "mailed to them); forged fields that pass validation become its text.",
+        {ANY_TABLE: _own_ticket_row},
+    ),
+    ("SupportState", "set_pref"): Allowance(
+        MEMBERS,
+        "A member may change their own notification preferences.",
+        {"notification_preferences": _own},
+    ),
     ("SecurityState", "start_enrolment"): Allowance(
         MEMBERS,
         "Settings > Security is the member's own account: 2FA enrolment stores their own "
