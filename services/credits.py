@@ -1272,10 +1272,44 @@ CSV_COLUMNS = (
     "balance_after_credits",
     "pool_amount_credits",
     "project_id",
+    "project_name",
     "generation_id",
+    "run_id",
     "reference",
     "memo",
 )
+
+
+def ledger_names(
+    *, session: Session, entries: Iterable[CreditLedgerEntry]
+) -> tuple[dict[int, str], dict[int, str]]:
+    """Project names and run ids (gen_...) of the entries, so a person can read them."""
+    from models import Generation, Project
+
+    entries = list(entries)
+    project_ids = {e.project_id for e in entries if e.project_id is not None}
+    generation_ids = {e.generation_id for e in entries if e.generation_id is not None}
+    projects = (
+        dict(
+            session.exec(
+                select(Project.id, Project.name).where(col(Project.id).in_(project_ids))
+            ).all()
+        )
+        if project_ids
+        else {}
+    )
+    runs = (
+        dict(
+            session.exec(
+                select(Generation.id, Generation.public_id).where(
+                    col(Generation.id).in_(generation_ids)
+                )
+            ).all()
+        )
+        if generation_ids
+        else {}
+    )
+    return projects, runs
 
 
 def _csv_safe(text: str) -> str:
@@ -1296,9 +1330,11 @@ def ledger_csv(
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    for entry in ledger_list(
+    entries = ledger_list(
         session=session, org_id=org_id, kinds=kinds, since=since, until=until, limit=limit
-    ):
+    )
+    projects, runs = ledger_names(session=session, entries=entries)
+    for entry in entries:
         created = as_utc(entry.created_at)
         writer.writerow(
             [

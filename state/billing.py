@@ -183,6 +183,71 @@ def ledger_row(entry) -> LedgerRow:
     )
 
 
+RUN_KINDS = frozenset({"hold", "settle", "release"})
+
+
+def _signed(millicredits: int) -> str:
+    return ("+" if millicredits > 0 else "") + credits.format_credits(millicredits)
+
+
+def readable_ledger(
+    entries: list, projects: dict[int, str], runs: dict[int, str]
+) -> list[LedgerRow]:
+    """Ledger lines a person can read: one line per run with its net cost (its hold, settle
+    and release folded into the detail), and pool lines naming the project and the amount."""
+    rows: list[LedgerRow] = []
+    run_lines: dict[int, list] = {}
+    order: list[tuple[str, Any]] = []
+    for entry in entries:  # newest first
+        if entry.generation_id is not None and entry.kind in RUN_KINDS:
+            if entry.generation_id not in run_lines:
+                run_lines[entry.generation_id] = []
+                order.append(("run", entry.generation_id))
+            run_lines[entry.generation_id].append(entry)
+        else:
+            order.append(("entry", entry))
+    for what, item in order:
+        if what == "entry":
+            row = ledger_row(item)
+            project = projects.get(item.project_id, "")
+            if item.kind in ("pool_allocate", "pool_return") and project:
+                amount = credits.format_credits(abs(item.pool_amount_millicredits))
+                row.detail = (
+                    f"{project}: {amount} credits set aside for the project"
+                    if item.kind == "pool_allocate"
+                    else f"{project}: {amount} credits back to the general balance"
+                )
+            rows.append(row)
+            continue
+        lines = run_lines[item]
+        newest, oldest = lines[0], lines[-1]
+        net = sum(line.amount_millicredits for line in lines)
+        steps = " · ".join(
+            f"{KIND_LABELS.get(line.kind, line.kind).split(' (')[0]} {_signed(line.amount_millicredits)}"
+            for line in reversed(lines)
+        )
+        project = projects.get(oldest.project_id, "")
+        cost = (
+            f"net cost {credits.format_credits(-net)} credits"
+            if net < 0
+            else "no charge (hold returned)"
+            if net == 0
+            else f"net {_signed(net)} credits"
+        )
+        rows.append(
+            LedgerRow(
+                id=newest.id,
+                date=oldest.created_at.strftime("%Y-%m-%d %H:%M"),
+                kind="Run " + runs.get(item, f"#{item}"),
+                amount=_signed(net) if net else "0",
+                balance_after=credits.format_credits(newest.balance_after_millicredits),
+                detail=(f"{project}: " if project else "") + f"{cost} ({steps})",
+                positive=net > 0,
+            )
+        )
+    return rows
+
+
 # --- the page state -------------------------------------------------------------------------
 
 
@@ -352,7 +417,9 @@ class BillingState(OrgPageState, rx.State):
             until=window.until,
             limit=LEDGER_PAGE_SIZE,
         )
-        self.ledger = [ledger_row(entry) for entry in entries if self._visible(entry.project_id)]
+        visible = [entry for entry in entries if self._visible(entry.project_id)]
+        projects, runs = credits.ledger_names(session=acting.session, entries=visible)
+        self.ledger = readable_ledger(visible, projects, runs)
 
     def _fill_rates(self, acting: Acting) -> None:
         rates, tools = billing.credit_rates(session=acting.session)

@@ -292,3 +292,52 @@ def test_a_used_reset_link_says_so_before_the_form(session, page_state, call):
     broken = page_state(PasswordResetState, cookie="", path="/reset-password?token=nope")
     asyncio.run(call(broken, "load_reset"))
     assert not broken.link_usable and "not valid" in broken.error
+
+
+def test_credit_history_folds_a_run_into_one_line_with_its_net_cost(session, page_state, call):
+    from models import Generation
+    from services import credits as credit_service
+
+    owner = make_user(session, "olivia@example.com", "Olivia Owner")
+    org = make_org(session, owner)  # 50 credits
+    project = org_service.project_create(session=session, actor=owner, org_id=org.id, name="Autumn")
+    run = Generation(
+        public_id="gen_ledger01",
+        org_id=org.id,
+        user_id=owner.id,
+        project_id=project.id,
+        model_key="local-text",
+        modality="text",
+        prompt="p",
+        status="succeeded",
+    )
+    session.add(run)
+    session.flush()
+    credit_service.credits_hold(
+        session=session,
+        org_id=org.id,
+        amount_millicredits=3000,
+        idempotency_key="hold-1",
+        generation_id=run.id,
+        project_id=project.id,
+    )
+    credit_service.credits_settle(
+        session=session, actual_millicredits=1250, idempotency_key="settle-1", generation_id=run.id
+    )
+    session.commit()
+    billing = _page(session, page_state, call, BillingState, owner, f"/org/{org.slug}/billing")
+    [run_line] = [row for row in billing.ledger if row.kind.startswith("Run")]
+    assert run_line.kind == "Run gen_ledger01"
+    assert run_line.amount == "-1.25"
+    assert run_line.detail.startswith("Autumn: net cost 1.25 credits (Hold -3 · Settle +1.75)")
+    assert [row.kind for row in billing.ledger] == ["Run gen_ledger01", "Monthly grant"]
+
+    asyncio.run(
+        call(billing, "allocate_pool", {"project_id": str(project.id), "pool_credits": "5"})
+    )
+    assert billing.ledger[0].detail == "Autumn: 5 credits set aside for the project"
+    with db.new_session() as fresh:
+        exported = credit_service.ledger_csv(session=fresh, org_id=org.id)
+    header, *lines = exported.splitlines()
+    assert "project_name" in header and "run_id" in header
+    assert any("Autumn" in line and "gen_ledger01" in line for line in lines)
