@@ -1345,7 +1345,9 @@ def ledger_csv(
                 format_credits(entry.balance_after_millicredits).replace(",", ""),
                 format_credits(entry.pool_amount_millicredits).replace(",", ""),
                 entry.project_id if entry.project_id is not None else "",
+                _csv_safe(projects.get(entry.project_id, "")),
                 entry.generation_id if entry.generation_id is not None else "",
+                runs.get(entry.generation_id, ""),
                 _csv_safe(entry.reference),
                 _csv_safe(entry.memo),
             ]
