@@ -112,6 +112,19 @@ def _generation_in_org(session: Session, org_id: int, public_id: str) -> Generat
     return generation
 
 
+def run_for_report(
+    *, session: Session, actor: policy.Actor, org_id: int, public_id: str
+) -> Generation | None:
+    """The run a person reports, when it is in `org_id` and visible to them (else None)."""
+    generation = session.exec(
+        select(Generation).where(Generation.public_id == (public_id or "")[:40])
+    ).first()
+    if generation is None or generation.org_id != org_id:
+        return None
+    target = policy.target_for(session=session, org_id=org_id, project_id=generation.project_id)
+    return generation if policy.can(actor, policy.Action.asset_view, target) else None
+
+
 def ticket_create(
     *,
     session: Session,

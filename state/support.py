@@ -198,6 +198,8 @@ class SupportState(OrgPageState, rx.State):
             self.project_name = self._visible_project_name(acting)
             if not self.project_name:
                 self.project_ref = ""
+        if acting is not None and self.generation_id:
+            self._fill_from_run(acting)
         if self.subject:
             self._suggest()
 
@@ -212,6 +214,28 @@ class SupportState(OrgPageState, rx.State):
                 return ""
             target = policy.target_for(session=session, org_id=acting.org.id, project_id=project.id)
             return project.name if policy.can(acting.actor, Action.project_view, target) else ""
+
+    def _fill_from_run(self, acting: Acting) -> None:
+        """Report this: what the run knows fills the fields the link left empty."""
+        with db.new_session() as session:
+            run = support_service.run_for_report(
+                session=session,
+                actor=acting.actor,
+                org_id=acting.org.id,
+                public_id=self.generation_id,
+            )
+        if run is None:
+            return
+        self.model = self.model or run.model_key
+        self.tool = self.tool or (run.tool_key or "")
+        self.reported_code = self.reported_code or (run.failure_code or "")
+        self.request_id = self.request_id or (run.request_id or "")
+        moment = run.finished_at or run.created_at
+        if moment is not None and not self.router.url.query_parameters.get("time"):
+            self.time_utc = f"{moment:%Y-%m-%d %H:%M}"
+        if not self.subject:
+            status = "failed" if run.status == "failed" else run.status
+            self.subject = f"Run {run.public_id} {status}"[: support_service.MAX_SUBJECT_CHARS]
 
     def _suggest(self) -> None:
         with db.new_session() as session:

@@ -198,3 +198,27 @@ def test_notification_preferences_are_per_person(world, session, page_state, cal
     assert {p.kind: p.enabled for p in state.prefs}["run_failed"] is False
     _run(call(state, "set_pref", "security", False))
     assert "always sent" in state.error
+
+
+def test_report_this_from_history_fills_what_the_run_knows(world, session, page_state, call):
+    """History's "Report this" link carries only the generation ID."""
+    org, editor, _operator, run = world
+    cookie = signed_in_cookie(session, editor)
+    session.commit()
+    link = routes.support_new(org.slug) + "?generation_id=" + run.public_id
+    state = page_state(SupportState, cookie=cookie, path=link)
+    _run(call(state, "load_support"))
+    assert state.reported_code == "provider_error"
+    assert (state.model, state.tool) == ("local-image", "social-image")
+    assert state.subject == "Run gen_broken42 failed"
+    # Another organization's run is not filled in (nor named).
+    other = make_org(session, slug="rival")
+    session.add(
+        Generation(public_id="gen_rival1", org_id=other.id, model_key="local-text", modality="text")
+    )
+    session.commit()
+    state = page_state(
+        SupportState, cookie=cookie, path=routes.support_new(org.slug, generation_id="gen_rival1")
+    )
+    _run(call(state, "load_support"))
+    assert state.model == "" and state.subject == ""

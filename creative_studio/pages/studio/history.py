@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import reflex as rx
 
+from core import routes
 from creative_studio.components.forms import label_for
 from creative_studio.components.page import muted, status_badge
+from state.session import SessionState
 from state.studio import HISTORY_STATUSES, HistoryItem, StudioState
 
 
@@ -98,6 +100,21 @@ def _footer(item: HistoryItem) -> rx.Component:
                     rx.toast.success("Copied the text of " + item.public_id + "."),
                 ],
                 aria_label="Copy the text of " + item.public_id,
+            ),
+        ),
+        rx.cond(
+            item.status == "failed",
+            rx.link(
+                rx.hstack(
+                    rx.icon("life-buoy", size=14, aria_hidden="true"),
+                    "Report this",
+                    spacing="1",
+                    align="center",
+                ),
+                # Opens Contact support with this run's ID; the form fills in the rest.
+                href=routes.support_new(SessionState.org_slug) + "?generation_id=" + item.public_id,
+                size="2",
+                aria_label="Report " + item.public_id + " to support",
             ),
         ),
         rx.cond(
