@@ -9,7 +9,12 @@ from __future__ import annotations
 import reflex as rx
 
 from core import routes
-from creative_studio.components.forms import error_callout, label_for, success_callout
+from creative_studio.components.forms import (
+    callout_box,
+    error_callout,
+    label_for,
+    success_callout,
+)
 from creative_studio.components.page import card, muted, table
 from creative_studio.layout import analytics_not_for_role, app_shell
 from state.analytics import (
@@ -138,10 +143,11 @@ def selectors() -> rx.Component:
         ),
         rx.cond(
             AnalyticsState.operator_view,
-            rx.callout(
+            callout_box(
                 rx.text(
                     "You are reading this organization as a platform operator. ",
                     rx.link("Platform view", href=routes.OPERATOR_ANALYTICS),
+                    size="2",
                 ),
                 icon="shield",
                 size="1",

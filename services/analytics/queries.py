@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_
+from sqlalchemy import and_, case, func, or_, tuple_
 from sqlmodel import Session, col, select
 
+from core import db
 from core.clock import as_utc, utcnow
 from models import (
     AIModel,
@@ -332,6 +333,15 @@ def _raw_filters(org_id: int | None, scope: Scope) -> list[Any]:
     return filters
 
 
+def _raw_window(ranges: list[tuple[datetime, datetime]]) -> Any:
+    return or_(
+        *[
+            and_(col(UsageEvent.occurred_at) >= start, col(UsageEvent.occurred_at) < end)
+            for start, end in ranges
+        ]
+    )
+
+
 def aggregate(
     session: Session,
     *,
@@ -379,18 +389,7 @@ def aggregate(
             )
             .select_from(UsageEvent)
             .outerjoin(Generation, Generation.id == UsageEvent.generation_id)
-            .where(
-                or_(
-                    *[
-                        and_(
-                            col(UsageEvent.occurred_at) >= start,
-                            col(UsageEvent.occurred_at) < end,
-                        )
-                        for start, end in ranges
-                    ]
-                ),
-                *_raw_filters(org_id, scope),
-            )
+            .where(_raw_window(ranges), *_raw_filters(org_id, scope))
             .group_by(*[raw[d] for d in dims])
         ).all()
     width = len(dims)
@@ -402,6 +401,94 @@ def aggregate(
         runs, failures, refunds, units, millicredits = (int(v or 0) for v in row[width:])
         totals[key].add(Metrics(runs, failures, refunds, units, millicredits))
     return dict(totals)
+
+
+def _metrics(row: Any, start: int) -> Metrics:
+    runs, failures, refunds, units, millicredits = (int(v or 0) for v in row[start:])
+    return Metrics(runs, failures, refunds, units, millicredits)
+
+
+def aggregate_sets(
+    session: Session,
+    *,
+    org_id: int | None,
+    scope: Scope,
+    first: date,
+    last: date,
+    sets: tuple[tuple[str, ...], ...],
+    ranges: list[tuple[datetime, datetime]] | None = None,
+) -> dict[tuple[str, ...], dict[tuple, Metrics]]:
+    """`aggregate` for several groupings at once: {dims: {key: metrics}}.
+
+    On PostgreSQL one ``GROUPING SETS`` scan of the roll-up (and one of the raw tail) answers
+    them all; elsewhere each grouping is a query of its own.
+    """
+    if ranges is None:
+        ranges = raw_ranges(session, first, last)
+    if not db.is_postgres(session):
+        return {
+            dims: aggregate(
+                session,
+                org_id=org_id,
+                scope=scope,
+                first=first,
+                last=last,
+                dims=dims,
+                ranges=ranges,
+            )
+            for dims in sets
+        }
+    columns = sorted({dim for dims in sets for dim in dims})
+    results: dict[tuple[str, ...], dict[tuple, Metrics]] = {
+        dims: defaultdict(Metrics) for dims in sets
+    }
+    rollup_cols = [_ROLLUP_DIMS[d] for d in columns]
+    queries_to_run = [
+        select(
+            *rollup_cols,
+            func.sum(AnalyticsRollup.runs),
+            func.sum(AnalyticsRollup.failures),
+            func.sum(AnalyticsRollup.refunds),
+            func.sum(AnalyticsRollup.units),
+            func.sum(AnalyticsRollup.millicredits),
+        )
+        .where(
+            col(AnalyticsRollup.day) >= first,
+            col(AnalyticsRollup.day) <= last,
+            *_rollup_filters(org_id, scope),
+        )
+        .group_by(func.grouping_sets(*[tuple_(*[_ROLLUP_DIMS[d] for d in dims]) for dims in sets]))
+    ]
+    if ranges:
+        raw = _raw_dims(session)
+        queries_to_run.append(
+            select(
+                *[raw[d] for d in columns],
+                func.count(),
+                func.sum(case((col(UsageEvent.outcome).in_(FAILED_OUTCOMES), 1), else_=0)),
+                func.sum(case((UsageEvent.outcome != SUCCEEDED, 1), else_=0)),
+                func.sum(UsageEvent.units),
+                func.sum(UsageEvent.millicredits),
+            )
+            .select_from(UsageEvent)
+            .outerjoin(Generation, Generation.id == UsageEvent.generation_id)
+            .where(_raw_window(ranges), *_raw_filters(org_id, scope))
+            .group_by(func.grouping_sets(*[tuple_(*[raw[d] for d in dims]) for dims in sets]))
+        )
+    by_present = {frozenset(dims): dims for dims in sets}
+    width = len(columns)
+    for statement in queries_to_run:
+        for row in session.exec(statement).all():
+            present = frozenset(
+                d for d, v in zip(columns, row[:width], strict=True) if v is not None
+            )
+            dims = by_present.get(present)
+            if dims is None:
+                continue
+            values = dict(zip(columns, row[:width], strict=True))
+            key = tuple(as_date(values[d]) if d == "day" else values[d] for d in dims)
+            results[dims][key].add(_metrics(row, width))
+    return {dims: dict(found) for dims, found in results.items()}
 
 
 # --- the report -------------------------------------------------------------------------------
@@ -501,7 +588,14 @@ def analytics_report(
     )
     ranges = raw_ranges(session, period.first, period.last)
     common = {"org_id": org_id, "scope": scope, "first": period.first, "last": period.last}
-    daily_grouped = aggregate(session, dims=("day", "modality", "source"), ranges=ranges, **common)
+    daily_dims = ("day", "modality", "source")
+    grouped = aggregate_sets(
+        session,
+        sets=(daily_dims, ("model_key",), ("user_id",), ("project_id",)),
+        ranges=ranges,
+        **common,
+    )
+    daily_grouped = grouped[daily_dims]
     by_source = _collapse(daily_grouped, 2)
     previous = period.previous()
     previous_by_source = _collapse(
@@ -530,9 +624,9 @@ def analytics_report(
         )
         for day in days(period.first, period.last)
     ]
-    by_model = _collapse(aggregate(session, dims=("model_key",), ranges=ranges, **common), 0)
-    by_member = _collapse(aggregate(session, dims=("user_id",), ranges=ranges, **common), 0)
-    by_project = _collapse(aggregate(session, dims=("project_id",), ranges=ranges, **common), 0)
+    by_model = _collapse(grouped[("model_key",)], 0)
+    by_member = _collapse(grouped[("user_id",)], 0)
+    by_project = _collapse(grouped[("project_id",)], 0)
     model_names = (
         dict(
             session.exec(

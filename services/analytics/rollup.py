@@ -9,8 +9,9 @@ Invariants:
 * A day is recomputed from its events (delete the day's rows, insert the new sums), never
   added to, so running it again changes nothing. Two processes rolling up the same day take
   turns: a PostgreSQL advisory lock per day (SQLite serializes writers with BEGIN IMMEDIATE).
-* The watermark trails the clock by `ROLLUP_LAG`, so a run that commits its usage event a
-  moment after it stamped ``occurred_at`` is still counted (by the next roll-up, or raw).
+* The watermark trails the clock by `ROLLUP_LAG`, so usage committed a few minutes after the
+  time it is stamped with is still read raw. Usage stamped even earlier than that (before the
+  watermark) appears with the next roll-up, which recomputes today and yesterday every run.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from services.analytics.common import (
 
 log = logging.getLogger(__name__)
 
-ROLLUP_LAG = timedelta(minutes=1)
+ROLLUP_LAG = timedelta(minutes=10)
 RECENT_DAYS = 2  # today and yesterday, every run
 BACKFILL_DAYS_PER_RUN = 31  # days never (or only partly) rolled up, newest first
 _ROLLUP_LOCK_CLASS = 74_014
