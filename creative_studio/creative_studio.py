@@ -13,6 +13,7 @@ from creative_studio.pages import (  # noqa: F401
     api_settings,
     assistant,
     billing,
+    brand_kits,
     dev_outbox,
     help,
     index,

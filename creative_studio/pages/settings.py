@@ -296,6 +296,12 @@ def settings_page() -> rx.Component:
         _password_card(),
         rx.heading("Organization", size="5", as_="h2"),
         _sso_link_card(),
+        card(
+            "Brand kits",
+            muted("Voice, audience and vocabulary for Assistant replies and Studio text runs."),
+            rx.link("Open brand kits", href="/org/" + SessionState.org_slug + "/settings/brand"),
+            icon="palette",
+        ),
         connections_section(),
         _api_links_card(),
     )
