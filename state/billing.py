@@ -7,6 +7,7 @@ own projects' pools and ledger lines, and cannot export the whole ledger.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -184,6 +185,7 @@ def ledger_row(entry) -> LedgerRow:
 
 
 RUN_KINDS = frozenset({"hold", "settle", "release"})
+_SEATS_AND_PROJECTS = re.compile(r"\bprojects?\b.*\bseats?\b|\bseats?\b.*\bprojects?\b", re.I)
 
 
 def _signed(millicredits: int) -> str:
@@ -386,7 +388,8 @@ class BillingState(OrgPageState, rx.State):
                 monthly_credits=p.monthly_credits,
                 seats=p.seats,
                 projects=p.projects,
-                features=list(p.features),
+                # Seats and projects have their own line; a feature repeating them is dropped.
+                features=[f for f in p.features if not _SEATS_AND_PROJECTS.search(f)],
                 current=p.current,
                 purchasable=p.purchasable,
                 action=p.action

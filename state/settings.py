@@ -109,7 +109,7 @@ class SecurityState(OrgPageState, rx.State):
             if self.totp_enabled
             else 0
         )
-        self.sessions = [
+        rows = [
             SessionRow(
                 id=row.id,
                 device=device_label(row.user_agent),
@@ -120,6 +120,8 @@ class SecurityState(OrgPageState, rx.State):
             )
             for row in auth_service.sessions_list(session=acting.session, user_id=user.id)
         ]
+        # "This device" first, then the others as listed (most recent first).
+        self.sessions = sorted(rows, key=lambda row: not row.current)
 
     def _show_enrolment(self, enrolment: totp_service.TotpEnrolment) -> None:
         self.enrolling = True

@@ -63,10 +63,34 @@ def _two_factor_card() -> rx.Component:
                     columns="2",
                     spacing="2",
                 ),
-                rx.button(
-                    "I saved my recovery codes",
-                    on_click=SecurityState.hide_recovery_codes,
-                    variant="soft",
+                rx.hstack(
+                    rx.button(
+                        rx.icon("copy", size=14),
+                        "Copy codes",
+                        type="button",
+                        variant="soft",
+                        on_click=[
+                            rx.set_clipboard(SecurityState.new_recovery_codes.join("\n")),
+                            rx.toast.success("Recovery codes copied."),
+                        ],
+                    ),
+                    rx.button(
+                        rx.icon("download", size=14),
+                        "Download codes",
+                        type="button",
+                        variant="soft",
+                        on_click=rx.download(
+                            data=SecurityState.new_recovery_codes.join("\n"),
+                            filename="creative-studio-recovery-codes.txt",
+                        ),
+                    ),
+                    rx.button(
+                        "I saved my recovery codes",
+                        on_click=SecurityState.hide_recovery_codes,
+                        variant="soft",
+                    ),
+                    spacing="2",
+                    wrap="wrap",
                 ),
                 spacing="3",
                 aria_label="Recovery codes",

@@ -295,7 +295,8 @@ def billing_overview(*, session: Session, org_id: int) -> BillingOverview:
         payments_mode=payments_mode(),
         plan_key=plan.key,
         plan_name=plan.name,
-        plan_price="Free"
+        # Not "Free" again next to the plan called Free.
+        plan_price="No monthly charge"
         if plan.price_cents_monthly == 0
         else f"{format_money(plan.price_cents_monthly)}/month",
         status=status,
