@@ -230,8 +230,6 @@ class StudioState(OrgPageState, rx.State):
     filter_model: str = ""
     filter_text: str = ""
     person_choices: list[FilterChoice] = []
-    operator_models: list[ModelOption] = []
-    operator_notice: str = ""
 
     # Backend-only: rates of the model a run would use (swap-aware), per picker key.
     _rates: dict[str, tuple[int, str, str]] = {}
@@ -262,7 +260,6 @@ class StudioState(OrgPageState, rx.State):
             self._refresh_blockers(acting)
         self._refresh_history(acting)
         self._update_estimate()
-        self.operator_models = self._all_models() if acting.user.is_operator else []
         self.person_choices = [
             FilterChoice(str(m.user_id), m.name)
             for m in org_service.team_list(session=acting.session, org_id=acting.org.id)
@@ -448,7 +445,6 @@ class StudioState(OrgPageState, rx.State):
     @rx.event
     async def load(self):
         self.upgrade_open = False
-        self.operator_notice = ""
         if await self._load() is None:
             return None
         # A new page: the old page's chain (if any) stops, and this page follows its runs.
@@ -738,36 +734,6 @@ class StudioState(OrgPageState, rx.State):
                     toast = rx.toast.error(f"{live.public_id} {live.status}. {live.failure_reason}")
         step = StudioState.execute_pending(chain)
         return [toast, step] if toast is not None else step
-
-    # --- operator controls (they move to an operator console later) ------------------------
-
-    async def _operate(self, change: Callable[..., Any], key: Any, verb: str) -> None:
-        """A model status change by platform staff; its outcome shows in the operator panel."""
-        self.operator_notice = ""
-        model_key = bounded(key, _MODEL_KEY_CHARS)
-        model = await self._act(
-            Action.operator_models,
-            lambda a: change(
-                session=a.session, actor=a.user, model_key=model_key, reason="from Studio"
-            ),
-        )
-        if model is None:
-            self.operator_notice, self.error, self.error_code = self.error, "", ""
-            return
-        self.operator_notice = f"{model.display_name} {verb}."
-
-    @rx.event
-    async def operator_disable(self, key: str):
-        await self._operate(registry.model_disable, key, "is turned off")
-
-    @rx.event
-    async def operator_enable(self, key: str):
-        await self._operate(registry.model_enable, key, "is back in service")
-
-    @rx.event
-    async def operator_swap(self, key: str):
-        await self._operate(registry.model_swap, key, "now runs on its backup")
-
 
 def _not_found(_acting: Acting) -> None:
     raise NotFound(NOT_FOUND_RELOAD)

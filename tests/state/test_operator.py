@@ -178,3 +178,49 @@ def test_view_as_shows_a_banner_on_the_customers_pages_and_stops(session, page_s
     session.commit()
     asyncio.run(call(owner_banner, "check"))
     assert owner_banner.until == ""
+
+
+def test_an_operator_turns_a_model_off_with_a_reason_and_the_studio_follows(
+    session, page_state, call, world
+):
+    from state.studio import StudioState
+
+    home = _tab(session, page_state, call, OperatorState, world["ann"], "/operator")
+    row = next(m for m in home.models if m.key == "local-text")
+    assert row.status == "active" and row.orgs_affected >= 1
+    asyncio.run(call(home, "open_model_change", "local-text", "disable"))
+    asyncio.run(call(home, "change_model", {"reason": ""}))
+    assert "reason" in home.error.lower()
+    asyncio.run(call(home, "change_model", {"reason": "vendor outage"}))
+    assert (
+        home.notice.startswith("Studio Local Text is disabled.") and "organization" in home.notice
+    )
+    assert next(m for m in home.models if m.key == "local-text").status == "disabled"
+    asyncio.run(call(home, "open_model_change", "no-such-model", "enable"))
+    assert "Pick a model" in home.error
+
+    studio = page_state(
+        StudioState,
+        cookie=signed_in_cookie(session, world["owner"]),
+        path=f"/org/{world['org'].slug}/studio",
+    )
+    session.commit()
+    asyncio.run(call(studio, "load"))
+    assert next(m for m in studio.text_models if m.key == "local-text").state == "disabled"
+
+    asyncio.run(call(home, "open_model_change", "local-text", "enable"))
+    asyncio.run(call(home, "change_model", {"reason": "vendor back"}))
+    assert home.notice.startswith("Studio Local Text is active again.")
+
+
+def test_a_customer_cannot_change_models(session, page_state, call, world):
+    home = _tab(session, page_state, call, OperatorState, world["owner"], "/operator")
+    home.model_key, home.model_change = "local-text", "disable"
+    asyncio.run(call(home, "change_model", {"reason": "let me try"}))
+    assert "platform operators" in home.error
+    with db.new_session() as fresh:
+        from models import AIModel
+
+        assert (
+            fresh.exec(select(AIModel).where(AIModel.key == "local-text")).one().status == "active"
+        )

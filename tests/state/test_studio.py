@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from core.clock import utcnow
 from core.settings import reset_settings_cache
-from models import AIModel, Generation
+from models import Generation
 from services import credits, orgs
 from state.org_page import NOT_FOUND_RELOAD
 from state.studio import (
@@ -227,42 +227,6 @@ def test_a_long_prompt_is_bounded_and_a_run_names_the_limit(session, page_state,
         f"{MAX_PROMPT_CHARS:,}. Shorten it and try again."
     )
     assert studio.running is False
-
-
-def test_model_controls_are_for_operators_only(session, page_state, call):
-    studio, _ = _studio(session, page_state, call)
-
-    asyncio.run(call(studio, "operator_disable", "local-text"))
-
-    assert studio.operator_notice.startswith("This is available to platform operators only.")
-    assert studio.error == ""
-    model = session.exec(select(AIModel).where(AIModel.key == "local-text")).one()
-    session.refresh(model)
-    assert model.status == "active"
-
-
-def test_an_operator_turns_a_model_off_and_back_on(session, page_state, call):
-    owner = make_user(session, "olivia@example.com", "Olivia Owner")
-    org = make_org(session, owner)
-    operator = make_user(session, "ops@example.com", "Ops", operator=True)
-    cookie = signed_in_cookie(session, operator)
-    session.commit()
-    studio = page_state(StudioState, cookie=cookie, path=f"/org/{org.slug}/studio")
-    asyncio.run(call(studio, "load"))
-    assert "local-text" in [m.key for m in studio.operator_models]
-
-    asyncio.run(call(studio, "operator_disable", "local-text"))
-    assert studio.operator_notice == "Studio Local Text is turned off."
-    assert next(m for m in studio.text_models if m.key == "local-text").state == "disabled"
-
-    asyncio.run(call(studio, "operator_enable", "no-such-model"))
-    assert studio.operator_notice == (
-        "There is no model called 'no-such-model'. Pick one from the model list."
-    )
-    assert studio.error == ""
-
-    asyncio.run(call(studio, "operator_enable", "local-text"))
-    assert studio.operator_notice == "Studio Local Text is back in service."
 
 
 def test_a_prompt_of_only_invisible_characters_is_refused_like_an_empty_one(

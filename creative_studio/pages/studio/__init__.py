@@ -11,7 +11,6 @@ from creative_studio.layout import app_shell
 from creative_studio.pages.studio.banners import swap_banner, viewer_note
 from creative_studio.pages.studio.composer import composer
 from creative_studio.pages.studio.history import history
-from creative_studio.pages.studio.operator_panel import operator_panel
 from creative_studio.pages.studio.picker import models_card
 from state.session import SessionState
 from state.studio import StudioState
@@ -40,6 +39,5 @@ def studio_page() -> rx.Component:
             align=rx.breakpoints(initial="stretch", md="start"),
         ),
         history(),
-        operator_panel(),
         upgrade_modal(StudioState.offer, StudioState.upgrade_open, StudioState.set_upgrade_open),
     )
