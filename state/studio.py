@@ -447,6 +447,11 @@ class StudioState(OrgPageState, rx.State):
         self.upgrade_open = False
         if await self._load() is None:
             return None
+        # "Use in Studio" (Assistant, Competitor Intel): ?prompt=... fills the prompt.
+        prefill = self.router.url.query_parameters.get("prompt", "")
+        if isinstance(prefill, str) and prefill:
+            self.prompt = bounded(prefill, PROMPT_INPUT_CHARS)
+            self._update_estimate()
         # A new page: the old page's chain (if any) stops, and this page follows its runs.
         self._follow_chain = self._follow_chain % _MAX_CHAIN + 1
         self._followed_at = 0.0

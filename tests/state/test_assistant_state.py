@@ -138,3 +138,15 @@ def test_another_organizations_conversation_is_not_found(session, page_state, ca
         asyncio.run(call(page, "send", {"message": "hi", "form_token": forged}))
     with db.new_session() as fresh:
         assert fresh.exec(select(AssistantMessage)).all() == []
+
+
+def test_use_in_studio_opens_studio_with_the_reply_as_prompt(session, page_state, call, acme):
+    from state.studio import StudioState
+
+    owner, org, _ = acme
+    cookie = signed_in_cookie(session, owner)
+    session.commit()
+    href = f"/org/{org.slug}/studio?prompt=Spring+is+here%21+%3Cb%3Ebold%3C%2Fb%3E"
+    studio = page_state(StudioState, cookie=cookie, path=href)
+    asyncio.run(call(studio, "load"))
+    assert studio.prompt == "Spring is here! <b>bold</b>"
