@@ -35,9 +35,15 @@ def _invites_expire() -> Any:
 
 
 def _sessions_purge() -> Any:
+    from core import db
+    from services.form_submissions import form_submissions_purge
     from services.housekeeping import sessions_purge_expired
 
-    return sessions_purge_expired()
+    purged = sessions_purge_expired()
+    # Form tokens only need to outlive a retried submit; older records go with the sessions.
+    with db.session_scope() as session:
+        purged += form_submissions_purge(session=session)
+    return purged
 
 
 def _monthly_credit_grants() -> Any:
@@ -115,7 +121,7 @@ JOBS: tuple[JobSpec, ...] = (
     ),
     JobSpec("invites_expire", _invites_expire, 900, "Mark pending invites past expiry as expired."),
     JobSpec(
-        "sessions_purge", _sessions_purge, 3600, "Delete sign-in sessions past absolute expiry."
+        "sessions_purge", _sessions_purge, 3600, "Delete sign-in sessions past absolute expiry, and form-submit records past 2 days."
     ),
     JobSpec(
         "monthly_credit_grants",
