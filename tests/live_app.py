@@ -314,4 +314,4 @@ def sign_in(page, base_url: str, email: str, password: str) -> None:
     page.goto(base_url + "/sign-in")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
