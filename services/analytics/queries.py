@@ -13,11 +13,11 @@ nothing here needs to know them beyond grouping by it.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, tuple_
+from sqlalchemy import and_, case, func, literal, or_, tuple_, union_all
 from sqlmodel import Session, col, select
 
 from core import db
@@ -416,17 +416,21 @@ def aggregate_sets(
     first: date,
     last: date,
     sets: tuple[tuple[str, ...], ...],
-    ranges: list[tuple[datetime, datetime]] | None = None,
-) -> dict[tuple[str, ...], dict[tuple, Metrics]]:
-    """`aggregate` for several groupings at once: {dims: {key: metrics}}.
+    previous_first: date | None = None,
+) -> tuple[dict[tuple[str, ...], dict[tuple, Metrics]], dict[tuple, Metrics]]:
+    """`aggregate` for several groupings at once, and the first grouping for an earlier stretch.
 
-    On PostgreSQL one ``GROUPING SETS`` scan of the roll-up (and one of the raw tail) answers
-    them all; elsewhere each grouping is a query of its own.
+    Returns ({dims: {key: metrics}} for [first, last], {key: metrics} of ``sets[0]`` for
+    [previous_first, first) — empty without `previous_first`).
+
+    On PostgreSQL one statement answers everything: the roll-up rows and the raw events after
+    the watermarks, ``UNION ALL``, grouped by ``GROUPING SETS`` with a flag for the earlier
+    stretch. Elsewhere each grouping is a query of its own.
     """
-    if ranges is None:
-        ranges = raw_ranges(session, first, last)
+    since = previous_first if previous_first is not None else first
     if not db.is_postgres(session):
-        return {
+        ranges = raw_ranges(session, first, last)
+        current = {
             dims: aggregate(
                 session,
                 org_id=org_id,
@@ -438,57 +442,90 @@ def aggregate_sets(
             )
             for dims in sets
         }
-    columns = sorted({dim for dims in sets for dim in dims})
-    results: dict[tuple[str, ...], dict[tuple, Metrics]] = {
-        dims: defaultdict(Metrics) for dims in sets
-    }
-    rollup_cols = [_ROLLUP_DIMS[d] for d in columns]
-    queries_to_run = [
-        select(
-            *rollup_cols,
-            func.sum(AnalyticsRollup.runs),
-            func.sum(AnalyticsRollup.failures),
-            func.sum(AnalyticsRollup.refunds),
-            func.sum(AnalyticsRollup.units),
-            func.sum(AnalyticsRollup.millicredits),
+        earlier = (
+            aggregate(
+                session,
+                org_id=org_id,
+                scope=scope,
+                first=since,
+                last=first - timedelta(days=1),
+                dims=sets[0],
+            )
+            if since < first
+            else {}
         )
-        .where(
-            col(AnalyticsRollup.day) >= first,
+        return current, earlier
+    ranges = raw_ranges(session, since, last)
+    columns = sorted({dim for dims in sets for dim in dims})
+    first_start, _ = day_bounds(first)
+    branches = [
+        select(
+            (col(AnalyticsRollup.day) >= first).label("cur"),
+            *[_ROLLUP_DIMS[d].label(d) for d in columns],
+            AnalyticsRollup.runs.label("runs"),
+            AnalyticsRollup.failures.label("failures"),
+            AnalyticsRollup.refunds.label("refunds"),
+            AnalyticsRollup.units.label("units"),
+            AnalyticsRollup.millicredits.label("millicredits"),
+        ).where(
+            col(AnalyticsRollup.day) >= since,
             col(AnalyticsRollup.day) <= last,
             *_rollup_filters(org_id, scope),
         )
-        .group_by(func.grouping_sets(*[tuple_(*[_ROLLUP_DIMS[d] for d in dims]) for dims in sets]))
     ]
     if ranges:
         raw = _raw_dims(session)
-        queries_to_run.append(
+        branches.append(
             select(
-                *[raw[d] for d in columns],
-                func.count(),
-                func.sum(case((col(UsageEvent.outcome).in_(FAILED_OUTCOMES), 1), else_=0)),
-                func.sum(case((UsageEvent.outcome != SUCCEEDED, 1), else_=0)),
-                func.sum(UsageEvent.units),
-                func.sum(UsageEvent.millicredits),
+                (col(UsageEvent.occurred_at) >= first_start).label("cur"),
+                *[raw[d].label(d) for d in columns],
+                literal(1).label("runs"),
+                case((col(UsageEvent.outcome).in_(FAILED_OUTCOMES), 1), else_=0).label("failures"),
+                case((UsageEvent.outcome != SUCCEEDED, 1), else_=0).label("refunds"),
+                UsageEvent.units.label("units"),
+                UsageEvent.millicredits.label("millicredits"),
             )
             .select_from(UsageEvent)
             .outerjoin(Generation, Generation.id == UsageEvent.generation_id)
             .where(_raw_window(ranges), *_raw_filters(org_id, scope))
-            .group_by(func.grouping_sets(*[tuple_(*[raw[d] for d in dims]) for dims in sets]))
         )
-    by_present = {frozenset(dims): dims for dims in sets}
+    rows = (union_all(*branches) if len(branches) > 1 else branches[0]).subquery()
+    group_cols = [rows.c[d] for d in columns]
+    statement = select(
+        rows.c.cur,
+        *group_cols,
+        func.grouping(*group_cols).label("grouping"),
+        func.sum(rows.c.runs),
+        func.sum(rows.c.failures),
+        func.sum(rows.c.refunds),
+        func.sum(rows.c.units),
+        func.sum(rows.c.millicredits),
+    ).group_by(
+        func.grouping_sets(*[tuple_(rows.c.cur, *[rows.c[d] for d in dims]) for dims in sets])
+    )
     width = len(columns)
-    for statement in queries_to_run:
-        for row in session.exec(statement).all():
-            present = frozenset(
-                d for d, v in zip(columns, row[:width], strict=True) if v is not None
-            )
-            dims = by_present.get(present)
-            if dims is None:
-                continue
-            values = dict(zip(columns, row[:width], strict=True))
-            key = tuple(as_date(values[d]) if d == "day" else values[d] for d in dims)
-            results[dims][key].add(_metrics(row, width))
-    return {dims: dict(found) for dims, found in results.items()}
+
+    def mask(dims: tuple[str, ...]) -> int:
+        # GROUPING(a, b, c) sets the bit of each column the set leaves out (a is the highest).
+        return sum(1 << (width - 1 - i) for i, d in enumerate(columns) if d not in dims)
+
+    by_mask = {mask(dims): dims for dims in sets}
+    current: dict[tuple[str, ...], dict[tuple, Metrics]] = {
+        dims: defaultdict(Metrics) for dims in sets
+    }
+    earlier: dict[tuple, Metrics] = defaultdict(Metrics)
+    for row in session.exec(statement).all():
+        dims = by_mask.get(int(row[width + 1]))
+        if dims is None:
+            continue
+        values = dict(zip(columns, row[1 : width + 1], strict=True))
+        key = tuple(as_date(values[d]) if d == "day" else values[d] for d in dims)
+        metrics = _metrics(row, width + 2)
+        if row[0]:
+            current[dims][key].add(metrics)
+        elif dims == sets[0]:
+            earlier[key].add(metrics)
+    return {dims: dict(found) for dims, found in current.items()}, dict(earlier)
 
 
 # --- the report -------------------------------------------------------------------------------
@@ -547,7 +584,6 @@ class Report:
     by_member: list[GroupUsage]
     by_project: list[GroupUsage]
     by_source: list[GroupUsage]
-    raw_ranges: list[tuple[datetime, datetime]] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -586,29 +622,20 @@ def analytics_report(
     policy.require(
         actor, policy.Action.analytics_view, policy.target_for(session=session, org_id=org_id)
     )
-    ranges = raw_ranges(session, period.first, period.last)
-    common = {"org_id": org_id, "scope": scope, "first": period.first, "last": period.last}
     daily_dims = ("day", "modality", "source")
-    grouped = aggregate_sets(
+    previous = period.previous()
+    grouped, earlier = aggregate_sets(
         session,
+        org_id=org_id,
+        scope=scope,
+        first=period.first,
+        last=period.last,
         sets=(daily_dims, ("model_key",), ("user_id",), ("project_id",)),
-        ranges=ranges,
-        **common,
+        previous_first=previous.first,
     )
     daily_grouped = grouped[daily_dims]
     by_source = _collapse(daily_grouped, 2)
-    previous = period.previous()
-    previous_by_source = _collapse(
-        aggregate(
-            session,
-            org_id=org_id,
-            scope=scope,
-            first=previous.first,
-            last=previous.last,
-            dims=("source",),
-        ),
-        0,
-    )
+    previous_by_source = _collapse(earlier, 2)
     per_day: dict[date, dict[str, Any]] = {}
     for (day, modality, _source), metrics in daily_grouped.items():
         entry = per_day.setdefault(day, {"mod": defaultdict(int), "m": Metrics()})
@@ -673,7 +700,6 @@ def analytics_report(
         by_member=_groups(by_member, member_names, "Former member #{key}"),
         by_project=_groups(by_project, project_names, "Deleted project #{key}"),
         by_source=_groups(by_source, SOURCE_LABELS, "{key}"),
-        raw_ranges=ranges,
     )
 
 

@@ -53,6 +53,7 @@ def test_roll_up_plus_raw_tail_equals_the_events_and_stays_in_its_org(pg_engine,
     acme.run(at(1), fail=True, project=acme.autumn)
     globex.run(at(1))
     globex.run(at(1), api_key=True)
+    acme.run(at(9))  # the previous 7 days
     session.commit()
     rollup.analytics_rollup_recent(engine=pg_engine, now=NOW)
     acme.run(NOW - timedelta(seconds=30))  # after today's watermark: read raw
@@ -62,7 +63,7 @@ def test_roll_up_plus_raw_tail_equals_the_events_and_stays_in_its_org(pg_engine,
     def events() -> tuple[int, int]:
         count, total = session.exec(
             select(func.count(), func.sum(UsageEvent.millicredits)).where(
-                UsageEvent.org_id == acme.org.id
+                UsageEvent.org_id == acme.org.id, UsageEvent.occurred_at >= at(6, 0)
             )
         ).one()
         return int(count), int(total)
@@ -77,6 +78,7 @@ def test_roll_up_plus_raw_tail_equals_the_events_and_stays_in_its_org(pg_engine,
     report = _report(session, acme)
     assert (report.totals.runs, report.totals.millicredits) == events()
     assert report.totals.failures == 1 and report.totals.assistant_messages == 1
+    assert report.previous.runs == 1 and report.previous.failures == 0
     day = next(d for d in report.daily if d.day == TODAY - timedelta(days=2))
     assert day.runs == 1
     assert _report(session, globex).totals.runs == 2
