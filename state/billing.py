@@ -622,19 +622,28 @@ class BillingState(OrgPageState, rx.State):
 
     @rx.event
     async def allocate_pool(self, form: dict):
+        """Set credits aside; the form's token makes a double click set them aside once."""
         form = form_fields(form)
-        request_id = uuid.uuid4().hex
+        token = form_submissions.form_token_clean(form.get("form_token"))
+        request_id = token or uuid.uuid4().hex
         amount = bounded(form.get("pool_credits", ""), SHORT_INPUT_CHARS)
-        await self._manage(
-            lambda a: billing.pool_allocate_credits(
-                session=a.session,
-                actor=a.user,
-                org_id=a.org.id,
-                project_id=browser_id(form.get("project_id")),
-                credits_amount=amount,
-                request_id=request_id,
+        self.portal_note = ""
+        await self._act(
+            Action.billing_manage,
+            lambda a: (
+                billing.pool_allocate_credits(
+                    session=a.session,
+                    actor=a.user,
+                    org_id=a.org.id,
+                    project_id=browser_id(form.get("project_id")),
+                    credits_amount=amount,
+                    request_id=request_id,
+                )
+                and "allocated"
             ),
-            "Credits set aside for the project.",
+            success="Credits set aside for the project.",
+            form_token=token,
+            purpose="pool_allocate",
         )
 
     @rx.event

@@ -148,9 +148,13 @@ def test_double_clicked_pool_return_writes_one_ledger_row(session, engine, page_
     project = org_service.project_create(session=session, actor=owner, org_id=org.id, name="P")
     session.commit()
     billing = _page(session, page_state, call, BillingState, owner, f"/org/{org.slug}/billing")
-    asyncio.run(
-        call(billing, "allocate_pool", {"project_id": str(project.id), "pool_credits": "5"})
-    )
+    allocate = {
+        "project_id": str(project.id),
+        "pool_credits": "5",
+        "form_token": billing.form_token,
+    }
+    asyncio.run(call(billing, "allocate_pool", allocate))
+    asyncio.run(call(billing, "allocate_pool", allocate))  # a double click sets aside once
     token = billing.form_token
     assert [pool.credits for pool in billing.pools] == ["5"]
     asyncio.run(call(billing, "return_pool", project.id, token))

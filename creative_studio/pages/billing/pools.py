@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from creative_studio.components.forms import label_for
+from creative_studio.components.forms import label_for, token_input
 from creative_studio.components.page import card, muted, table
 from state.billing import BillingState, PoolRow
 
@@ -58,6 +58,7 @@ def _allocate_form() -> rx.Component:
                 ),
                 spacing="1",
             ),
+            token_input(BillingState.form_token),
             rx.button("Set aside", type="submit", size="3", variant="soft"),
             align="end",
             spacing="3",
