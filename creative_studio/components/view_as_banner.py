@@ -24,7 +24,7 @@ def view_as_banner() -> rx.Component:
                         color_scheme="amber",
                         on_click=ViewAsBannerState.stop,
                     ),
-                    gap="3",
+                    spacing="3",
                     align="center",
                     wrap="wrap",
                 ),

@@ -41,7 +41,7 @@ def _filters() -> rx.Component:
                 rx.button("Clear", type="button", variant="soft", on_click=S.clear_filters),
                 spacing="2",
             ),
-            gap="3",
+            spacing="3",
             align="end",
             wrap="wrap",
             width="100%",

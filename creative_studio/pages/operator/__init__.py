@@ -35,7 +35,7 @@ def _search_card() -> rx.Component:
                     min_width="14rem",
                 ),
                 rx.button("Search", type="submit"),
-                gap="3",
+                spacing="3",
                 align="end",
                 wrap="wrap",
                 width="100%",
@@ -147,7 +147,7 @@ def _model_row(model: ModelRow) -> rx.Component:
                     on_click=OperatorState.open_model_change(model.key, "enable"),
                     aria_label="Enable " + model.name,
                 ),
-                gap="2",
+                spacing="2",
                 wrap="wrap",
             )
         ),

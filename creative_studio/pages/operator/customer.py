@@ -27,11 +27,11 @@ def _summary() -> rx.Component:
         S.name,
         rx.grid(
             stat("Plan", S.plan),
-            stat("Subscription", rx.text(S.subscription, size="3")),
+            stat("Subscription", S.subscription),
             stat("Balance (credits)", S.balance),
             stat("In project pools", S.pooled),
             columns=rx.breakpoints(initial="2", md="4"),
-            gap="4",
+            spacing="4",
             width="100%",
         ),
         rx.flex(
@@ -42,7 +42,7 @@ def _summary() -> rx.Component:
             ),
             rx.link("Audit log", href=S.audit_href, size="2"),
             rx.link("Billing (as the customer sees it)", href=S.billing_href, size="2"),
-            gap="4",
+            spacing="4",
             wrap="wrap",
         ),
         icon="building-2",
@@ -92,7 +92,7 @@ def _run_buttons(run: RunRow) -> rx.Component:
                 aria_label="Retry " + run.public_id,
             ),
         ),
-        gap="2",
+        spacing="2",
         wrap="wrap",
     )
 

@@ -17,7 +17,7 @@ def operator_nav() -> rx.Component:
         rx.link("Platform analytics", href=ANALYTICS_PATH, size="2"),
         rx.link("Background jobs", href=routes.OPERATOR_JOBS, size="2"),
         rx.link("My workspace", href=routes.INDEX, size="2"),
-        gap="4",
+        spacing="4",
         wrap="wrap",
         role="navigation",
         aria_label="Operator console",
