@@ -322,8 +322,7 @@ def usage_cards() -> rx.Component:
 
 def _chip(chip: ReconChip) -> rx.Component:
     return rx.button(
-        chip.label,
-        rx.text(chip.status_label, weight="medium"),
+        chip.label + " · " + chip.status_label,
         on_click=AnalyticsState.open_reconciliation(chip.day),
         color_scheme=rx.match(chip.status, *CHIP_COLORS, "gray"),
         variant=rx.cond(AnalyticsState.open_day == chip.day, "solid", "soft"),
@@ -351,7 +350,13 @@ def reconciliation_card() -> rx.Component:
         ),
         rx.cond(
             AnalyticsState.chips.length() > 0,
-            rx.flex(rx.foreach(AnalyticsState.chips, _chip), gap="2", wrap="wrap", role="list"),
+            rx.flex(
+                rx.foreach(AnalyticsState.chips, _chip),
+                gap="2",
+                wrap="wrap",
+                role="group",
+                aria_label="Reconciliation by day",
+            ),
             muted("No days with usage in this period."),
         ),
         rx.cond(
