@@ -59,7 +59,7 @@ def _search_card() -> rx.Component:
                 rx.button(
                     "Show all", variant="soft", size="3", type="button", on_click=S.clear_search
                 ),
-                gap="3",
+                gap="0.75rem",
                 align="end",
                 wrap="wrap",
                 width="100%",
@@ -73,7 +73,7 @@ def _search_card() -> rx.Component:
             _filter("Error code", "log-code", S.code_filter, S.set_code_filter, S.code_choices),
             _filter("Model", "log-model", S.model_filter, S.set_model_filter, S.model_choices),
             _filter("Key", "log-key", S.key_filter, S.set_key_filter, S.key_choices),
-            gap="3",
+            gap="0.75rem",
             wrap="wrap",
             width="100%",
         ),

@@ -65,11 +65,13 @@ def _scope_checkbox(option: ScopeOption) -> rx.Component:
 def _new_secret() -> rx.Component:
     return rx.cond(
         S.new_key_secret != "",
-        rx.callout(
+        rx.callout.root(
+            rx.callout.icon(rx.icon("key-round")),
             rx.vstack(
                 rx.text(
                     "Copy this key now: it is shown only once. We keep only a fingerprint of it.",
                     weight="medium",
+                    size="2",
                 ),
                 rx.code(
                     S.new_key_secret, size="3", aria_label="New API key", word_break="break_all"
@@ -88,7 +90,6 @@ def _new_secret() -> rx.Component:
                 spacing="2",
                 width="100%",
             ),
-            icon="key-round",
             color_scheme="green",
             role="status",
             width="100%",
@@ -134,7 +135,7 @@ def _create_card() -> rx.Component:
                         S.set_create_expiry,
                         S.expiry_choices,
                     ),
-                    gap="3",
+                    gap="0.75rem",
                     wrap="wrap",
                     width="100%",
                 ),
@@ -324,5 +325,3 @@ def api_settings_page() -> rx.Component:
             ),
         ),
     )
-
-
