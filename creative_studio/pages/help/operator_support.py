@@ -109,6 +109,10 @@ def _line(row: TimelineRow) -> rx.Component:
     return rx.table.row(rx.table.cell(row.label), rx.table.cell(row.value), rx.table.cell(row.at))
 
 
+def _step(row: TimelineRow) -> rx.Component:
+    return rx.table.row(rx.table.cell(row.label), rx.table.cell(row.at))
+
+
 def _ticket() -> rx.Component:
     return rx.cond(
         S.ticket_id > 0,
@@ -135,7 +139,7 @@ def _ticket() -> rx.Component:
                         S.set_ticket_priority,
                     ),
                     rx.button("Assign to me", variant="soft", on_click=S.assign_to_me),
-                    gap="3",
+                    gap="0.75rem",
                     wrap="wrap",
                     align="end",
                 ),
@@ -183,9 +187,13 @@ def _ticket() -> rx.Component:
                             rx.text(S.run_failure, size="2", color=rx.color("red", 11)),
                         ),
                         rx.heading("Timeline", size="3", as_="h3"),
-                        table(["Status", "", "At (UTC)"], rx.foreach(S.timeline, _line)),
+                        table(["Status", "At (UTC)"], rx.foreach(S.timeline, _step)),
                         rx.heading("Ledger entries", size="3", as_="h3"),
-                        table(["Kind", "Credits", "At (UTC)"], rx.foreach(S.ledger, _line)),
+                        rx.cond(
+                            S.ledger.length() > 0,
+                            table(["Kind", "Credits", "At (UTC)"], rx.foreach(S.ledger, _line)),
+                            muted("No credits were held or charged for this run."),
+                        ),
                         spacing="2",
                         width="100%",
                     ),
@@ -227,7 +235,7 @@ def _incident(row: IncidentRow) -> rx.Component:
                         max_length=2001,
                     ),
                     rx.button("Post update", type="submit", size="1"),
-                    gap="2",
+                    gap="0.5rem",
                     wrap="wrap",
                     align="center",
                 ),

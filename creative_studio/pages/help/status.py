@@ -24,7 +24,7 @@ def component_line(row: ComponentRow) -> rx.Component:
         rx.spacer(),
         rx.badge(row.label, color_scheme=rx.match(row.level, *LEVEL_COLORS, "gray"), size="2"),
         align="center",
-        gap="3",
+        gap="0.75rem",
         width="100%",
         padding_y="0.5rem",
         border_bottom=f"1px solid {rx.color('gray', 4)}",
