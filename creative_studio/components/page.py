@@ -81,7 +81,7 @@ def table_or_cards(wide: rx.Component, cards: rx.Component, label: str) -> rx.Co
         rx.flex(
             cards,
             direction="column",
-            gap="2",
+            spacing="2",
             display=NARROW_ONLY,
             width="100%",
             role="list",

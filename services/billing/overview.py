@@ -257,7 +257,7 @@ def billing_overview(*, session: Session, org_id: int) -> BillingOverview:
         PlanOffer(
             key=p.key,
             name=p.name,
-            price="Free"
+            price="$0/mo"
             if p.price_cents_monthly == 0
             else f"{format_money(p.price_cents_monthly)}/mo",
             monthly_credits=f"{p.monthly_credits:,}",
@@ -273,7 +273,7 @@ def billing_overview(*, session: Session, org_id: int) -> BillingOverview:
         else PlanOffer(
             key=p.key,
             name=p.name,
-            price="Free"
+            price="$0/mo"
             if p.price_cents_monthly == 0
             else f"{format_money(p.price_cents_monthly)}/mo",
             monthly_credits=f"{p.monthly_credits:,}",

@@ -249,7 +249,7 @@ def _filters() -> rx.Component:
                 ),
             ),
             rx.vstack(
-                label_for("Prompt contains", "history-text", size="1"),
+                label_for("Search text", "history-text", size="1"),
                 rx.input(
                     id="history-text",
                     name="text",

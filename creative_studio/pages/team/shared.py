@@ -12,8 +12,11 @@ from state.team import TeamState
 
 def messages(section: str) -> rx.Component:
     """What the last action in `section` led to, shown in the card that triggered it."""
+    shown = (
+        (TeamState.error != "") | (TeamState.notice != "") | (TeamState.limit_notice.limit != "")
+    )
     return rx.cond(
-        TeamState.section == section,
+        (TeamState.section == section) & shown,  # no empty gap when there is nothing to say
         rx.vstack(
             error_callout(TeamState.error),
             success_callout(TeamState.notice),
