@@ -150,6 +150,7 @@ class Code(StrEnum):
     approval_decided = "approval_decided"
     view_as_read_only = "view_as_read_only"
     reason_required = "reason_required"
+    bulk_needs_single_retry = "bulk_needs_single_retry"
     # assets and connections
     storage_not_configured = "storage_not_configured"
     asset_link_invalid = "asset_link_invalid"
@@ -393,6 +394,12 @@ CATALOGUE: dict[Code, ErrorCodeInfo] = {
             "roles-and-permissions",
         ),
         _info(Code.reason_required, 422, "Give a reason; it goes into the audit log.", "faq"),
+        _info(
+            Code.bulk_needs_single_retry,
+            409,
+            "Retry one failed run first; rerun the rest once it succeeded.",
+            _RUNS,
+        ),
         _info(Code.storage_not_configured, 503, "Asset storage is not set up.", _RUNS),
         _info(Code.asset_link_invalid, 403, "This asset link is not valid.", _RUNS),
         _info(Code.asset_link_expired, 403, "This asset link expired. Reload the page.", _RUNS),

@@ -47,7 +47,14 @@ from services import credits, models_registry, policy, run_engine
 from services import generations as generation_service
 from services.audit import audit_record
 from services.error_codes import Code
-from services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed, error_with_code
+from services.errors import (
+    Conflict,
+    DomainError,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+    error_with_code,
+)
 
 Action = policy.Action
 
@@ -696,9 +703,97 @@ def run_recover(*, session: Session, actor: User, public_id: str, action: str, r
                 "reason": reason,
             },
         )
-        run_engine.run_enqueue_after_commit(session=session, generation_id=retry.id)
         return f"{original.public_id} was retried as {retry.public_id}."
     raise ValidationFailed("Unknown recovery action. Use requeue, stop or retry.")
+
+
+BULK_RETRY_LIMIT = 20
+
+
+def runs_bulk_retry(*, session: Session, actor: User, org_id: int, reason: str) -> list[str]:
+    """Retry the customer's recent failed, not yet retried runs (at most BULK_RETRY_LIMIT),
+    only once a single operator retry of this customer succeeded ("use the recovery controls
+    before bulk reruns"). Runs that cannot start now (caps, credits) are skipped and named.
+
+    Returns the new runs' public ids. Audited as one entry.
+
+    Raises:
+        Conflict (bulk_needs_single_retry): no single retry has succeeded yet.
+    """
+    _require(session, actor, Action.operator_support, org_id)
+    reason = _reason(reason)
+    retried_ids = [
+        str((details or {}).get("retry", ""))
+        for details in session.exec(
+            select(AuditLogEntry.details).where(
+                AuditLogEntry.org_id == org_id,
+                AuditLogEntry.action == "generation.retried_by_operator",
+            )
+        )
+    ]
+    succeeded = (
+        retried_ids
+        and session.exec(
+            select(func.count())
+            .select_from(Generation)
+            .where(
+                col(Generation.public_id).in_(retried_ids),
+                Generation.status == GenerationStatus.succeeded.value,
+            )
+        ).one()
+    )
+    if not succeeded:
+        raise error_with_code(
+            Code.bulk_needs_single_retry,
+            "Retry one failed run first and wait until it succeeds; a bulk rerun of runs that "
+            "fail the same way only burns the customer's time. Then rerun the rest here.",
+            base=Conflict,
+        )
+    already = select(Generation.retry_of_id).where(col(Generation.retry_of_id).is_not(None))
+    failed = list(
+        session.exec(
+            select(Generation)
+            .where(
+                Generation.org_id == org_id,
+                Generation.status == GenerationStatus.failed.value,
+                col(Generation.retry_of_id).is_(None),
+                col(Generation.id).not_in(already),
+            )
+            .order_by(col(Generation.id).desc())
+            .limit(BULK_RETRY_LIMIT)
+        )
+    )
+    started: list[str] = []
+    skipped: list[str] = []
+    for original in failed:
+        owner = session.get(User, original.user_id) if original.user_id else None
+        if owner is None:
+            skipped.append(original.public_id)
+            continue
+        try:
+            with session.begin_nested():
+                retry = generation_service.generation_retry(
+                    session=session, user=owner, org_id=org_id, public_id=original.public_id
+                )
+        except DomainError:
+            skipped.append(original.public_id)
+            continue
+        started.append(retry.public_id)
+    audit_record(
+        session=session,
+        action="generation.bulk_retried",
+        actor_user_id=actor.id,
+        org_id=org_id,
+        target_type="organization",
+        target_id=org_id,
+        details={
+            "operator": _operator_label(actor),
+            "reason": reason,
+            "started": started,
+            "skipped": skipped,
+        },
+    )
+    return started
 
 
 # --- model controls ----------------------------------------------------------------------------

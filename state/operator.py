@@ -524,6 +524,20 @@ class OperatorCustomerState(_OperatorBase, rx.State):
             self.run_action = self.run_public_id = self.run_action_label = ""
 
     @rx.event
+    async def bulk_retry(self, form: dict):
+        reason = bounded(form_fields(form).get("reason", ""), MAX_REASON_INPUT)
+        await self._run(
+            lambda session, user: operator_service.runs_bulk_retry(
+                session=session, actor=user, org_id=self._org_id(session, user), reason=reason
+            ),
+            success=lambda started: (
+                f"Started {len(started)} rerun(s): {', '.join(started)}."
+                if started
+                else "No failed runs were waiting for a rerun."
+            ),
+        )
+
+    @rx.event
     async def adjust(self, form: dict):
         fields = form_fields(form)
         amount_text = bounded(fields.get("amount", ""), MAX_AMOUNT_INPUT)

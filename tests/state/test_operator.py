@@ -224,3 +224,17 @@ def test_a_customer_cannot_change_models(session, page_state, call, world):
         assert (
             fresh.exec(select(AIModel).where(AIModel.key == "local-text")).one().status == "active"
         )
+
+
+def test_a_bulk_rerun_is_refused_until_a_single_retry_succeeded(session, page_state, call, world):
+    slug = world["org"].slug
+    page = _tab(
+        session,
+        page_state,
+        call,
+        OperatorCustomerState,
+        world["ann"],
+        f"/operator/customers/{slug}",
+    )
+    asyncio.run(call(page, "bulk_retry", {"reason": "outage over"}))
+    assert "Retry one failed run first" in page.error

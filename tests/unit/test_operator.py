@@ -218,3 +218,95 @@ def test_model_controls_need_a_reason_and_say_who_is_affected(session, world):
     assert "is disabled" in message and "organization" in message
     with pytest.raises(PermissionDenied):
         operator_service.models_controls(session=session, actor=world["owner"])
+
+
+def _failed_run(session, org, user, public_id):
+    run = Generation(
+        public_id=public_id,
+        org_id=org.id,
+        user_id=user.id,
+        model_key="local-text",
+        modality="text",
+        prompt="tagline",
+        status="failed",
+        estimate_millicredits=1_000,
+        failure_code="provider_error",
+    )
+    session.add(run)
+    return run
+
+
+def test_runs_are_recovered_one_by_one_before_any_bulk_rerun(session, world, monkeypatch):
+    from core.clock import utcnow
+    from services import run_engine
+
+    executor = run_engine.inline_executor()
+    monkeypatch.setattr(executor, "paused", True)
+    monkeypatch.setattr(executor, "submitted", [])
+    org, ann, owner = world["org"], world["ann"], world["owner"]
+    org.billing_profile_added_at = utcnow()  # the Free plan runs models once billing is set up
+    session.add(org)
+    for index in range(3):
+        _failed_run(session, org, owner, f"gen_more{index}")
+    session.commit()
+
+    with pytest.raises(Conflict) as first:
+        operator_service.runs_bulk_retry(
+            session=session, actor=ann, org_id=org.id, reason="outage over"
+        )
+    assert first.value.code == Code.bulk_needs_single_retry
+    session.rollback()
+
+    message = operator_service.run_recover(
+        session=session, actor=ann, public_id="gen_failed1", action="retry", reason="outage over"
+    )
+    session.commit()
+    assert message.startswith("gen_failed1 was retried as ")
+    retry_id = message.rsplit(" ", 1)[1].rstrip(".")
+    retry = session.exec(select(Generation).where(Generation.public_id == retry_id)).one()
+    assert retry.status == "queued" and retry.user_id == owner.id
+    assert executor.submitted == [retry.id]
+    # Still queued: a bulk rerun waits until the single retry succeeded.
+    with pytest.raises(Conflict):
+        operator_service.runs_bulk_retry(
+            session=session, actor=ann, org_id=org.id, reason="outage over"
+        )
+    session.rollback()
+    retry.status = "succeeded"
+    session.add(retry)
+    session.commit()
+
+    started = operator_service.runs_bulk_retry(
+        session=session, actor=ann, org_id=org.id, reason="outage over"
+    )
+    session.commit()
+    assert len(started) == 3  # gen_more0..2; gen_failed1 was already retried
+    again = operator_service.runs_bulk_retry(
+        session=session, actor=ann, org_id=org.id, reason="outage over"
+    )
+    session.commit()
+    assert again == []  # each failed run is retried once
+    actions = [
+        e.action for e in session.exec(select(AuditLogEntry).where(AuditLogEntry.org_id == org.id))
+    ]
+    assert actions.count("generation.retried_by_operator") == 1
+    assert actions.count("generation.bulk_retried") == 2
+
+
+def test_stop_and_requeue_need_the_right_status(session, world):
+    org, ann, owner = world["org"], world["ann"], world["owner"]
+    with pytest.raises(Conflict) as refused:
+        operator_service.run_recover(
+            session=session, actor=ann, public_id="gen_failed1", action="requeue", reason="again"
+        )
+    assert refused.value.code == Code.run_not_queued
+    session.rollback()
+    message = operator_service.run_recover(
+        session=session, actor=ann, public_id="gen_failed1", action="stop", reason="stuck"
+    )
+    assert "failed" in message
+    with pytest.raises(PermissionDenied):
+        operator_service.run_recover(
+            session=session, actor=owner, public_id="gen_failed1", action="stop", reason="me"
+        )
+    assert org.id

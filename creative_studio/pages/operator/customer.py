@@ -156,6 +156,22 @@ def _runs() -> rx.Component:
             ),
             muted("No runs yet."),
         ),
+        rx.form(
+            rx.vstack(
+                rx.heading("Rerun failed runs in bulk", size="3", as_="h3"),
+                muted(
+                    "Only after one single retry of this customer succeeded: reruns up to 20 "
+                    "recent failed runs that were not retried yet, for the members who ran them."
+                ),
+                reason_field("bulk-reason", "Reason for the bulk rerun"),
+                rx.button("Rerun failed runs", type="submit", variant="soft"),
+                spacing="2",
+                width="100%",
+            ),
+            on_submit=S.bulk_retry,
+            reset_on_submit=True,
+            width="100%",
+        ),
         icon="activity",
     )
 
