@@ -95,6 +95,7 @@ class AssistantState(OrgPageState, rx.State):
     reply_id: int = 0  # the reply being followed
 
     can_send: bool = False
+    can_start: bool = False  # may start a conversation (somewhere in the project list)
     send_reason: str = ""  # why the composer is not there
     cap_line: str = ""
     org_address: str = ""
@@ -150,6 +151,10 @@ class AssistantState(OrgPageState, rx.State):
         choices = [] if acting.actor.project_scoped else [Choice("org", "Whole organization")]
         choices += [Choice(str(p.id), p.name) for p in projects]
         self.project_choices = choices
+        self.can_start = any(
+            acting.can(Action.tool_run, project_id=None if c.value == "org" else int(c.value))
+            for c in choices
+        )
         if self.new_project not in {c.value for c in choices}:
             self.new_project = choices[0].value if choices else ""
 

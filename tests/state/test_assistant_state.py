@@ -66,7 +66,8 @@ def new_chat(session, page, call):
 def test_editor_sends_and_sees_the_reply_with_kit_and_allowance(session, page_state, call, acme):
     owner, org, _ = acme
     page = page_for(session, page_state, call, owner, org)
-    assert page.can_send and page.cap_line.startswith("20 of 20 messages left today")
+    assert page.can_send and page.can_start
+    assert page.cap_line.startswith("20 of 20 messages left today")
     chat_id = new_chat(session, page, call)
     page = page_for(session, page_state, call, owner, org, chat_id)
     follow = asyncio.run(
@@ -97,6 +98,7 @@ def test_viewer_reads_but_cannot_send_and_is_told_why(session, page_state, call,
     page = page_for(session, page_state, call, viewer, org, chat_id)
     assert page.active_title == "New conversation"
     assert not page.can_send and page.send_reason == VIEWER_REASON
+    assert not page.can_start  # no "New conversation" for a viewer
     asyncio.run(call(page, "send", {"message": "hello", "form_token": page.form_token}))
     assert page.error_code in ("forbidden", "permission_denied") or page.error
     with db.new_session() as fresh:

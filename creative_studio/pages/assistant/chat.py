@@ -216,7 +216,7 @@ def chat_panel() -> rx.Component:
                         spacing="3",
                         width="100%",
                         aria_live="polite",
-                        aria_label="Messages",
+                        aria_label="Conversation messages",
                     ),
                     _composer(),
                     muted(

@@ -71,57 +71,52 @@ def _search() -> rx.Component:
 
 def _new_conversation() -> rx.Component:
     return rx.cond(
-        AssistantState.can_send | (AssistantState.active_id == ""),
-        rx.cond(
-            AssistantState.send_reason == "",
-            rx.vstack(
-                rx.el.label(
-                    "Project", html_for="assistant-project", class_name="rt-Text rt-r-size-2"
+        AssistantState.can_start,
+        rx.vstack(
+            rx.el.label("Project", html_for="assistant-project", class_name="rt-Text rt-r-size-2"),
+            rx.el.select(
+                rx.foreach(
+                    AssistantState.project_choices,
+                    lambda c: rx.el.option(c.label, value=c.value),
                 ),
-                rx.el.select(
-                    rx.foreach(
-                        AssistantState.project_choices,
-                        lambda c: rx.el.option(c.label, value=c.value),
-                    ),
-                    id="assistant-project",
-                    value=AssistantState.new_project,
-                    on_change=AssistantState.set_new_project,
-                    class_name="rt-reset rt-SelectTrigger rt-r-size-2 rt-variant-surface",
-                    style={"width": "100%"},
+                id="assistant-project",
+                value=AssistantState.new_project,
+                on_change=AssistantState.set_new_project,
+                class_name="rt-reset rt-SelectTrigger rt-r-size-2 rt-variant-surface",
+                style={"width": "100%"},
+            ),
+            rx.el.label("Model", html_for="assistant-model", class_name="rt-Text rt-r-size-2"),
+            rx.el.select(
+                rx.foreach(
+                    AssistantState.model_choices,
+                    lambda c: rx.el.option(c.label, value=c.value),
                 ),
-                rx.el.label("Model", html_for="assistant-model", class_name="rt-Text rt-r-size-2"),
-                rx.el.select(
-                    rx.foreach(
-                        AssistantState.model_choices,
-                        lambda c: rx.el.option(c.label, value=c.value),
-                    ),
-                    id="assistant-model",
-                    value=AssistantState.new_model,
-                    on_change=AssistantState.set_new_model,
-                    class_name="rt-reset rt-SelectTrigger rt-r-size-2 rt-variant-surface",
-                    style={"width": "100%"},
+                id="assistant-model",
+                value=AssistantState.new_model,
+                on_change=AssistantState.set_new_model,
+                class_name="rt-reset rt-SelectTrigger rt-r-size-2 rt-variant-surface",
+                style={"width": "100%"},
+            ),
+            rx.cond(
+                AssistantState.locked_models != "",
+                rx.text(
+                    rx.icon("lock", size=12),
+                    " Needs a higher plan: ",
+                    AssistantState.locked_models,
+                    ". ",
+                    rx.link("Upgrade in Billing", href=AssistantState.billing_href),
+                    size="1",
+                    color=rx.color("gray", 11),
                 ),
-                rx.cond(
-                    AssistantState.locked_models != "",
-                    rx.text(
-                        rx.icon("lock", size=12),
-                        " Needs a higher plan: ",
-                        AssistantState.locked_models,
-                        ". ",
-                        rx.link("Upgrade in Billing", href=AssistantState.billing_href),
-                        size="1",
-                        color=rx.color("gray", 11),
-                    ),
-                ),
-                rx.button(
-                    rx.icon("plus", size=16),
-                    "New conversation",
-                    on_click=AssistantState.new_conversation,
-                    width="100%",
-                ),
-                spacing="2",
+            ),
+            rx.button(
+                rx.icon("plus", size=16),
+                "New conversation",
+                on_click=AssistantState.new_conversation,
                 width="100%",
             ),
+            spacing="2",
+            width="100%",
         ),
     )
 
