@@ -31,8 +31,8 @@ POSITIONING_CUES = re.compile(
     re.I,
 )
 PROOF_CUES = re.compile(
-    r"(\d[\d,.]*\s?(?:\+|%|k\b|m\b)|\b(customers|teams|companies|brands|trusted|award|rated|"
-    r"integrations?|countries|users)\b)",
+    r"(\d[\d,.]*\s?(?:\+|%|k\b|m\b)|\d[\d,]*\s(?:customers|teams|companies|brands|countries|"
+    r"users|integrations)|\b(trusted by|award|rated|since \d{4}|founded in \d{4})\b)",
     re.I,
 )
 CHANNEL_CUES = {

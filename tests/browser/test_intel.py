@@ -1,0 +1,92 @@
+"""Competitor Intel in the browser: a report is requested, shows progress, renders its sections
+with links to their sources; "Create in Studio" carries the prompt; a second report on the
+same competitor shows what changed. Screenshots at desktop width and at 375 px.
+
+The "competitor site" is a loopback server; the app may fetch it because this module names
+127.0.0.1 in INTEL_ALLOWED_HOSTS before the shared app server starts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from playwright.sync_api import expect
+
+from services.seed import DEV_PASSWORD
+from tests.browser.conftest import screenshot
+from tests.intel_site import competitor_site
+
+os.environ["INTEL_ALLOWED_HOSTS"] = "127.0.0.1"  # read by the app server when it starts
+
+pytestmark = pytest.mark.browser
+
+INTEL = "/org/acme/intel"
+
+
+@pytest.fixture(scope="module")
+def site():
+    with competitor_site() as running:
+        yield running
+
+
+def _sign_in(page, base_url: str, email: str) -> None:
+    page.goto(base_url + "/sign-in")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(DEV_PASSWORD)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+
+
+def _request(page, site) -> None:
+    page.get_by_label("Competitor").fill("Rival Inc")
+    page.get_by_label("Pages to read").fill(
+        "\n".join(site.url(path) for path in ("/", "/pricing", "/about", "/private"))
+    )
+    page.get_by_role("button", name="Request report").click()
+
+
+def test_request_follow_read_and_compare_reports(app_server, page, site):
+    _sign_in(page, app_server.base_url, "editor@acme.test")
+    expect(page).to_have_url(re.compile(r"/org/acme/studio$"))
+    page.goto(app_server.base_url + INTEL)
+    expect(page.get_by_role("heading", name="Request a report")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"A report costs 5 credits"))).to_be_visible()
+
+    _request(page, site)
+    progress = page.get_by_role("status", name="Report progress")
+    expect(progress).to_be_visible()
+    expect(progress).to_contain_text("Done", timeout=90_000)
+    expect(page.get_by_role("heading", name="Pricing tiers")).to_be_visible()
+    expect(page.get_by_text("Campaigns that ship themselves").first).to_be_visible()
+    source_link = page.get_by_role("link", name="Source S2").first
+    expect(source_link).to_have_attribute("href", site.url("/pricing"))
+    expect(page.get_by_text(re.compile(r"robots\.txt .* disallows this page"))).to_be_visible()
+    screenshot(page, "intel-report-desktop")
+
+    create = page.get_by_role("link", name=re.compile(r"^Create in Studio")).first
+    href = create.get_attribute("href")
+    query = parse_qs(urlsplit(href).query)
+    assert urlsplit(href).path == "/org/acme/studio"
+    assert "Rival Inc" in query["prompt"][0]
+
+    site.version = "v2"  # a new headline and a new price tier; another testimonial
+    _request(page, site)
+    changes = page.get_by_role("region", name="What changed")
+    expect(changes).to_be_visible(timeout=90_000)
+    expect(changes).to_contain_text("New pricing tier: Scale at $199 per month.")
+    expect(changes).to_contain_text("Headline changed")
+    screenshot(page, "intel-changes-desktop")
+
+    page.set_viewport_size({"width": 375, "height": 812})
+    expect(changes).to_be_visible()
+    screenshot(page, "intel-changes-375")
+
+    # "Create in Studio" opens Studio with the action's prompt filled in.
+    href = page.get_by_role("link", name=re.compile(r"^Create in Studio")).first.get_attribute(
+        "href"
+    )
+    page.goto(app_server.base_url + href)
+    expect(page.locator("#studio-prompt")).to_have_value(re.compile(r"Rival Inc"))
+    screenshot(page, "intel-create-in-studio-375")
