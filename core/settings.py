@@ -239,7 +239,9 @@ class Settings(BaseSettings):
             return self.api_base_url.rstrip("/")
         if self.is_production:
             return self.app_base_url.rstrip("/")
-        return f"http://localhost:{os.environ.get('BACKEND_PORT', '8000')}"
+        # `reflex run --backend-port N` reaches the server process as REFLEX_BACKEND_PORT.
+        port = os.environ.get("BACKEND_PORT") or os.environ.get("REFLEX_BACKEND_PORT") or "8000"
+        return f"http://localhost:{port}"
 
 
 def secret_entropy_bits(secret: str) -> float:

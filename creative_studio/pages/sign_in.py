@@ -57,7 +57,7 @@ def _sso_link() -> rx.Component:
         rx.fragment(),
         rx.button(
             rx.icon("building-2", size=16),
-            "Sign in with single sign-on (SSO)",
+            "Use single sign-on (SSO)",
             variant="outline",
             size="3",
             width="100%",
