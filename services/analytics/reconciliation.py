@@ -34,7 +34,14 @@ from sqlmodel import Session, col, func, select
 
 from core import db
 from core.clock import as_utc, utcnow
-from models import CreditLedgerEntry, Generation, Invoice, ReconciliationDay, UsageEvent
+from models import (
+    AnalyticsRollup,
+    CreditLedgerEntry,
+    Generation,
+    Invoice,
+    ReconciliationDay,
+    UsageEvent,
+)
 from models.enums import LedgerEntryKind
 from services.analytics.common import FAILED_OUTCOMES, SUCCEEDED, day_bounds, job_session
 from services.credits import format_credits
@@ -43,7 +50,7 @@ log = logging.getLogger(__name__)
 
 PROVIDER_WINDOW = timedelta(hours=24)  # provider usage may be reported up to a day late
 RECENT_DAYS = 3  # the job checks today and the two days before, every run
-RECHECK_PENDING_DAYS = 35  # and older days still pending, this far back
+RECHECK_PENDING_DAYS = 35  # and, this far back, days still pending or never checked
 MAX_LISTED = 200  # generations named per day and list (the total is always given)
 RECONCILED, PENDING, MISMATCH = "reconciled", "pending", "mismatch"
 _LEDGER_KINDS = (
@@ -358,7 +365,8 @@ class ReconcileResult:
 
 
 def _org_days(session: Session, now: datetime) -> list[tuple[int, date]]:
-    """Organization-days to check: the last `RECENT_DAYS` with any activity, and older pending."""
+    """Organization-days to check: the last `RECENT_DAYS` with any activity, older days still
+    pending, and older days with usage never checked."""
     today = now.date()
     wanted: set[tuple[int, date]] = set()
     for offset in range(RECENT_DAYS):
@@ -384,13 +392,25 @@ def _org_days(session: Session, now: datetime) -> list[tuple[int, date]]:
             .group_by(Generation.org_id)
         ).all():
             wanted.add((org_id, day))
+    since = today - timedelta(days=RECHECK_PENDING_DAYS)
+    stored = {
+        (org_id, day): status
+        for org_id, day, status in session.exec(
+            select(ReconciliationDay.org_id, ReconciliationDay.day, ReconciliationDay.status).where(
+                col(ReconciliationDay.day) >= since
+            )
+        ).all()
+    }
+    wanted |= {pair for pair, status in stored.items() if status != RECONCILED}
+    # Days with usage never checked (the job was off, or the usage is older than a few days):
+    # the roll-up knows which organizations used what on which day without reading events.
     for org_id, day in session.exec(
-        select(ReconciliationDay.org_id, ReconciliationDay.day).where(
-            ReconciliationDay.status != RECONCILED,
-            col(ReconciliationDay.day) >= today - timedelta(days=RECHECK_PENDING_DAYS),
-        )
+        select(AnalyticsRollup.org_id, AnalyticsRollup.day)
+        .where(col(AnalyticsRollup.day) >= since)
+        .group_by(AnalyticsRollup.org_id, AnalyticsRollup.day)
     ).all():
-        wanted.add((org_id, day))
+        if (org_id, day) not in stored:
+            wanted.add((org_id, day))
     return sorted(wanted, key=lambda pair: (pair[1], pair[0]), reverse=True)
 
 

@@ -9,7 +9,7 @@ from sqlmodel import delete, select
 
 from models import CreditLedgerEntry, Invoice, ReconciliationDay, UsageEvent
 from services import credits
-from services.analytics import reconciliation
+from services.analytics import reconciliation, rollup
 from services.generation_keys import settle_key
 from tests.analytics_world import AnalyticsWorld
 
@@ -130,3 +130,12 @@ def test_the_job_checks_recent_days_and_rechecks_pending_ones(world, session, en
     session.expire_all()
     row = session.exec(select(ReconciliationDay)).one()
     assert row.status == "reconciled"
+
+
+def test_the_job_also_checks_older_days_with_usage_never_checked(world, session, engine):
+    world.run(at(TODAY - timedelta(days=10)))
+    session.commit()
+    rollup.analytics_rollup_recent(engine=engine, now=NOW)
+    reconciliation.analytics_reconcile_recent(engine=engine, now=NOW)
+    row = session.exec(select(ReconciliationDay)).one()
+    assert (row.day, row.status) == (TODAY - timedelta(days=10), "reconciled")
