@@ -12,7 +12,11 @@ Invariants
   until the caller commits), ``BEGIN IMMEDIATE`` on SQLite. Two processes never give two
   entries the same sequence number.
 * Entries written before chaining existed have NULL chain columns and are reported, not
-  checked.
+  checked. Entries a set-based job inserts with plain SQL (the PostgreSQL timeout sweep) also
+  arrive unchained; the next `audit_record` of that organization links them into the chain,
+  in id order, before its own entry ("sealing"), and verification counts them until then.
+* The hash is not keyed: it detects edits made without recomputing every later hash, i.e.
+  tampering by someone who does not also rewrite the rest of the chain.
 """
 
 from __future__ import annotations
@@ -92,13 +96,7 @@ def audit_record(
     Flushes in the caller's transaction; the chain of `org_id` stays locked until it commits.
     """
     _lock_chain(session, org_id)
-    last = session.exec(
-        select(AuditLogEntry.chain_seq, AuditLogEntry.entry_hash)
-        .where(_chain_where(org_id), col(AuditLogEntry.chain_seq).is_not(None))
-        .order_by(col(AuditLogEntry.chain_seq).desc())
-        .limit(1)
-    ).first()
-    seq, prev_hash = (int(last[0]) + 1, last[1] or "") if last else (1, "")
+    seq, prev_hash = _seal(session, org_id)
     entry = AuditLogEntry(
         org_id=org_id,
         actor_user_id=actor_user_id,
@@ -117,6 +115,46 @@ def audit_record(
     return entry
 
 
+def _chain_head(session: Session, org_id: int | None) -> tuple[int, str]:
+    last = session.exec(
+        select(AuditLogEntry.chain_seq, AuditLogEntry.entry_hash)
+        .where(_chain_where(org_id), col(AuditLogEntry.chain_seq).is_not(None))
+        .order_by(col(AuditLogEntry.chain_seq).desc())
+        .limit(1)
+    ).first()
+    return (int(last[0]) + 1, last[1] or "") if last else (1, "")
+
+
+def _unsealed_query(session: Session, org_id: int | None):
+    """Unchained entries written after the chain began (plain-SQL inserts of bulk jobs)."""
+    first_id = session.exec(
+        select(AuditLogEntry.id).where(_chain_where(org_id), col(AuditLogEntry.chain_seq) == 1)
+    ).first()
+    if first_id is None:
+        return None
+    return select(AuditLogEntry).where(
+        _chain_where(org_id),
+        col(AuditLogEntry.chain_seq).is_(None),
+        col(AuditLogEntry.id) > first_id,
+    )
+
+
+def _seal(session: Session, org_id: int | None) -> tuple[int, str]:
+    """Link unsealed entries into the chain (caller holds the chain lock); the next position."""
+    seq, prev_hash = _chain_head(session, org_id)
+    query = _unsealed_query(session, org_id)
+    if query is None:
+        return seq, prev_hash
+    for entry in session.exec(query.order_by(col(AuditLogEntry.id))):
+        entry.chain_seq, entry.prev_hash = seq, prev_hash
+        entry.created_at = as_utc(entry.created_at)
+        entry.entry_hash = entry_hash_compute(entry, prev_hash)
+        session.add(entry)
+        seq, prev_hash = seq + 1, entry.entry_hash
+    session.flush()
+    return seq, prev_hash
+
+
 @dataclass(frozen=True)
 class ChainCheck:
     """What `audit_verify` found. `broken_entry_id` is the first row that fails, if any."""
@@ -127,6 +165,7 @@ class ChainCheck:
     broken_entry_id: int | None = None
     broken_seq: int | None = None
     problem: str = ""
+    unsealed: int = 0  # written by a bulk job since the last audit entry; chained at the next
 
     @property
     def message(self) -> str:
@@ -135,6 +174,11 @@ class ChainCheck:
             if self.unchained
             else ""
         )
+        if self.unsealed:
+            before += (
+                f" {self.unsealed} newer entries written by a background job are linked into "
+                "the chain with the next audit entry."
+            )
         if self.ok:
             return f"Integrity verified: {self.checked} entries, chain intact.{before}"
         return (
@@ -151,6 +195,13 @@ def audit_verify(*, session: Session, org_id: int | None) -> ChainCheck:
         .select_from(AuditLogEntry)
         .where(_chain_where(org_id), col(AuditLogEntry.chain_seq).is_(None))
     ).one()
+    unsealed_query = _unsealed_query(session, org_id)
+    unsealed = (
+        session.exec(select(func.count()).select_from(unsealed_query.subquery())).one()
+        if unsealed_query is not None
+        else 0
+    )
+    unchained -= unsealed
     rows = session.exec(
         select(AuditLogEntry)
         .where(_chain_where(org_id), col(AuditLogEntry.chain_seq).is_not(None))
@@ -177,9 +228,10 @@ def audit_verify(*, session: Session, org_id: int | None) -> ChainCheck:
                 broken_entry_id=entry.id,
                 broken_seq=entry.chain_seq,
                 problem=problem,
+                unsealed=int(unsealed),
             )
         prev_hash, expected_seq, checked = entry.entry_hash or "", expected_seq + 1, checked + 1
-    return ChainCheck(ok=True, checked=checked, unchained=int(unchained))
+    return ChainCheck(ok=True, checked=checked, unchained=int(unchained), unsealed=int(unsealed))
 
 
 def audit_list(*, session: Session, org_id: int | None, limit: int = 100) -> list[AuditLogEntry]:

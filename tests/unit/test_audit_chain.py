@@ -105,3 +105,46 @@ def test_search_filters_and_csv_defuses_formulas(session):
     text_csv = audit_csv(rows)
     assert text_csv.splitlines()[0] == "id,time_utc,actor,action,target,details"
     assert "reason==HYPERLINK" in text_csv  # inside the cell, not at its start
+
+
+def _raw_entry(session, org, action):
+    session.execute(
+        text(
+            "INSERT INTO audit_log_entries (org_id, action, target_type, target_id, details, "
+            "created_at) VALUES (:org, :action, 'generation', 'gen_x', '{}', CURRENT_TIMESTAMP)"
+        ),
+        {"org": org.id, "action": action},
+    )
+    session.commit()
+
+
+def test_entries_a_bulk_job_inserts_are_sealed_into_the_chain_by_the_next_entry(session):
+    owner = make_user(session, "owner@acme.test")
+    org = make_org(session, owner)
+    _write(session, org, owner, 2)
+    _raw_entry(session, org, "generation.timed_out")  # the PostgreSQL sweep writes plain SQL
+    check = audit_verify(session=session, org_id=org.id)
+    assert check.ok and check.unsealed == 1 and "linked into the chain" in check.message
+    _write(session, org, owner, 1)
+    check = audit_verify(session=session, org_id=org.id)
+    assert check.ok and check.unsealed == 0 and check.unchained == 0
+    sealed = session.exec(
+        select(AuditLogEntry).where(AuditLogEntry.action == "generation.timed_out")
+    ).one()
+    assert sealed.entry_hash and sealed.chain_seq
+    session.execute(
+        text("UPDATE audit_log_entries SET target_id = 'gen_y' WHERE id = :id"), {"id": sealed.id}
+    )
+    session.commit()
+    session.expire_all()
+    assert audit_verify(session=session, org_id=org.id).broken_entry_id == sealed.id
+
+
+def test_entries_older_than_the_chain_are_reported_not_checked(session):
+    owner = make_user(session, "owner@acme.test")
+    org = make_org(session, owner)
+    session.execute(text("UPDATE audit_log_entries SET chain_seq = NULL, entry_hash = NULL"))
+    session.commit()
+    _write(session, org, owner, 2)
+    check = audit_verify(session=session, org_id=org.id)
+    assert check.ok and check.unchained >= 1 and "predate chaining" in check.message
