@@ -642,6 +642,10 @@ def google_sign_in_complete(
     next_path = flow.redirect_after
     try:
         user = _user_for_google(session, claims)
+        # "Require SSO" of the organization that verified this address's domain.
+        from services.sso import password_sign_in_check  # services.sso imports this module
+
+        password_sign_in_check(session=session, user=user, method="Google")
         challenge = sign_in_handoff_create(
             session=session,
             user=user,

@@ -223,6 +223,8 @@ SIGN_IN_ERROR_MESSAGES: dict[str, str] = {
     Code.sso_domain_not_verified.value: "Your email's domain is not verified by that "
     "organization, so its identity provider cannot sign you in. Ask an owner to verify it in "
     "Settings > Security & SSO.",
+    Code.sso_required.value: "Your organization requires single sign-on for your address. "
+    "Continue with single sign-on below, with your work email.",
     Code.sso_denied.value: "The identity provider did not sign you in (cancelled or refused). "
     "Try again, or sign in with your email and password if your organization allows it.",
     Code.sso_failed.value: "Single sign-on failed. Try again in a moment.",
@@ -372,7 +374,7 @@ def sso_settings_save(
     connection_changed = (
         issuer_value != row.sso_issuer
         or client_id_value != row.sso_client_id
-        or bool(secret_value and secret_value != _secret(row))
+        or bool(secret_value and secret_value != _secret_or_blank(row))
     )
     row.sso_issuer, row.sso_client_id = issuer_value, client_id_value
     if secret_value:
@@ -405,6 +407,14 @@ def sso_settings_save(
         },
     )
     return row
+
+
+def _secret_or_blank(row: OrgSecurity) -> str:
+    """The stored secret, or "" when it cannot be read any more (SECRET_KEY changed)."""
+    try:
+        return _secret(row)
+    except ValueError:
+        return ""
 
 
 def _secret(row: OrgSecurity) -> str:
@@ -651,8 +661,8 @@ def sso_route_for_email(*, session: Session, email: str) -> SsoRoute | None:
     return SsoRoute(org_slug=org.slug, org_name=org.name, required=row.require_sso)
 
 
-def password_sign_in_check(*, session: Session, user: User) -> None:
-    """Refuse a password sign-in that "require SSO" forbids (call once the password is right).
+def password_sign_in_check(*, session: Session, user: User, method: str = "password") -> None:
+    """Refuse a password (or Google) sign-in that "require SSO" forbids, once it is proven.
 
     Owners of the requiring organization with 2FA on keep the password path (break-glass).
 
@@ -676,7 +686,7 @@ def password_sign_in_check(*, session: Session, user: User) -> None:
     )
     raise error_with_code(
         Code.sso_required,
-        f"{org.name} requires single sign-on for {domain} addresses, so password sign-in is "
+        f"{org.name} requires single sign-on for {domain} addresses, so {method} sign-in is "
         f"off for {user.email}. Select “Continue with single sign-on” to sign in through "
         f"{org.name}'s identity provider.{break_glass}",
         base=PermissionDenied,

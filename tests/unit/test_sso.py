@@ -446,6 +446,12 @@ def test_require_sso_refuses_password_sign_in_but_keeps_the_owners_break_glass(e
     assert refused.value.code == "sso_required"
     assert "Acme Corp requires single sign-on" in refused.value.message
     assert "Continue with single sign-on" in refused.value.message
+    with Session(engine) as session:  # Google sign-in is refused the same way
+        with pytest.raises(DomainError) as google:
+            sso_service.password_sign_in_check(
+                session=session, user=session.get(User, member.id), method="Google"
+            )
+    assert google.value.code == "sso_required" and "Google sign-in is off" in google.value.message
     with Session(engine) as session:
         # A wrong password is still just a wrong password (nothing about SSO leaks before it).
         with pytest.raises(DomainError) as wrong:
