@@ -118,7 +118,10 @@ def test_report_a_failed_run_and_an_operator_answers(app_server, page, browser):
         operator_context.close()
 
     page.goto(app_server.base_url + "/org/acme/help/tickets")
-    page.get_by_role("button", name=f"Open ticket Run {GEN_ID} failed").first.click()
+    expect(page.get_by_role("heading", name="My tickets", level=1)).to_be_visible()
+    row = page.get_by_role("row").filter(has_text=f"Run {GEN_ID} failed")
+    expect(row).to_contain_text("Waiting on customer")
+    row.get_by_role("button", name=f"Open ticket Run {GEN_ID} failed").click()
     expect(page.get_by_text("Your credits are back")).to_be_visible()
     expect(page.get_by_text("Waiting on customer").first).to_be_visible()
     screenshot(page, "my-tickets")
