@@ -231,7 +231,7 @@ def page_header(
         rx.spacer(),
         action if action is not None else rx.fragment(),
         direction=rx.breakpoints(initial="column", sm="row"),
-        gap="3",
+        spacing="3",
         align=rx.breakpoints(initial="start", sm="center"),
         width="100%",
     )

@@ -17,7 +17,7 @@ def card(title, *children, icon: str = "", aside=None, spacing: str = "4", **pro
         spacing="2",
     )
     header = (
-        rx.flex(heading, rx.spacer(), aside, width="100%", align="center", wrap="wrap", gap="2")
+        rx.flex(heading, rx.spacer(), aside, width="100%", align="center", wrap="wrap", spacing="2")
         if aside is not None
         else heading
     )

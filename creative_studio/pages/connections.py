@@ -76,7 +76,7 @@ def _connection_row(card: ConnectionCard) -> rx.Component:
                 ),
             ),
             direction=rx.breakpoints(initial="column", sm="row"),
-            gap="3",
+            spacing="3",
             align=rx.breakpoints(initial="start", sm="center"),
             width="100%",
         ),
@@ -129,7 +129,7 @@ def _provider_row(option: ProviderOption) -> rx.Component:
             ),
         ),
         direction=rx.breakpoints(initial="column", sm="row"),
-        gap="2",
+        spacing="2",
         align=rx.breakpoints(initial="start", sm="center"),
         width="100%",
     )

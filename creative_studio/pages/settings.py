@@ -282,7 +282,7 @@ def _api_links_card() -> rx.Component:
         rx.flex(
             rx.link("API keys", href="/org/" + slug + "/settings/api"),
             rx.link("Logs", href="/org/" + slug + "/settings/logs"),
-            gap="4",
+            spacing="4",
             wrap="wrap",
         ),
         icon="key",

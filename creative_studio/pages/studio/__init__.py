@@ -34,7 +34,7 @@ def studio_page() -> rx.Component:
             models_card(),
             composer(),
             direction=rx.breakpoints(initial="column-reverse", md="row"),
-            gap="4",
+            spacing="4",
             width="100%",
             align=rx.breakpoints(initial="stretch", md="start"),
         ),

@@ -123,7 +123,7 @@ def _prompt_field() -> rx.Component:
             rx.spacer(),
             rx.text("Ctrl+Enter (⌘+Enter) runs", size="1", color=rx.color("gray", 10)),
             width="100%",
-            gap="2",
+            spacing="2",
             wrap="wrap",
         ),
         spacing="1",

@@ -139,7 +139,7 @@ def _footer(item: HistoryItem) -> rx.Component:
                 ),
             ),
         ),
-        gap="3",
+        spacing="3",
         align="center",
         wrap="wrap",
         width="100%",
@@ -169,7 +169,7 @@ def _history_card(item: HistoryItem) -> rx.Component:
                 rx.text("ID ", rx.code(item.public_id), size="1", color=rx.color("gray", 11)),
                 width="100%",
                 wrap="wrap",
-                gap="2",
+                spacing="2",
             ),
             rx.text(item.prompt, size="2", trim="both"),
             rx.text(item.transitions, size="1", color=rx.color("gray", 11)),
@@ -198,10 +198,12 @@ def _select(label: str, field_id: str, name: str, value, options) -> rx.Componen
             name=name,
             default_value=value,
             class_name="cs-native-select",
+            # A long model name must not widen the page on a phone.
+            style={"width": "100%", "max_width": "100%", "min_height": "2rem"},
         ),
         spacing="1",
-        min_width="9rem",
-        flex="1",
+        min_width="0",
+        flex="1 1 8rem",
     )
 
 
@@ -275,7 +277,7 @@ def _filters() -> rx.Component:
                 spacing="2",
                 align="end",
             ),
-            gap="3",
+            spacing="3",
             wrap="wrap",
             align="end",
             width="100%",
@@ -307,7 +309,7 @@ def _pager() -> rx.Component:
             disabled=~StudioState.history_has_more,
             on_click=StudioState.history_older,
         ),
-        gap="2",
+        spacing="2",
         align="center",
         width="100%",
     )

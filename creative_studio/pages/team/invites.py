@@ -45,7 +45,7 @@ def _invite_form() -> rx.Component:
                     flex="1",
                     min_width="14rem",
                 ),
-                gap="3",
+                spacing="3",
                 wrap="wrap",
                 width="100%",
             ),

@@ -35,7 +35,7 @@ def _inline_form(
                 variant="soft",
                 **({"color_scheme": color} if color else {}),
             ),  # fmt: skip
-            gap="3",
+            spacing="3",
             align="end",
             wrap="wrap",
             width="100%",
@@ -130,7 +130,7 @@ def organization_card() -> rx.Component:
                             color_scheme="amber",
                             on_click=TeamState.ask_transfer(True),
                         ),
-                        gap="3",
+                        spacing="3",
                         align="end",
                         wrap="wrap",
                         width="100%",

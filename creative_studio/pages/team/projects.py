@@ -127,7 +127,7 @@ def projects_card() -> rx.Component:
                         pending=TeamState.pending == "project",
                         size="3",
                     ),
-                    gap="3",
+                    spacing="3",
                     align="end",
                     wrap="wrap",
                     width="100%",
