@@ -42,7 +42,7 @@ SCOPED_EDITOR = "editor_scoped"
 INVITE_ROLE_OPTIONS: tuple[tuple[str, str], ...] = (
     ("admin", "Admin"),
     ("editor", "Editor"),
-    (SCOPED_EDITOR, "Editor (selected projects only)"),
+    (SCOPED_EDITOR, "Editor (selected projects)"),
     ("viewer", "Viewer"),
 )
 ROLE_HELP = {

@@ -85,6 +85,7 @@ def test_locked_video_model_opens_the_upgrade_modal_from_the_keyboard_too(app_se
     expect(page.get_by_role("dialog")).to_be_visible()
     page.get_by_role("button", name="Not now").click()
     expect(page.get_by_role("dialog")).to_be_hidden()
+    expect(locked).to_be_focused()  # focus is back on the model's row
 
 
 def test_swap_banner_names_both_models(app_server, page):

@@ -75,7 +75,7 @@ def test_team_page_shows_members_roles_and_seats(app_server, page):
     expect(page.get_by_text(re.compile(r"Seats \d+ of 20 \(Growth\)"))).to_be_visible()
     expect(page.get_by_role("button", name="Send invite")).to_be_visible()
     page.get_by_label("Role", exact=True).click()
-    page.get_by_role("option", name="Editor (selected projects only)").click()
+    page.get_by_role("option", name="Editor (selected projects)").click()
     expect(page.get_by_role("checkbox", name="Spring Launch")).to_be_visible()
     screenshot(page, "team-owner")
 
