@@ -307,15 +307,16 @@ def domain_verify(
     if expected in (value.strip() for value in values):
         if _verified_elsewhere(session, row.domain, org_id):
             raise _taken_error(row.domain)
-        first_time = row.verified_at is None
-        row.verified_at = row.verified_at or now
-        row.last_error = ""
+        first_time, name = row.verified_at is None, row.domain
+        session.flush()  # the check's time, outside the savepoint (begin_nested flushes first)
         try:
             with session.begin_nested():
+                row.verified_at = row.verified_at or now
+                row.last_error = ""
                 session.add(row)
                 session.flush()
-        except IntegrityError:
-            raise _taken_error(row.domain) from None
+        except IntegrityError:  # another organization verified it at the same moment
+            raise _taken_error(name) from None
         if first_time:
             audit_record(
                 session=session,
