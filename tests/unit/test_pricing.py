@@ -131,5 +131,6 @@ def test_catalog_tools_show_standard_run_credits(session):
         "social-post": 500,
         "social-image": 4000,  # 1 image at 4 credits
         "promo-video": 30_000,  # 6 s at 5 credits / s
+        "competitor-report": 5000,  # 5K tokens at 1 credit / 1K tokens
     }
     assert tool_standard_credits(FakeTool({}), IMAGE) == 4000
