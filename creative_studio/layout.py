@@ -267,7 +267,7 @@ def explanation_card(title: str, *lines) -> rx.Component:
 def analytics_not_for_role() -> rx.Component:
     return explanation_card(
         "Analytics is for owners and admins",
-        rx.text(
+        rx.text.span(  # explanation_card puts each line in a paragraph of its own
             "Usage analytics cover the whole organization's spending, so they are shown to its owners and "
             "admins. You are signed in as ",
             rx.text.strong(SessionState.org_role_label),

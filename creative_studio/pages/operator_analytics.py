@@ -24,13 +24,13 @@ def _org_row(row: OrgRow) -> rx.Component:
     )
 
 
-def _top(title: str, icon: str, rows) -> rx.Component:
+def _top(title: str, icon: str, rows, empty: str = "No usage in this period.") -> rx.Component:
     return card(
         title,
         rx.cond(
             rows.length() > 0,
             table(["Organization", "Credits", "Runs", "Failures"], rx.foreach(rows, _org_row)),
-            muted("No usage in this period."),
+            muted(empty),
         ),
         icon=icon,
         spacing="3",
@@ -71,6 +71,10 @@ def _content() -> rx.Component:
             ),
             muted(OperatorAnalyticsState.revenue_total),
             rx.cond(
+                OperatorAnalyticsState.revenue_total.startswith("0.00 "),
+                muted("No paid invoices in this period."),
+            ),
+            rx.cond(
                 OperatorAnalyticsState.revenue_note != "",
                 muted(OperatorAnalyticsState.revenue_note),
             ),
@@ -84,6 +88,7 @@ def _content() -> rx.Component:
                 "Top organizations by failures",
                 "triangle-alert",
                 OperatorAnalyticsState.top_failures,
+                "No failed runs in this period.",
             ),
             columns=rx.breakpoints(initial="1", lg="2"),
             gap="4",

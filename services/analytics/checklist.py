@@ -81,21 +81,23 @@ def empty_checklist(
             )
         )
     last_usage = last_usage_at(session=session, org_id=org_id)
-    period_ok = in_scope > 0 or last_usage is None
-    items.append(
-        CheckItem(
-            "period",
-            period_ok,
-            "Period",
-            f"{period.label}: {in_scope:,} runs."
-            + (
-                f" The organization's latest usage was on {_when(last_usage)}. "
-                "Pick a longer period or a custom one that includes it."
-                if not period_ok
-                else ""
-            ),
+    last_day = last_usage.date() if last_usage is not None else None
+    # A longer or later period is the fix only when the organization's latest usage is
+    # outside this one (inside it, the scope or the data checks below explain the gap).
+    period_ok = in_scope > 0 or last_day is None or period.first <= last_day <= period.last
+    if period_ok:
+        period_detail = f"{period.label}: {in_scope:,} runs in this view."
+    elif last_day > period.last:
+        period_detail = (
+            f"{period.label}: no runs. The organization's latest usage was on "
+            f"{_when(last_usage)}, after this period: pick Last 30 days or a later custom period."
         )
-    )
+    else:
+        period_detail = (
+            f"{period.label}: no runs. The organization's latest usage was on "
+            f"{_when(last_usage)}: pick a longer period or a custom one that includes it."
+        )
+    items.append(CheckItem("period", period_ok, "Period", period_detail))
     rolled = last_rollup_at(session=session)
     fresh = rolled is not None and now - rolled <= ROLLUP_STALE_AFTER
     items.append(

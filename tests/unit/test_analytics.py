@@ -275,7 +275,22 @@ def test_the_empty_checklist_names_what_to_fix(world, session):
         )
     }
     assert not items["scope"].ok and "Whole organization" in items["scope"].detail
+    assert items["period"].ok  # the organization's usage is in this period: the scope is why
     assert items["rollup"].ok
+    today = report(session, world, key="today")
+    items = {
+        item.key: item
+        for item in checklist.empty_checklist(
+            session=session,
+            org_id=world.org.id,
+            org_slug=world.org.slug,
+            scope=queries.Scope(),
+            scope_label="Whole organization",
+            report=today,
+            now=NOW,
+        )
+    }
+    assert not items["period"].ok and "pick a longer period" in items["period"].detail
 
 
 def test_operators_see_top_orgs_and_revenue_by_day(world, session):
