@@ -146,8 +146,7 @@ class BrandKitsState(OrgPageState, rx.State):
             except DomainError as error:
                 self.error = error.message
                 return
-        self.scope = value
-        await self._act(self._view_action(), lambda a: None)
+        await self._act(self._view_action(), lambda a: setattr(self, "scope", value))
 
     @rx.event
     async def save(self, form: dict):

@@ -96,6 +96,16 @@ def _run_in_approved_project(change: Change, world: World, role: str) -> bool:
     return project_id is None or project_id in world.scoped_project_ids
 
 
+def _own_in_approved_project(change: Change, world: World, role: str) -> bool:
+    """A row of the caller's own in Acme, in a project the caller is approved for."""
+    row = change.row
+    return (
+        row.get("org_id") == world.acme.org_id
+        and row.get("user_id") == world.callers[role]
+        and row.get("project_id") in world.scoped_project_ids
+    )
+
+
 def _membership_of_caller(change: Change, world: World, role: str) -> bool:
     """Leaving: the caller's own membership in Acme (and its project approvals) go."""
     if change.table == "project_access":
@@ -215,6 +225,12 @@ ALLOWED_MUTATIONS: dict[tuple[str, str], Allowance] = {
         "A scoped editor runs tools in its approved project: a run of its own there, its "
         "credit hold and usage; never in the hidden project.",
         _RUN_TABLES,
+    ),
+    ("AssistantState", "new_conversation"): Allowance(
+        frozenset({"scoped_editor"}),
+        "A scoped editor may start a Marketing Assistant conversation in its approved project "
+        "(a forged project choice can name it); never in the hidden project or org-wide.",
+        {"assistant_conversations": _own_in_approved_project},
     ),
 }
 
