@@ -67,9 +67,13 @@ def test_request_follow_read_and_compare_reports(app_server, page, site):
 
     create = page.get_by_role("link", name=re.compile(r"^Create in Studio")).first
     href = create.get_attribute("href")
-    query = parse_qs(urlsplit(href).query)
     assert urlsplit(href).path == "/org/acme/studio"
-    assert "Rival Inc" in query["prompt"][0]
+    assert "Rival Inc" in parse_qs(urlsplit(href).query)["prompt"][0]
+    create.click()  # Studio opens with the action's prompt filled in
+    expect(page).to_have_url(re.compile(r"/org/acme/studio\?prompt="))
+    expect(page.locator("#studio-prompt")).to_have_value(re.compile(r"Rival Inc"))
+    screenshot(page, "intel-create-in-studio")
+    page.goto(app_server.base_url + INTEL)
 
     site.version = "v2"  # a new headline and a new price tier; another testimonial
     _request(page, site)
@@ -82,11 +86,3 @@ def test_request_follow_read_and_compare_reports(app_server, page, site):
     page.set_viewport_size({"width": 375, "height": 812})
     expect(changes).to_be_visible()
     screenshot(page, "intel-changes-375")
-
-    # "Create in Studio" opens Studio with the action's prompt filled in.
-    href = page.get_by_role("link", name=re.compile(r"^Create in Studio")).first.get_attribute(
-        "href"
-    )
-    page.goto(app_server.base_url + href)
-    expect(page.locator("#studio-prompt")).to_have_value(re.compile(r"Rival Inc"))
-    screenshot(page, "intel-create-in-studio-375")
