@@ -148,6 +148,8 @@ class ApiLogsState(OrgPageState, rx.State):
         await self._load()
 
     def _pick(self, value: Any, choices: list[Choice]) -> str:
+        if not self.org_address:  # a tab the page was never shown to filters nothing
+            return ALL
         return value if isinstance(value, str) and value in {c.value for c in choices} else ALL
 
     @rx.event
@@ -173,7 +175,9 @@ class ApiLogsState(OrgPageState, rx.State):
     @rx.event
     async def search(self, form: dict):
         self.searched_request_id = bounded(form_fields(form).get("request_id", ""), 64).strip()
-        await self._load()
+        if await self._load() is None:
+            self.searched_request_id = ""
+            return
         if self.searched_request_id and not self.rows and not self.error:
             self.notice = (
                 f"No request {self.searched_request_id} in this organization's log. Check the id "

@@ -176,7 +176,7 @@ class ApiSettingsState(OrgPageState, rx.State):
 
     @rx.event
     def toggle_scope(self, scope: str, checked: bool):
-        if not isinstance(scope, str) or scope not in key_service.SCOPES:
+        if not self.org_address or not isinstance(scope, str) or scope not in key_service.SCOPES:
             return
         scopes = [s for s in self.create_scopes if s != scope]
         if checked is True:
@@ -190,7 +190,7 @@ class ApiSettingsState(OrgPageState, rx.State):
 
     @rx.event
     def set_create_expiry(self, value: str):
-        known = isinstance(value, str) and value in dict(EXPIRY_CHOICES)
+        known = bool(self.org_address) and isinstance(value, str) and value in dict(EXPIRY_CHOICES)
         self.create_expiry = value if known else "never"
 
     @rx.event
@@ -245,10 +245,12 @@ class ApiSettingsState(OrgPageState, rx.State):
 
     @rx.event
     def ask_revoke(self, key_id: Any):
+        """Ask to confirm revoking one of the keys on the page (any other id asks nothing)."""
         try:
-            self.confirm_revoke_id = browser_id(key_id)
+            wanted = browser_id(key_id)
         except Exception:  # noqa: BLE001 - a forged id asks about nothing
-            self.confirm_revoke_id = 0
+            wanted = 0
+        self.confirm_revoke_id = wanted if any(k.key_id == wanted for k in self.keys) else 0
 
     @rx.event
     def cancel_revoke(self):
@@ -272,7 +274,8 @@ class ApiSettingsState(OrgPageState, rx.State):
 
     @rx.event
     def set_api_enabled(self, checked: bool):
-        self.api_enabled = checked is True
+        if self.org_address:  # only on a page shown to someone who may change it
+            self.api_enabled = checked is True
 
     @rx.event
     def toggle_allowed_model(self, key: str, checked: bool):
