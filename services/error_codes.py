@@ -234,10 +234,10 @@ CATALOGUE: dict[Code, ErrorCodeInfo] = {
         _info(Code.google_sign_in_conflict, 409, "Sign in with your password first.", _GOOGLE),
         _info(Code.google_denied, 403, "Google sign-in was cancelled.", _GOOGLE),
         _info(Code.google_failed, 502, "Google sign-in failed. Try again.", _GOOGLE),
+        _info(Code.form_already_used, 409, "This form was already sent. Reload the page.", "faq"),
         _info(
             Code.sign_in_other_browser,
             403,
-        _info(Code.form_already_used, 409, "This form was already sent. Reload the page.", "faq"),
             "This sign-in was started in another browser. Sign in again here.",
             _SIGN_IN,
         ),
