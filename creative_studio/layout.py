@@ -152,6 +152,39 @@ def _user_footer() -> rx.Component:
     )
 
 
+def _staff_links(active_key: str) -> rx.Component:
+    """The audit log for those who may read it (owners, admins, operators); the console for
+    operators."""
+    return rx.vstack(
+        rx.cond(
+            SessionState.allowed_actions.contains("audit_view"),
+            rx.link(
+                rx.hstack(
+                    rx.icon("scroll-text", size=16), rx.text("Audit log", size="2"), spacing="2"
+                ),
+                href="/org/" + SessionState.org_slug + "/audit",
+                underline="none",
+                color=rx.color("accent" if active_key == "audit" else "gray", 11),
+                padding_x="0.75rem",
+            ),
+        ),
+        rx.cond(
+            SessionState.is_operator,
+            rx.link(
+                rx.hstack(
+                    rx.icon("shield", size=16), rx.text("Operator console", size="2"), spacing="2"
+                ),
+                href="/operator",
+                underline="none",
+                color=rx.color("gray", 11),
+                padding_x="0.75rem",
+            ),
+        ),
+        spacing="2",
+        width="100%",
+    )
+
+
 def sidebar_content(active_key: str) -> rx.Component:
     return rx.vstack(
         rx.hstack(
@@ -168,6 +201,7 @@ def sidebar_content(active_key: str) -> rx.Component:
             aria_label="Areas",
             style={"width": "100%"},
         ),
+        _staff_links(active_key),
         rx.spacer(),
         _user_footer(),
         spacing="5",
