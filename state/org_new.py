@@ -26,11 +26,15 @@ class NewOrgState(rx.State):
     pending: bool = False
 
     @rx.event
-    def load(self):
+    async def load(self):
         self.error = ""
         self.limit_hit = False
         self.pending = False
-        self.form_token = form_submissions.form_token_new()
+        # A token only for someone who may submit the form (a signed-out tab gets nothing).
+        session_state = await self.get_state(SessionState)
+        with db.new_session() as session:
+            signed_in = session_state._current_user(session) is not None
+        self.form_token = form_submissions.form_token_new() if signed_in else ""
 
     @rx.event
     async def create(self, form: dict):
