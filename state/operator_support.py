@@ -238,6 +238,9 @@ class OperatorSupportState(rx.State):
 
     @rx.event
     async def open_ticket(self, ticket_id: Any):
+        if not self.allowed:
+            self.error = self.denied_message or "This is available to platform operators only."
+            return None
         try:
             self.ticket_id = browser_id(ticket_id)
         except NotFound as error:

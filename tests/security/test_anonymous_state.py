@@ -64,6 +64,9 @@ PUBLIC_STATES: dict[str, str] = {
     "VerifyEmailState": "confirming an address from its link, or asking for a new link",
     "InviteState": "what an invitation link leads to (the token in the URL is the credential)",
     "OutboxState": "the development outbox (development only; its own rules say who may see it)",
+    "HelpState": "the help center's search (public documentation; also shown inside the app)",
+    "HelpArticleState": "a help article (public documentation)",
+    "StatusState": "the platform status page",
 }
 # What a refused handler may set: why it refused, and whether the page is ready.
 MESSAGE_VARS = frozenset(
@@ -82,6 +85,8 @@ MESSAGE_VARS = frozenset(
 # Form fields a signed-out tab may still set: what the person is typing or choosing, bounded,
 # holding no data of anyone's. Nothing is read or written with them until sign-in is checked.
 ANONYMOUS_FIELDS: dict[tuple[str, str], frozenset[str]] = {
+    # The subject being typed, and the public articles it matches.
+    ("SupportState", "set_subject"): frozenset({"subject", "suggestions"}),
     ("StudioState", "set_prompt"): frozenset({"prompt"}),
     ("StudioState", "run"): frozenset({"prompt"}),  # the prompt arrives with the form
     ("StudioState", "set_upgrade_open"): frozenset({"upgrade_open"}),

@@ -36,6 +36,8 @@ def test_job_ids_are_stable():
         "usage_rollup",
         "subscription_renewals",
         "request_logs_purge",
+        "low_balance_alerts",
+        "status_incidents",
     )
     intervals = {spec.id: spec.interval_seconds for spec in JOBS}
     assert intervals["generation_refund_sweep"] == 60
