@@ -139,9 +139,7 @@ def upgrade() -> None:
     with op.batch_alter_table("support_tickets", schema=None) as batch_op:
         batch_op.add_column(sa.Column("generation_public_id", _s(40), nullable=True))
         batch_op.add_column(sa.Column("model_key", _s(64), nullable=True))
-        batch_op.add_column(
-            sa.Column("priority", _s(16), nullable=False, server_default="normal")
-        )
+        batch_op.add_column(sa.Column("priority", _s(16), nullable=False, server_default="normal"))
         batch_op.add_column(sa.Column("due_at", _at(), nullable=True))
         batch_op.add_column(sa.Column("idempotency_key", _s(80), nullable=True))
         batch_op.create_unique_constraint("uq_support_ticket_idempotency", ["idempotency_key"])
