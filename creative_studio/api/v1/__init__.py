@@ -120,14 +120,18 @@ class KeyRateLimiter:
             storage = MemoryStorage()
             self._limiter = MovingWindowRateLimiter(storage)
 
-    async def hit(self, key_id: int, per_minute: int) -> tuple[bool, int, float]:
-        """(allowed, remaining, seconds until a request is free again)."""
+    async def hit(self, key: str, per_minute: int) -> tuple[bool, int, float]:
+        """(allowed, remaining, seconds until a request is free again) for one API key.
+
+        `key` names the key by id and its random prefix, so databases that reuse ids (test
+        runs, deployments) sharing one Redis never count each other's requests.
+        """
         item = RateLimitItemPerMinute(per_minute)
         try:
-            allowed = await self._limiter.hit(item, "key", str(key_id))
-            stats = await self._limiter.get_window_stats(item, "key", str(key_id))
+            allowed = await self._limiter.hit(item, "key", key)
+            stats = await self._limiter.get_window_stats(item, "key", key)
         except Exception:  # noqa: BLE001 - fail open: the API keeps serving without its limiter
-            log.warning("API rate-limit storage unavailable; request of key %s let through", key_id)
+            log.warning("API rate-limit storage unavailable; request of key %s let through", key)
             return True, per_minute, 0.0
         return allowed, max(0, stats.remaining), max(0.0, stats.reset_time - time.time())
 
@@ -173,7 +177,9 @@ class Call:
         self.record.org_id, self.record.api_key_id = principal.org_id, principal.key_id
         per_minute = principal.rate_limit_per_minute or get_settings().api_rate_limit_per_minute
         if per_minute:
-            allowed, remaining, reset = await _rate_limiter().hit(principal.key_id, per_minute)
+            allowed, remaining, reset = await _rate_limiter().hit(
+                f"{principal.key_id}:{principal.key_prefix}", per_minute
+            )
             self.headers.update(
                 {
                     "x-ratelimit-limit-requests": str(per_minute),
