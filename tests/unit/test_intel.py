@@ -476,3 +476,48 @@ def test_hosted_model_gets_the_sources_and_must_cite_them(
     else:
         assert _balance(session, org) == before - done.held_millicredits
     assert session.get(Organization, org.id) is not None
+
+
+def test_the_scheduled_sweep_and_run_recovery_cover_reports(session, site):
+    from services.generation_sweep import generations_sweep_stuck
+    from services.run_engine import runs_recover
+
+    owner, org, (project, _) = _org(session)
+    before = _balance(session, org)
+    stuck_id = _start(session, owner, org, _request(site, project.id, "/"), "sweep-hook-1").id
+    lost_id = _start(session, owner, org, _request(site, project.id, "/"), "sweep-hook-2").id
+    assert runner.report_mark_running(session=session, report_id=lost_id, worker_id="w:3")
+    swept = generations_sweep_stuck(now=utcnow() + timedelta(minutes=16))
+    assert swept.reports_timed_out == 2 and swept.items == 2
+    assert runs_recover().items == 0  # nothing left to recover
+    session.expire_all()
+    assert {session.get(CompetitorReport, i).failure_code for i in (stuck_id, lost_id)} == {
+        "timed_out"
+    }
+    session.rollback()
+    assert _balance(session, org) == before
+
+
+def test_markdown_export_lists_claims_with_sources_and_never_opens_html(session, site):
+    owner, org, (project, _) = _org(session)
+    done = _run(session, _start(session, owner, org, _request(site, project.id), "export-key-1"))
+    export = reports.report_export(
+        session=session, user=owner, org_id=org.id, public_id=done.public_id, fmt="md"
+    )
+    assert export.filename.startswith("intel-rival-inc-") and export.filename.endswith(".md")
+    assert "## Pricing tiers" in export.content and "[S2]" in export.content
+    assert f"- S2: {site.url('/pricing')}" in export.content
+    csv_export = reports.report_export(
+        session=session, user=owner, org_id=org.id, public_id=done.public_id, fmt="csv"
+    )
+    assert "Pricing tiers,Starter: $29 per month" in csv_export.content
+    data = {
+        "competitor": "X",
+        "summary": [
+            {"text": "<img src=x onerror=alert(1)> [link](javascript:x)", "sources": ["S1"]}
+        ],
+    }
+    from services.intel.export import report_markdown
+
+    markdown = report_markdown(data, [("S1", "https://x.test", "")], title="t", created="now")
+    assert "<img" not in markdown and "&lt;img" in markdown and "\\[link\\]" in markdown
