@@ -243,7 +243,8 @@ class CompetitorReport(SQLModel, table=True):
     # "rep_..." shown to people; the request's one-time key makes a double submit act once.
     public_id: str | None = Field(default=None, max_length=40, unique=True)
     request_key: str | None = Field(default=None, max_length=120, unique=True)
-    competitor_key: str = Field(default="", max_length=200)  # the name folded: history per competitor
+    # The competitor's name folded (case, punctuation): reports on it form one history.
+    competitor_key: str = Field(default="", max_length=200)
     focus: str = Field(default="positioning", max_length=16)
     urls: list = json_field(list)
     pasted_material: str = Field(default="")
