@@ -62,6 +62,7 @@ class ReportRow:
     created: str
     changes: str  # "2 changes since the last report", "No changes", ""
     failure_reason: str
+    group_first: bool = False  # in History: the first (newest) report on its competitor
 
 
 @dataclass
@@ -143,7 +144,8 @@ class IntelState(OrgPageState, rx.State):
     request_token: str = ""  # one submit of the request form: a double click starts one report
     org_address: str = ""
 
-    reports: list[ReportRow] = []
+    reports: list[ReportRow] = []  # newest first
+    history: list[ReportRow] = []  # the same, grouped per competitor (newest group first)
     selected: str = ""
     d_competitor: str = ""
     d_status: str = ""
@@ -218,6 +220,14 @@ class IntelState(OrgPageState, rx.State):
                 failure_reason=r.failure_reason,
             )
             for r in rows
+        ]
+        groups: dict[str, list[ReportRow]] = {}
+        for row, summary in zip(self.reports, rows, strict=True):
+            groups.setdefault(summary.competitor_key, []).append(row)
+        self.history = [
+            ReportRow(**{**row.__dict__, "group_first": index == 0})
+            for group in groups.values()
+            for index, row in enumerate(group)
         ]
         if self.selected and self.selected not in {r.public_id for r in self.reports}:
             self.selected = ""

@@ -139,11 +139,21 @@ def request_card() -> rx.Component:
 
 
 def _history_row(row: ReportRow) -> rx.Component:
+    return rx.fragment(
+        rx.cond(
+            row.group_first,
+            rx.heading(row.competitor, as_="h3", size="3", margin_top="0.25rem"),
+        ),
+        _history_line(row),
+    )
+
+
+def _history_line(row: ReportRow) -> rx.Component:
     return rx.hstack(
         status_badge(row.status),
         rx.vstack(
-            rx.text(row.competitor, weight="medium", size="2"),
-            small(row.project, " · ", row.created),
+            rx.text(row.created, weight="medium", size="2"),
+            small(row.project),
             rx.cond(row.changes != "", small(row.changes)),
             spacing="0",
             min_width="0",
@@ -168,7 +178,7 @@ def history_card() -> rx.Component:
         "History",
         rx.cond(
             IntelState.reports.length() > 0,
-            rx.vstack(rx.foreach(IntelState.reports, _history_row), spacing="3", width="100%"),
+            rx.vstack(rx.foreach(IntelState.history, _history_row), spacing="3", width="100%"),
             muted(
                 "No reports yet. Name a competitor and the pages to read above; each report "
                 "cites the pages it comes from, and the next one on the same competitor shows "
