@@ -58,6 +58,11 @@ def _open(browser, app_server, email: str, path: str, viewport: dict):
     page = context.new_page()
     page.goto(app_server.base_url + "/sign-in")
     page.wait_for_load_state("networkidle")
+    try:
+        expect(page.get_by_label("Email")).to_be_visible()
+    except AssertionError:
+        screenshot(page, "analytics-sign-in-failed")
+        raise AssertionError(f"sign-in page at {page.url}: {page.inner_text('body')[:500]}")
     sign_in(page, app_server.base_url, email, DEV_PASSWORD)
     expect(page).not_to_have_url(re.compile(r"/sign-in"))
     page.goto(app_server.base_url + path)
