@@ -62,7 +62,8 @@ def _open(browser, app_server, email: str, path: str, viewport: dict):
         expect(page.get_by_label("Email")).to_be_visible()
     except AssertionError:
         screenshot(page, "analytics-sign-in-failed")
-        raise AssertionError(f"sign-in page at {page.url}: {page.inner_text('body')[:500]}")
+        body = page.inner_text("body")[:500]
+        raise AssertionError(f"sign-in page at {page.url}: {body}") from None
     sign_in(page, app_server.base_url, email, DEV_PASSWORD)
     expect(page).not_to_have_url(re.compile(r"/sign-in"))
     page.goto(app_server.base_url + path)
