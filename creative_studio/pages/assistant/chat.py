@@ -40,7 +40,9 @@ def _message(row: MessageRow) -> rx.Component:
                 rx.hstack(
                     rx.cond(row.kit_line != "", muted(row.kit_line)),
                     rx.cond(
-                        (row.studio_href != "") & (row.status != "streaming"),
+                        (row.studio_href != "")
+                        & (row.status != "streaming")
+                        & AssistantState.can_send,
                         rx.link("Use in Studio", href=row.studio_href, size="2"),
                     ),
                     spacing="3",
