@@ -67,7 +67,8 @@ def test_editor_chats_sees_the_reply_grow_and_reload_keeps_following(app_server,
         "href", re.compile(r"/org/acme/studio\?prompt=Here")
     )
     # The HTML in the question and the reply is shown as text, never run.
-    expect(_reply(page)).to_contain_text("<img src=x onerror=window.__assistant_xss=1>")
+    expect(page.locator('[data-role="user"]').last).to_contain_text(XSS)
+    expect(_reply(page)).to_contain_text("<img src=x onerror=")
     assert page.evaluate("window.__assistant_xss") is None
     assert page.locator('[data-role="assistant"] img').count() == 0
     screenshot(page, "assistant-editor")
