@@ -208,11 +208,15 @@ def plan_change_dialog() -> rx.Component:
         rx.alert_dialog.content(
             rx.alert_dialog.title(BillingState.change_title),
             rx.alert_dialog.description(
-                rx.vstack(
-                    rx.foreach(BillingState.change_lines, lambda line: rx.text(line, size="2")),
-                    spacing="2",
+                # The description is a <p>: its lines are block spans, not paragraphs (a <p> in
+                # a <p> is invalid HTML and a hydration error).
+                rx.foreach(
+                    BillingState.change_lines,
+                    lambda line: rx.el.span(
+                        line, style={"display": "block", "margin_bottom": "0.5rem"}
+                    ),
                 ),
-                as_child=False,
+                size="2",
             ),
             rx.flex(
                 rx.alert_dialog.cancel(
