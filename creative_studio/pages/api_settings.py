@@ -298,6 +298,11 @@ def _quickstart() -> rx.Component:
             language="python",
             width="100%",
         ),
+        rx.link(
+            "Read the API quickstart: register, verify, billing profile, key, first completion "
+            "with curl and the openai SDK",
+            href=routes.help_article("api-quickstart"),
+        ),
         icon="book-open",
     )
 
