@@ -51,7 +51,7 @@ from core.http import HTTP_ERRORS as _HTTP_ERRORS
 from core.settings import PROJECT_ROOT
 from models import OAuthConnection, OAuthFlowState, Organization, User
 from models.enums import ConnectionStatus
-from services import policy
+from services import notifications, policy
 from services.audit import audit_record
 from services.error_codes import Code
 from services.errors import DomainError, NotFound, error_with_code
@@ -670,6 +670,12 @@ def _mark_expired(
         details={"provider": row.provider_key, "reason": row.last_error},
     )
     result.expired += 1
+    # This refresh holds the row (SKIP LOCKED) and moved it from active: one mail per expiry.
+    try:
+        name = connection_provider_get(row.provider_key).name
+    except DomainError:
+        name = row.provider_key
+    notifications.connection_expired_notify(session=session, connection=row, provider_name=name)
 
 
 def _refresh_locked(

@@ -59,6 +59,7 @@ from services.error_codes import Code
 from services.errors import NotFound
 from services.generation_keys import release_key  # the studio path releases with the same key
 from services.generations import usage_event_for
+from services.notifications import run_failed_notify
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,8 @@ class SweepResult:
     errors: int = 0
     error_details: list[str] = field(default_factory=list)
     failed_generation_ids: list[int] = field(default_factory=list)
+    # Generations this sweep timed out (committed): their people get the run-failed mail.
+    timed_out_generation_ids: list[int] = field(default_factory=list)
     # Competitor Intel reports timed out by the same sweep (services/intel/runner.py).
     reports_timed_out: int = 0
 
@@ -210,21 +213,28 @@ def _time_out(session: Session, generation: Generation, now: datetime) -> tuple[
 
 
 def _sweep_chunk(
-    connection: Connection, generation_ids: list[int], cutoff: datetime, now: datetime
+    connection: Connection,
+    generation_ids: list[int],
+    cutoff: datetime,
+    now: datetime,
+    timed_out_ids: list[int] | None = None,
 ) -> list[tuple[int, str]] | Exception:
     """Claim and time out `generation_ids` in one short transaction.
 
     Returns one (released, closed_by) per generation timed out, or the exception after
-    rolling everything back.
+    rolling everything back. The ids timed out are appended to `timed_out_ids` once committed.
     """
     with Session(bind=connection, expire_on_commit=False) as session:
         try:
-            outcomes = [
-                _time_out(session, generation, now)
+            claimed = [
+                generation
                 for generation in _claim(session, generation_ids, cutoff)
                 if generation.status in _SWEEPABLE
             ]
+            outcomes = [_time_out(session, generation, now) for generation in claimed]
             session.commit()
+            if timed_out_ids is not None:
+                timed_out_ids.extend(generation.id for generation in claimed)
             return outcomes
         except Exception as exc:
             session.rollback()
@@ -245,7 +255,7 @@ def _sweep_ids(
     connection: Connection, ids: list[int], cutoff: datetime, now: datetime, result: SweepResult
 ) -> None:
     """One transaction for `ids`; when it fails, each id alone, so one bad row blocks no other."""
-    outcome = _sweep_chunk(connection, ids, cutoff, now)
+    outcome = _sweep_chunk(connection, ids, cutoff, now, result.timed_out_generation_ids)
     if not isinstance(outcome, Exception):
         _tally(result, outcome)
         return
@@ -467,6 +477,7 @@ def _sweep_set_based(
                     skip.add(generation_id)
                     continue
                 _tally(result, [(released, closed_by)])
+                result.timed_out_generation_ids.append(generation_id)
             if len(claimed) < batch_size:
                 break
 
@@ -504,6 +515,23 @@ def _sweep_row_by_row(
                 _sweep_ids(connection, chunk, cutoff, now, result)
         if len(candidates) < batch_size:
             break
+
+
+def _notify_timed_out(engine: Engine, generation_ids: list[int]) -> None:
+    """The run-failed mail for the runs this sweep timed out, after their commits.
+
+    Each id is here only in the sweep that committed its time-out (SKIP LOCKED and the stuck
+    condition make that one sweep), so each person is mailed once per run; a crash before this
+    loses the mail rather than sending it twice. Mail trouble never fails the sweep."""
+    for generation_id in generation_ids:
+        try:
+            with Session(engine) as session:
+                generation = session.get(Generation, generation_id)
+                if generation is not None:
+                    run_failed_notify(session=session, generation=generation)
+                    session.commit()
+        except Exception:  # noqa: BLE001 - the refund stands; the mail is secondary
+            log.exception("generation %s: timed-out mail not sent", generation_id)
 
 
 def generations_sweep_stuck(
@@ -553,6 +581,7 @@ def generations_sweep_stuck(
             rows_per_transaction=rows_per_transaction,
             shuffle=shuffle,
         )
+    _notify_timed_out(engine, result.timed_out_generation_ids)
     from services.intel.runner import reports_sweep_stuck  # reports: same 15 minutes, once
 
     try:

@@ -66,7 +66,7 @@ from core.clock import as_utc, utcnow
 from core.settings import get_settings
 from models import AIModel, Asset, Generation, Organization, Project, UsageEvent, User
 from models.enums import GenerationStatus, OrgRole
-from services import credits, policy, pricing
+from services import credits, notifications, policy, pricing
 from services import models_registry as registry
 from services.billing.overview import spend_this_cycle
 from services.brand_kits import brand_kit_context, brand_kit_for, brand_kit_label
@@ -888,6 +888,7 @@ def _complete_once(
             )
         )
         session.commit()
+        _after_completion(session, generation, failed=True)
         return generation
     # Never above the hold (the estimate shown before it started), never a boolean or a
     # negative figure: see pricing.charge_credits.
@@ -922,7 +923,24 @@ def _complete_once(
         )
     )
     session.commit()
+    _after_completion(session, generation, failed=False)
     return generation
+
+
+def _after_completion(session: Session, generation: Generation, *, failed: bool) -> None:
+    """Mail what the completion caused, after its commit (no row lock is held while mail goes
+    out). Only the completion that found the run still running gets here, so a failed run is
+    mailed once; the low-balance check is a conditional update of its own (once per crossing).
+    A crash right after the commit loses the mail, never duplicates it; the minute job still
+    catches the low balance. Mail trouble never fails the run."""
+    try:
+        if failed:
+            notifications.run_failed_notify(session=session, generation=generation)
+        notifications.low_balance_check(session=session, org_id=generation.org_id)
+        session.commit()
+    except Exception:  # noqa: BLE001 - the run is complete; the mail is secondary
+        session.rollback()
+        log.exception("generation %s: completion mail not sent", generation.public_id)
 
 
 def usage_event_for(

@@ -27,7 +27,7 @@ from core.clock import as_utc, utcnow
 from core.crypto import hash_token, new_token
 from models import Invite, Membership, Organization, Project, User
 from models.enums import InviteStatus, OrgRole
-from services import orgs
+from services import notifications, orgs
 from services.audit import audit_record
 from services.error_codes import Code
 from services.errors import (
@@ -562,6 +562,8 @@ def invite_accept(*, session: Session, token: str, user: User) -> Membership:
             "joined": created,
         },
     )
+    # Past the early return above: this call moved the (locked) invite to accepted, once.
+    notifications.invite_accepted_notify(session=session, invite=invite, member=user)
     return membership
 
 

@@ -20,14 +20,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from core.clock import as_utc, utcnow
 from models import AIModel, Generation, Incident, IncidentUpdate, JobRun, User
 from models.enums import GenerationStatus, JobRunStatus, ModelStatus
-from services import policy
+from services import notifications, policy
 from services.errors import NotFound, ValidationFailed
 
 COMPONENTS: tuple[tuple[str, str], ...] = (
@@ -227,8 +227,15 @@ def status_incidents_sync(*, session: Session) -> int:
     for incident in open_auto:
         if incident.auto_key in wanted:
             continue
-        incident.status, incident.resolved_at, incident.updated_at = "resolved", now, now
-        session.add(incident)
+        # Conditional: when two processes sync at once, one resolves it (one update, one mail).
+        won = session.execute(
+            update(Incident)
+            .where(col(Incident.id) == incident.id, col(Incident.resolved_at).is_(None))
+            .values(status="resolved", resolved_at=now, updated_at=now)
+        ).rowcount
+        if not won:
+            continue
+        session.refresh(incident)
         session.add(
             IncidentUpdate(
                 incident_id=incident.id,
@@ -236,6 +243,13 @@ def status_incidents_sync(*, session: Session) -> int:
                 body="The model is back in service.",
                 created_at=now,
             )
+        )
+        session.flush()
+        notifications.incident_notify(
+            session=session,
+            incident=incident,
+            status="resolved",
+            body="The model is back in service.",
         )
         changed += 1
     existing = set(
@@ -280,6 +294,9 @@ def status_incidents_sync(*, session: Session) -> int:
             changed += 1
         except IntegrityError:  # another process opened it
             continue
+        notifications.incident_notify(
+            session=session, incident=incident, status="identified", body=body[:2000]
+        )
     session.flush()
     return changed
 
@@ -355,6 +372,9 @@ def incident_open(
         )
     )
     session.flush()
+    notifications.incident_notify(
+        session=session, incident=incident, status="investigating", body=body
+    )
     return incident
 
 
@@ -389,6 +409,7 @@ def incident_update(
         )
     )
     session.flush()
+    notifications.incident_notify(session=session, incident=incident, status=status, body=body)
     return incident
 
 
