@@ -42,6 +42,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from core import db, routes
+from core.clock import utcnow
 from models import Organization, User
 from models.enums import OrgRole
 from services import form_submissions, policy
@@ -113,12 +114,22 @@ class OrgPageState(rx.State, mixin=True):
 
     error: str = ""
     error_code: str = ""
+    error_at: str = ""  # when the error was shown (UTC, "YYYY-MM-DD HH:MM"), for Report this
     notice: str = ""
     limit_notice: LimitNotice = LimitNotice()
     # Issued when the page renders; mutating forms send it back so a retried submit acts once.
     # Not a secret: it only names one submit of this person's form.
     form_token: str = ""
     pending: str = ""  # the form whose submit is running ("" when none): its button shows it
+
+    @rx.var
+    def report_href(self) -> str:
+        """Contact support pre-filled with the error shown (its code and UTC time); "" when
+        no error code is shown. The error callout offers it as "Report this"."""
+        slug = routes.org_slug_from_path(self.router.url.path or "")
+        if not (self.error and self.error_code and slug):
+            return ""
+        return routes.support_new(slug, error_code=self.error_code, time=self.error_at)
 
     # --- what each page provides ------------------------------------------------------------
 
@@ -136,12 +147,13 @@ class OrgPageState(rx.State, mixin=True):
     # --- the skeleton -----------------------------------------------------------------------
 
     def _clear_messages(self) -> None:
-        self.error = self.error_code = self.notice = ""
+        self.error = self.error_code = self.error_at = self.notice = ""
         self.limit_notice = LimitNotice()
 
     def _show_error(self, session: Session, error: DomainError) -> None:
         """The one error map. Pages extend it for errors they show in their own place."""
         self.error_code = error.code
+        self.error_at = f"{utcnow():%Y-%m-%d %H:%M}"
         if isinstance(error, PlanLimitReached):
             self.limit_notice = notice_from_error(session=session, error=error)
         else:

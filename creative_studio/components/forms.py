@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import reflex as rx
+from reflex.vars.base import Var
+
+from state.org_page import OrgPageState
 
 # Longest text a field takes unless the caller says otherwise (one over the longest address
 # and password the services accept, so an over-long paste is refused with their message;
@@ -45,10 +48,57 @@ def label_for(text, field_id: str, size: str = "2", weight: str = "medium") -> r
     return rx.el.label(rx.text(text, size=size, weight=weight), html_for=field_id)
 
 
+def _org_page_state(message):
+    """The org page State whose `error` this is (every org page shows its error through
+    `error_callout(S.error)`), or None for other messages and pages."""
+    if not isinstance(message, Var):
+        return None
+    data = message._get_all_var_data()
+    if data is None or not data.state:
+        return None
+    try:
+        state = rx.State.get_class_substate(data.state)
+    except (ValueError, KeyError, AttributeError):
+        return None
+    return state if issubclass(state, OrgPageState) else None
+
+
 def error_callout(message) -> rx.Component:
+    """An error message. On an org page an error with a code also shows the code and a
+    "Report this" link to Contact support filled in with the code and the UTC time."""
+    state = _org_page_state(message)
+    if state is None:
+        return rx.cond(
+            message != "",
+            rx.callout(
+                message, icon="triangle-alert", color_scheme="red", role="alert", width="100%"
+            ),
+        )
     return rx.cond(
         message != "",
-        rx.callout(message, icon="triangle-alert", color_scheme="red", role="alert", width="100%"),
+        callout_box(
+            rx.text(message, size="2"),
+            rx.cond(
+                state.report_href != "",
+                rx.text(
+                    "Error code ",
+                    rx.code(state.error_code),
+                    " · ",
+                    rx.link(
+                        "Report this",
+                        href=state.report_href,
+                        aria_label="Report this error to support",
+                        weight="medium",
+                    ),
+                    size="2",
+                    margin_top="0.25rem",
+                ),
+            ),
+            icon="triangle-alert",
+            color_scheme="red",
+            role="alert",
+            width="100%",
+        ),
     )
 
 
