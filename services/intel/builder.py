@@ -334,12 +334,17 @@ def build_report(
                 *cheapest["sources"],
             )
         )
-    swot = {
-        "strengths": strengths[:4],
-        "weaknesses": weaknesses[:4],
-        "opportunities": opportunities[:4],
-        "threats": risks[:4],
-    }
+    swot = _swot(
+        docs=docs,
+        pages=pages,
+        home=home,
+        headline=headline,
+        tiers=tiers,
+        proof=strengths,
+        channels=channels,
+        named_channels=named,
+        themes=themes,
+    )
 
     # Recommended actions (each opens Studio with a prompt) ------------------------------------
     voice = f" in a {', '.join(us.voice[:3])} voice" if us.voice else ""
@@ -403,24 +408,259 @@ def build_report(
     if 0 < focus_first < len(actions):
         actions.insert(0, actions.pop(focus_first))
 
+    return _distinct(
+        {
+            "competitor": competitor,
+            "focus": focus,
+            "us": us.name,
+            "headline": headline,
+            "summary": summary[:4],
+            "positioning": positioning[:4],
+            "value_propositions": value_props[:6],
+            "pricing_tiers": tiers[:12],
+            "channels": channels[:8],
+            "messaging_themes": themes,
+            "strengths": strengths[:4],
+            "weaknesses": weaknesses[:4],
+            "swot": swot,
+            "opportunities": opportunities[:4],
+            "risks": risks[:4],
+            "recommended_actions": actions[:4],
+        }
+    )
+
+
+# --- SWOT: a synthesis, not a copy ----------------------------------------------------------------
+
+
+def _amount(price: str) -> float | None:
+    """The number in a tier's price ("$29" -> 29.0); None for "Contact sales" and the like."""
+    match = re.search(r"\d[\d,]*(?:\.\d+)?", price or "")
+    if price.strip().lower() == "free":
+        return 0.0
+    return float(match.group(0).replace(",", "")) if match else None
+
+
+def _keys(*claims: dict) -> list[str]:
+    return list(dict.fromkeys(key for claim in claims for key in claim["sources"]))[:6]
+
+
+def _swot(
+    *,
+    docs: list[SourceDoc],
+    pages: list[SourceDoc],
+    home: SourceDoc,
+    headline: dict | None,
+    tiers: list[dict],
+    proof: list[dict],
+    channels: list[dict],
+    named_channels: set[str],
+    themes: list[dict],
+) -> dict:
+    """The competitor's SWOT, read across the sections: each entry combines several findings
+    (the plan ladder, the proof, the reach, what is absent) into one judgement and cites every
+    source behind it. It never restates a strength, weakness, opportunity or risk line; those
+    sections keep the evidence one finding at a time (and opportunities and risks are ours).
+    """
+    strengths: list[dict] = []
+    weaknesses: list[dict] = []
+    openings: list[dict] = []
+    threats: list[dict] = []
+    priced = [(t, _amount(t["price"])) for t in tiers]
+    priced = [(t, a) for t, a in priced if a is not None]
+    free = [t for t, a in priced if a == 0]
+    contact = [t for t in tiers if t["price"] == "Contact sales"]
+    proof_pages = sorted({k for claim in proof for k in claim["sources"]})
+
+    # Strengths: what their offer and pages do well, taken together.
+    if len(tiers) >= 3:
+        ladder = " → ".join(t["name"] for t in tiers[:5])
+        strengths.append(
+            _claim(
+                f"A {len(tiers)}-step plan ladder ({ladder}) lets a buyer start small and grow "
+                + ("into a sales-led top tier." if contact else "without changing vendor."),
+                *_keys(*tiers),
+            )
+        )
+    if free:
+        strengths.append(
+            _claim(
+                f"A free way in ({free[0]['name']}) lets buyers try them before any sales talk.",
+                *free[0]["sources"],
+            )
+        )
+    if proof:
+        strengths.append(
+            _claim(
+                f"Credibility is backed by figures: {len(proof)} proof point"
+                f"{'s' if len(proof) != 1 else ''} on {len(proof_pages)} of the pages read.",
+                *_keys(*proof),
+            )
+        )
+    if len(channels) >= 3:
+        shown = ", ".join(sorted(named_channels)[:5])
+        strengths.append(
+            _claim(
+                f"Reach across {len(named_channels)} channels ({shown}) keeps them in front of "
+                "buyers beyond their site.",
+                *_keys(*channels),
+            )
+        )
+
+    # Weaknesses: gaps that show across the pages.
+    if not proof and pages:
+        weaknesses.append(
+            _claim(
+                "Claims stand without figures or named customers on every page read, so their "
+                "promise rests on words alone.",
+                *[d.key for d in pages[:4]],
+            )
+        )
+    if headline is not None and not re.search(r"\d", headline["text"]):
+        weaknesses.append(
+            _claim(
+                "Their lead promise names no figure or outcome, so it is easy to match or "
+                "out-prove.",
+                *headline["sources"],
+            )
+        )
+    steps = [
+        (low, high, high_amount / low_amount)
+        for (low, low_amount), (high, high_amount) in zip(priced, priced[1:], strict=False)
+        if low_amount and high_amount and high_amount / low_amount >= 2.5
+    ]
+    if steps:
+        low, high, ratio = max(steps, key=lambda step: step[2])
+        weaknesses.append(
+            _claim(
+                f"A steep step between plans: {high['name']} costs {ratio:.1f}× {low['name']}, "
+                "so growing customers meet a price jump.",
+                *_keys(low, high),
+            )
+        )
+    if contact and len(contact) == len(tiers):
+        weaknesses.append(
+            _claim(
+                "Every plan is sales-led, which slows buyers who want to start on their own.",
+                *_keys(*contact),
+            )
+        )
+    if len(themes) >= 4:
+        counts = [
+            int(m.group(1)) for t in themes if (m := re.search(r"\((\d+) mentions", t["text"]))
+        ]
+        top = counts[0] if counts else 0
+        if counts and top <= 2 * (sum(counts) / len(counts)):
+            weaknesses.append(
+                _claim(
+                    f"No single message dominates: their {len(themes)} most repeated words "
+                    "are used about equally, so the pitch is spread thin.",
+                    *_keys(*themes),
+                )
+            )
+
+    # Opportunities (theirs): openings the pages show they have not taken.
+    unused = [name for name in CHANNEL_CUES.values() if name not in named_channels]
+    if pages and unused and named_channels:
+        openings.append(
+            _claim(
+                f"Channels they could still open: {', '.join(unused[:4])} are not mentioned on "
+                "the pages read.",
+                *[d.key for d in pages[:4]],
+            )
+        )
+    if steps:
+        low, high, _ratio = max(steps, key=lambda step: step[2])
+        openings.append(
+            _claim(
+                f"A middle plan between {low['name']} and {high['name']} would catch buyers "
+                "who outgrow the first but balk at the second.",
+                *_keys(low, high),
+            )
+        )
+    if priced and not free:
+        openings.append(
+            _claim(
+                "A free or trial entry could widen their funnel; none is offered today.",
+                *_keys(*[t for t, _a in priced]),
+            )
+        )
+
+    # Threats (to them): where rivals, us included, can press.
+    cheapest = min(priced, key=lambda pair: pair[1], default=None)
+    if cheapest is not None and cheapest[1]:
+        tier, _amount_value = cheapest
+        threats.append(
+            _claim(
+                f"Price pressure: a rival entering below {tier['name']}'s {tier['price']} "
+                "undercuts their cheapest way in.",
+                *tier["sources"],
+            )
+        )
+    if headline is not None and themes:
+        word = themes[0]["text"].split("”")[0].lstrip("“")
+        threats.append(
+            _claim(
+                f"Their pitch leans on “{word}”, a promise any rival can copy; one with "
+                "stronger proof can take it over.",
+                *_keys(headline, themes[0]),
+            )
+        )
+    if proof and len(proof_pages) == 1:
+        threats.append(
+            _claim(
+                "Their proof sits on a single page; a rival that spreads evidence through the "
+                "whole journey looks more credible.",
+                *proof_pages,
+            )
+        )
+    if not threats and home:
+        threats.append(
+            _claim(
+                "Nothing on the pages read protects them from a rival with a sharper promise.",
+                home.key,
+            )
+        )
     return {
-        "competitor": competitor,
-        "focus": focus,
-        "us": us.name,
-        "headline": headline,
-        "summary": summary[:4],
-        "positioning": positioning[:4],
-        "value_propositions": value_props[:6],
-        "pricing_tiers": tiers[:12],
-        "channels": channels[:8],
-        "messaging_themes": themes,
         "strengths": strengths[:4],
         "weaknesses": weaknesses[:4],
-        "swot": swot,
-        "opportunities": opportunities[:4],
-        "risks": risks[:4],
-        "recommended_actions": actions[:4],
+        "opportunities": openings[:4],
+        "threats": threats[:4],
     }
+
+
+CLAIM_SECTIONS = (
+    "summary",
+    "positioning",
+    "value_propositions",
+    "channels",
+    "messaging_themes",
+    "strengths",
+    "weaknesses",
+    "opportunities",
+    "risks",
+)
+
+
+def _distinct(report: dict) -> dict:
+    """Each claim appears once in the report: a sentence already used by an earlier section
+    (say a heading that reads as both positioning and a value proposition) is dropped later."""
+    seen: set[str] = set()
+    if report.get("headline"):
+        seen.add(report["headline"]["text"].casefold())
+    for name in CLAIM_SECTIONS:
+        kept = []
+        for claim in report[name]:
+            key = claim["text"].casefold()
+            if key in seen and not (name == "summary" and not kept):
+                continue
+            seen.add(key)
+            kept.append(claim)
+        report[name] = kept
+    for part, claims in report["swot"].items():
+        report["swot"][part] = [c for c in claims if c["text"].casefold() not in seen]
+        seen.update(c["text"].casefold() for c in report["swot"][part])
+    return report
 
 
 __all__ = ["SourceDoc", "Us", "build_report", "pricing_tiers"]

@@ -521,3 +521,64 @@ def test_markdown_export_lists_claims_with_sources_and_never_opens_html(session,
 
     markdown = report_markdown(data, [("S1", "https://x.test", "")], title="t", created="now")
     assert "<img" not in markdown and "&lt;img" in markdown and "\\[link\\]" in markdown
+
+
+# --- report quality (the local extractive builder) ----------------------------------------------
+
+
+def _claims_by_section(data: dict) -> dict[str, list[dict]]:
+    sections = {
+        name: data[name]
+        for name in (
+            "summary",
+            "positioning",
+            "value_propositions",
+            "channels",
+            "messaging_themes",
+            "strengths",
+            "weaknesses",
+            "opportunities",
+            "risks",
+        )
+    }
+    sections.update({f"swot.{part}": claims for part, claims in data["swot"].items()})
+    return sections
+
+
+def test_swot_is_a_synthesis_and_every_section_says_something_of_its_own(session, site):
+    owner, org, (project, _other) = _org(session)
+    site.version = "v2"  # three priced tiers and a sales-led one: a ladder and a price jump
+    done = _run(session, _start(session, owner, org, _request(site, project.id), "q" * 20))
+    assert done.status == "succeeded", done.failure_reason
+    data = done.report
+    sections = _claims_by_section(data)
+    swot = data["swot"]
+    assert swot["strengths"] and swot["weaknesses"] and swot["opportunities"] and swot["threats"]
+
+    # The SWOT does not repeat the strengths, weaknesses, opportunities or risks lines.
+    listed = {
+        c["text"]
+        for name in ("strengths", "weaknesses", "opportunities", "risks")
+        for c in data[name]
+    }
+    for part, claims in swot.items():
+        for claim in claims:
+            assert claim["text"] not in listed, (part, claim["text"])
+    # No sentence appears in two sections (or twice in one).
+    seen: dict[str, str] = {}
+    for name, claims in sections.items():
+        for claim in claims:
+            assert claim["text"].casefold() not in seen, (name, seen.get(claim["text"].casefold()))
+            seen[claim["text"].casefold()] = name
+    # Every claim cites the sources it was read from; a synthesis cites each one behind it.
+    usable = {"S1", "S2", "S3"}
+    for name, claims in sections.items():
+        for claim in claims:
+            assert claim["sources"] and set(claim["sources"]) <= usable, (name, claim)
+    ladder = next(c for c in swot["strengths"] if "plan ladder" in c["text"])
+    assert "Starter → Pro → Scale → Enterprise" in ladder["text"] and ladder["sources"] == ["S2"]
+    proof = next(c for c in swot["strengths"] if "proof point" in c["text"])
+    assert set(proof["sources"]) == {"S1", "S3"}  # "4,000+ teams" at home, "Founded in 2019"
+    assert any("Pro costs 2.7× Starter" in c["text"] for c in swot["weaknesses"])
+    assert not any("free" in c["text"].lower() for c in swot["strengths"])  # there is none
+    report_validate(data, usable)
