@@ -60,6 +60,12 @@ def _token_hash(key: bytes, token: str) -> str:
     return hmac.new(key, token.encode(), hashlib.sha256).hexdigest()
 
 
+def audit_chain_keys() -> list[bytes]:
+    """HMAC keys of the audit log's hash chain: the current one first (new entries), then one
+    per SECRET_KEY_PREVIOUS (entries hashed before a rotation still verify)."""
+    return [_derive_key(b"audit-chain", secret) for secret in _all_secrets()]
+
+
 def constant_time_equals(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 

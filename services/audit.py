@@ -6,39 +6,49 @@ Invariants
   exists exactly when the action it describes was committed.
 * The entries of one organization (and, separately, the platform's entries with no org) form a
   chain: entry n carries ``chain_seq = n``, ``prev_hash`` = entry n-1's ``entry_hash`` (""
-  for the first) and ``entry_hash = sha256(prev_hash + canonical content)``. Changing any
-  field, deleting a row or inserting one in the middle breaks verification at that row.
-* Appends to one chain are serialized: a transaction-scoped advisory lock on PostgreSQL (held
-  until the caller commits), ``BEGIN IMMEDIATE`` on SQLite. Two processes never give two
-  entries the same sequence number.
+  for the first) and ``entry_hash = HMAC(audit key, prev_hash + canonical content)``, the key
+  derived from SECRET_KEY (`core.crypto.audit_chain_keys`). Changing any field, deleting a
+  row or inserting one in the middle breaks verification at that row, and so does rewriting
+  every later hash without the key. After a key rotation new entries use the new key and
+  older ones still verify while the old key is listed in SECRET_KEY_PREVIOUS.
+* Chaining happens at commit time, never earlier: `audit_record` inserts the entry unchained
+  and a ``before_commit`` hook of the session flushes the rest of the unit of work, then
+  takes the chain lock(s) (a transaction-scoped advisory lock on PostgreSQL, in organization
+  order; ``BEGIN IMMEDIATE`` on SQLite), links the entries and commits. The chain lock is
+  therefore the last lock a transaction takes and nothing waits while holding it (sealing only
+  touches audit rows, which nobody else updates), so an audit entry written before or after a
+  credit movement (account row lock) cannot deadlock with any other transaction. Two
+  processes never give two entries the same sequence number.
 * Entries written before chaining existed have NULL chain columns and are reported, not
   checked. Entries a set-based job inserts with plain SQL (the PostgreSQL timeout sweep) also
-  arrive unchained; the next `audit_record` of that organization links them into the chain,
-  in id order, before its own entry ("sealing"), and verification counts them until then.
-* The hash is not keyed: it detects edits made without recomputing every later hash, i.e.
-  tampering by someone who does not also rewrite the rest of the chain.
+  arrive unchained; the next commit with an audit entry of that organization links them into
+  the chain, in id order, with its own ("sealing"), and verification counts them until then.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
+import hmac
 import io
 import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, text
+from sqlalchemy import event, func, or_, text
 from sqlmodel import Session, col, select
 
 from core import db
 from core.clock import as_utc
+from core.crypto import audit_chain_keys
 from models import AuditLogEntry, User
 
 # PostgreSQL advisory lock namespace of the audit chains (first key of the two-key form).
 _CHAIN_LOCK_NAMESPACE = 716_016
 MAX_AUDIT_PAGE = 500
+# session.info keys: ids of this transaction's entries waiting to be chained; hook installed.
+_PENDING_KEY = "audit_chain_pending"
+_HOOKED_KEY = "audit_chain_hooked"
 
 
 def _content(entry: AuditLogEntry) -> str:
@@ -60,9 +70,17 @@ def _content(entry: AuditLogEntry) -> str:
     )
 
 
-def entry_hash_compute(entry: AuditLogEntry, prev_hash: str) -> str:
-    """The hash an entry must carry given the previous entry's hash."""
-    return hashlib.sha256((prev_hash + "\n" + _content(entry)).encode()).hexdigest()
+def entry_hash_compute(entry: AuditLogEntry, prev_hash: str, key: bytes | None = None) -> str:
+    """The hash an entry must carry given the previous entry's hash (current key by default)."""
+    key = key if key is not None else audit_chain_keys()[0]
+    return hmac.new(key, (prev_hash + "\n" + _content(entry)).encode(), "sha256").hexdigest()
+
+
+def _hash_matches(entry: AuditLogEntry, prev_hash: str, keys: list[bytes]) -> bool:
+    stored = entry.entry_hash or ""
+    return any(
+        hmac.compare_digest(stored, entry_hash_compute(entry, prev_hash, key)) for key in keys
+    )
 
 
 def _chain_where(org_id: int | None):
@@ -93,10 +111,10 @@ def audit_record(
 ) -> AuditLogEntry:
     """Append an audit entry, e.g. action="member.role_changed", target_type="membership".
 
-    Flushes in the caller's transaction; the chain of `org_id` stays locked until it commits.
+    Flushes in the caller's transaction, unchained; it is linked into the chain of `org_id`
+    when the session commits (its ``chain_seq``/``entry_hash`` are set from then on). Takes no
+    lock now, so it may be called anywhere in a unit of work.
     """
-    _lock_chain(session, org_id)
-    seq, prev_hash = _seal(session, org_id)
     entry = AuditLogEntry(
         org_id=org_id,
         actor_user_id=actor_user_id,
@@ -104,15 +122,34 @@ def audit_record(
         target_type=target_type,
         target_id=str(target_id),
         details=json.loads(json.dumps(details or {}, default=str)),
-        chain_seq=seq,
-        prev_hash=prev_hash,
     )
     # Store the time as the database will give it back (whole microseconds, UTC).
     entry.created_at = as_utc(entry.created_at)
-    entry.entry_hash = entry_hash_compute(entry, prev_hash)
     session.add(entry)
     session.flush()
+    session.info.setdefault(_PENDING_KEY, {}).setdefault(org_id, []).append(entry.id)
+    if not session.info.get(_HOOKED_KEY):
+        session.info[_HOOKED_KEY] = True
+        event.listen(session, "before_commit", _chain_pending)
+        event.listen(session, "after_rollback", _drop_pending)
     return entry
+
+
+def _drop_pending(session: Session) -> None:
+    session.info[_PENDING_KEY] = {}
+
+
+def _chain_pending(session: Session) -> None:
+    """before_commit: flush everything else, then lock each touched chain and link its
+    entries. Runs last in the transaction, so the chain locks are the last locks taken."""
+    pending: dict[int | None, list[int]] = session.info.get(_PENDING_KEY) or {}
+    if not pending:
+        return
+    session.flush()
+    for org_id in sorted(pending, key=lambda org: org or 0):
+        _lock_chain(session, org_id)
+        _seal(session, org_id, pending[org_id])
+    session.info[_PENDING_KEY] = {}
 
 
 def _chain_head(session: Session, org_id: int | None) -> tuple[int, str]:
@@ -139,20 +176,32 @@ def _unsealed_query(session: Session, org_id: int | None):
     )
 
 
-def _seal(session: Session, org_id: int | None) -> tuple[int, str]:
-    """Link unsealed entries into the chain (caller holds the chain lock); the next position."""
+def _seal(session: Session, org_id: int | None, own_ids: list[int] | None = None) -> None:
+    """Link this transaction's entries (`own_ids`, those still present) and the chain's
+    unsealed ones into the chain, in id order. The caller holds the chain lock."""
     seq, prev_hash = _chain_head(session, org_id)
     query = _unsealed_query(session, org_id)
-    if query is None:
-        return seq, prev_hash
-    for entry in session.exec(query.order_by(col(AuditLogEntry.id))):
+    conditions = []
+    if own_ids:
+        conditions.append(col(AuditLogEntry.id).in_(own_ids))
+    if query is not None:
+        conditions.append(col(AuditLogEntry.id).in_(query.with_only_columns(AuditLogEntry.id)))
+    if not conditions:
+        return
+    key = audit_chain_keys()[0]
+    rows = session.exec(
+        select(AuditLogEntry)
+        .where(_chain_where(org_id), col(AuditLogEntry.chain_seq).is_(None), or_(*conditions))
+        .order_by(col(AuditLogEntry.id))
+        .execution_options(populate_existing=True)
+    )
+    for entry in rows:
         entry.chain_seq, entry.prev_hash = seq, prev_hash
         entry.created_at = as_utc(entry.created_at)
-        entry.entry_hash = entry_hash_compute(entry, prev_hash)
+        entry.entry_hash = entry_hash_compute(entry, prev_hash, key)
         session.add(entry)
         seq, prev_hash = seq + 1, entry.entry_hash
     session.flush()
-    return seq, prev_hash
 
 
 @dataclass(frozen=True)
@@ -208,6 +257,7 @@ def audit_verify(*, session: Session, org_id: int | None) -> ChainCheck:
         .order_by(col(AuditLogEntry.chain_seq), col(AuditLogEntry.id))
         .execution_options(yield_per=500)
     )
+    keys = audit_chain_keys()
     prev_hash, expected_seq, checked = "", 1, 0
     for entry in rows:
         problem = ""
@@ -218,8 +268,11 @@ def audit_verify(*, session: Session, org_id: int | None) -> ChainCheck:
             )
         elif (entry.prev_hash or "") != prev_hash:
             problem = "it does not link to the entry before it."
-        elif entry.entry_hash != entry_hash_compute(entry, prev_hash):
-            problem = "its content was changed after it was written."
+        elif not _hash_matches(entry, prev_hash, keys):
+            problem = (
+                "its content or hash was changed after it was written (or it was hashed with "
+                "a key no longer listed in SECRET_KEY_PREVIOUS)."
+            )
         if problem:
             return ChainCheck(
                 ok=False,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import text
 from sqlmodel import select
 
@@ -143,8 +145,51 @@ def test_entries_a_bulk_job_inserts_are_sealed_into_the_chain_by_the_next_entry(
 def test_entries_older_than_the_chain_are_reported_not_checked(session):
     owner = make_user(session, "owner@acme.test")
     org = make_org(session, owner)
-    session.execute(text("UPDATE audit_log_entries SET chain_seq = NULL, entry_hash = NULL"))
+    session.commit()  # the organization's first entry is chained when it commits
+    session.execute(
+        text("UPDATE audit_log_entries SET chain_seq = NULL, prev_hash = NULL, entry_hash = NULL")
+    )
     session.commit()
     _write(session, org, owner, 2)
     check = audit_verify(session=session, org_id=org.id)
     assert check.ok and check.unchained >= 1 and "predate chaining" in check.message
+
+
+def test_rewriting_a_row_and_every_later_hash_without_the_key_is_detected(session):
+    """An attacker with database access edits entry 3 and recomputes its hash and every later
+    one (as the unkeyed chain allowed); without SECRET_KEY the hashes cannot match."""
+    import hashlib
+
+    from services.audit import _content
+
+    owner = make_user(session, "owner@acme.test")
+    org = make_org(session, owner)
+    _write(session, org, owner, 5)
+    rows = session.exec(
+        select(AuditLogEntry)
+        .where(AuditLogEntry.org_id == org.id)
+        .order_by(AuditLogEntry.chain_seq)
+    ).all()
+    prev_hash = rows[1].entry_hash
+    rows[2].details = {"to": "owner", "index": 1}
+    for entry in rows[2:]:
+        entry.prev_hash = prev_hash
+        entry.entry_hash = hashlib.sha256((prev_hash + "\n" + _content(entry)).encode()).hexdigest()
+        prev_hash = entry.entry_hash
+        session.execute(
+            text(
+                "UPDATE audit_log_entries SET details = :d, prev_hash = :p, entry_hash = :h "
+                "WHERE id = :id"
+            ),
+            {
+                "d": json.dumps(entry.details),
+                "p": entry.prev_hash,
+                "h": entry.entry_hash,
+                "id": entry.id,
+            },
+        )
+    session.commit()
+    session.expire_all()
+    check = audit_verify(session=session, org_id=org.id)
+    assert not check.ok and check.broken_entry_id == rows[2].id
+    assert f"#{rows[2].id}" in check.message
