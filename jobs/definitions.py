@@ -88,6 +88,12 @@ def _analytics_reconcile() -> Any:
     return analytics_reconcile_recent()
 
 
+def _assistant_replies_sweep() -> Any:
+    from services.assistant import replies_sweep_stale
+
+    return replies_sweep_stale()
+
+
 @dataclass(frozen=True)
 class JobSpec:
     id: str  # stable: the scheduler's job id and JobRun.job_id
@@ -165,6 +171,13 @@ JOBS: tuple[JobSpec, ...] = (
         _status_incidents,
         60,
         "Open an incident for each swapped or disabled model; resolve it when it is back.",
+    ),
+    JobSpec(
+        "assistant_replies_sweep",
+        _assistant_replies_sweep,
+        30,
+        "Assistant: mark replies whose writer went away interrupted (no text yet: failed, "
+        "message given back to the daily allowance).",
     ),
 )
 JOB_IDS = tuple(spec.id for spec in JOBS)

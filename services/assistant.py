@@ -12,8 +12,12 @@ Invariants:
   the text so far and a heartbeat at most every `PERSIST_EVERY_SECONDS`; every write is a
   conditional update on `status = 'streaming'`, so a stopped, finished or taken-over reply is
   never written by a stale producer. A `streaming` reply whose heartbeat is older than
-  `STALE_AFTER_SECONDS` is shown as interrupted; Continue claims it with a conditional update,
-  so two clicks (or two processes) continue it once.
+  `STALE_AFTER_SECONDS` is shown as interrupted, and the `assistant_replies_sweep` job stores
+  it as `interrupted` (or, with no text yet, `failed` with its cap unit given back) with a
+  conditional update, so two schedulers at once change each reply once. Continue claims an
+  interrupted reply with a conditional update, so two clicks (or two processes) continue it
+  once; the provider then gets the conversation, the partial reply as the assistant's turn and
+  `CONTINUE_INSTRUCTION`, and the reply grows from where it stopped.
 - Conversations in a project are visible only to people who may see the project (a scoped
   editor's other projects are "not found"); viewers read but cannot send.
 """
@@ -28,7 +32,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import text, update
+from sqlalchemy import and_, or_, text, update
 from sqlmodel import Session, col, select
 
 from core import db
@@ -46,7 +50,7 @@ from services.caps import Cap, cap_release, cap_take
 from services.error_codes import Code
 from services.errors import Conflict, NotFound, ValidationFailed, error_with_code
 from services.policy import Action
-from services.providers.base import ChatMessage, ProviderError
+from services.providers.base import CONTINUE_INSTRUCTION, ChatMessage, ProviderError
 from services.providers.factory import provider_for
 
 log = logging.getLogger(__name__)
@@ -544,11 +548,15 @@ def reply_stop(*, session: Session, user: User, org_id: int, message_id: int) ->
     """Ask the producer to stop (it keeps the text so far). True if the reply was running."""
     message = _reply_row(session, user, org_id, message_id)
     if shown_status(message) == INTERRUPTED:
-        message.status = STOPPED
-        message.updated_at = utcnow()
-        session.add(message)
-        session.flush()
-        return True
+        # Conditional: a Continue claimed a moment ago (fresh heartbeat) is not overwritten.
+        ended = session.execute(
+            update(AssistantMessage)
+            .where(col(AssistantMessage.id) == message.id, _interrupted_clause(utcnow()))
+            .values(status=STOPPED, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        if ended.rowcount:
+            return True
     stopped = session.execute(
         update(AssistantMessage)
         .where(col(AssistantMessage.id) == message.id, col(AssistantMessage.status) == STREAMING)
@@ -565,15 +573,10 @@ def reply_claim_continue(*, session: Session, user: User, org_id: int, message_i
         Conflict: the reply is not interrupted (still being written, or finished).
     """
     message = _reply_row(session, user, org_id, message_id)
-    cutoff = utcnow() - timedelta(seconds=STALE_AFTER_SECONDS)
     claimed = session.execute(
         update(AssistantMessage)
-        .where(
-            col(AssistantMessage.id) == message.id,
-            col(AssistantMessage.status) == STREAMING,
-            col(AssistantMessage.heartbeat_at) < cutoff,
-        )
-        .values(heartbeat_at=utcnow(), stop_requested=False)
+        .where(col(AssistantMessage.id) == message.id, _interrupted_clause(utcnow()))
+        .values(status=STREAMING, heartbeat_at=utcnow(), stop_requested=False)
         .execution_options(synchronize_session=False)
     )
     if not claimed.rowcount:
@@ -583,6 +586,119 @@ def reply_claim_continue(*, session: Session, user: User, org_id: int, message_i
             base=Conflict,
         )
     return True
+
+
+def _stale_clause(now: datetime):
+    """A `streaming` reply whose producer has not written for `STALE_AFTER_SECONDS`."""
+    cutoff = as_utc(now) - timedelta(seconds=STALE_AFTER_SECONDS)
+    return and_(
+        col(AssistantMessage.status) == STREAMING,
+        or_(
+            col(AssistantMessage.heartbeat_at) < cutoff,
+            and_(
+                col(AssistantMessage.heartbeat_at).is_(None),
+                col(AssistantMessage.created_at) < cutoff,
+            ),
+        ),
+    )
+
+
+def _interrupted_clause(now: datetime):
+    """Interrupted: stored so by the sweep, or stale and not swept yet."""
+    return or_(col(AssistantMessage.status) == INTERRUPTED, _stale_clause(now))
+
+
+@dataclass
+class RepliesSweepResult:
+    """What one sweep changed (the job recorder reads `items` and `errors`)."""
+
+    interrupted: int = 0
+    failed: int = 0  # stale with no text yet: failed, cap unit given back
+    released: int = 0  # cap units given back by this sweep
+    errors: int = 0
+    error_details: list[str] = field(default_factory=list)
+
+    @property
+    def items(self) -> int:
+        return self.interrupted + self.failed
+
+
+SWEEP_BATCH = 200
+SWEPT_BEFORE_FIRST_TOKEN = (
+    "The reply stopped before it began (the server writing it went away). Your message did not "
+    "count towards today's allowance. Send it again."
+)
+
+
+def replies_sweep_stale(
+    *, now: datetime | None = None, batch_size: int = SWEEP_BATCH
+) -> RepliesSweepResult:
+    """Store stale `streaming` replies as `interrupted` (with text) or `failed` (without).
+
+    Each reply changes in its own transaction with a conditional update (still streaming,
+    still stale), so two sweeps at once, or a sweep racing a Continue, change it once. A reply
+    failed here before its first token gives its message's cap unit back (`cap_release`, keyed
+    by the message, so a producer that fails it too cannot give it back a second time).
+    """
+    now = as_utc(now or utcnow())
+    result = RepliesSweepResult()
+    with db.new_session() as session:
+        candidates = session.exec(
+            select(AssistantMessage.id)
+            .where(_stale_clause(now))
+            .order_by(col(AssistantMessage.id))
+            .limit(batch_size)
+        ).all()
+    for reply_id in candidates:
+        try:
+            with db.session_scope() as session:
+                _sweep_one(session, reply_id, now, result)
+        except Exception as error:  # noqa: BLE001 - one bad row must not stop the sweep
+            log.exception("assistant reply %s: sweep failed", reply_id)
+            result.errors += 1
+            result.error_details.append(f"reply {reply_id}: {type(error).__name__}")
+    return result
+
+
+def _sweep_one(session: Session, reply_id: int, now: datetime, result: RepliesSweepResult) -> None:
+    interrupted = session.execute(
+        update(AssistantMessage)
+        .where(
+            col(AssistantMessage.id) == reply_id,
+            _stale_clause(now),
+            col(AssistantMessage.content) != "",
+        )
+        .values(status=INTERRUPTED, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if interrupted.rowcount:
+        result.interrupted += 1
+        return
+    failed = session.execute(
+        update(AssistantMessage)
+        .where(
+            col(AssistantMessage.id) == reply_id,
+            _stale_clause(now),
+            col(AssistantMessage.content) == "",
+        )
+        .values(status=FAILED, updated_at=now, failure_reason=SWEPT_BEFORE_FIRST_TOKEN)
+        .returning(AssistantMessage.conversation_id)
+    ).first()
+    if failed is None:
+        return  # written, finished or swept by someone else meanwhile
+    result.failed += 1
+    question = session.exec(
+        select(AssistantMessage)
+        .where(
+            AssistantMessage.conversation_id == failed[0],
+            AssistantMessage.role == "user",
+            col(AssistantMessage.id) < reply_id,
+        )
+        .order_by(col(AssistantMessage.id).desc())
+    ).first()
+    if question is not None and question.cap_key:
+        if cap_release(session=session, idempotency_key=question.cap_key, now=now):
+            result.released += 1
 
 
 def reply_watch(*, session: Session, org_id: int, message_id: int) -> MessageView | None:
@@ -646,7 +762,7 @@ def _plan(session: Session, reply_id: int) -> _Plan | None:
     prefix = reply.content or ""
     if prefix:
         turns.append({"role": "assistant", "content": prefix})
-        turns.append({"role": "user", "content": "Continue your reply exactly where it stopped."})
+        turns.append({"role": "user", "content": CONTINUE_INSTRUCTION})
     question = next((m for m in earlier if m.role == "user"), None)
     return _Plan(
         reply_id=reply.id,

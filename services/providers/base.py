@@ -78,6 +78,13 @@ TextDelta = Callable[[str], None]
 # One turn of a conversation: {"role": "system" | "user" | "assistant", "content": "..."}.
 ChatMessage = dict[str, str]
 CHAT_ROLES = ("system", "user", "assistant")
+# The last turn of a "Continue" request: the conversation, then the partial reply as the
+# assistant's turn, then this user turn. A provider continues the partial text (the local
+# provider recognises it and writes the rest of the same draft).
+CONTINUE_INSTRUCTION = (
+    "Your previous reply was cut off. Continue it exactly where it stopped: do not repeat any "
+    "of it, do not start over, and begin with the very next characters."
+)
 
 
 class Provider(Protocol):

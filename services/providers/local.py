@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from core.settings import get_settings
 from services.providers.base import (
+    CONTINUE_INSTRUCTION,
     DEFAULT_ASPECT,
     DEFAULT_TONE,
     TEXT_TONES,
@@ -131,6 +132,33 @@ def compose_reply(messages: list[ChatMessage]) -> str:
     lines += [f"- {_BENEFITS[(seed + index) % len(_BENEFITS)]}" for index in range(3)]
     lines += ["", "Want a shorter version, or one for a specific channel?"]
     return "\n".join(lines)
+
+
+def compose_continuation(messages: list[ChatMessage]) -> str | None:
+    """The rest of a cut-off reply, when the conversation ends with a "Continue" request.
+
+    The draft for the conversation before the partial reply is composed again and the text
+    after the partial reply is returned, so partial + continuation is the same draft a reply
+    that never stopped would have written. None when the last turn is not a Continue request.
+    """
+    if (
+        len(messages) < 3
+        or messages[-1].get("role") != "user"
+        or messages[-1].get("content") != CONTINUE_INSTRUCTION
+        or messages[-2].get("role") != "assistant"
+    ):
+        return None
+    partial = messages[-2].get("content", "")
+    draft = compose_reply(messages[:-2])
+    if draft.startswith(partial):
+        return draft[len(partial) :]
+    # The partial text is not this draft's start (another model wrote it, or it was edited):
+    # continue after the longest end of it that the draft contains, else close the draft.
+    for size in range(min(len(partial), 200), 7, -1):
+        found = draft.find(partial[-size:])
+        if found >= 0:
+            return draft[found + size :]
+    return "\n\n" + draft.rsplit("\n", 1)[-1]
 
 
 def _chunks(text: str, size: int = 24) -> Iterable[str]:
@@ -253,7 +281,8 @@ class LocalProvider:
         """A reply streamed in 16-character pieces, `local_chat_chunk_seconds` apart."""
         if not any(m.get("role") == "user" and m.get("content", "").strip() for m in messages):
             raise ProviderError(ProviderErrorCode.provider_error, "There is no message to answer.")
-        text = compose_reply(messages)
+        continuation = compose_continuation(messages)
+        text = compose_reply(messages) if continuation is None else continuation
         if max_tokens:
             text = text[: max_tokens * CHARS_PER_TOKEN]
         if on_delta is not None:

@@ -3,7 +3,7 @@ index, and a reply failing before its first token giving its unit back exactly o
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
@@ -143,3 +143,39 @@ def test_a_failed_message_returns_its_unit_once_even_with_two_producers(pg_engin
     with Session(pg_engine) as session:
         assert cap_status(session=session, org_id=org.id, cap=Cap.assistant_messages).used == 5
         assert session.get(AssistantMessage, accepted.reply_id).status == "failed"
+
+
+def test_two_sweeps_at_once_fail_a_silent_reply_and_give_its_unit_back_once(pg_engine):
+    owner, org, _chat = _world(pg_engine, used=3)
+    replies = []
+    with Session(pg_engine, expire_on_commit=False) as session:
+        user = session.get(type(owner), owner.id)
+        for index, content in enumerate(["", "", "Half a reply"]):
+            chat = assistant.conversation_create(
+                session=session, user=user, org_id=org.id, project_id=None, model_key="local-text"
+            )
+            accepted = assistant.message_send(
+                session=session,
+                user=user,
+                org_id=org.id,
+                public_id=chat.public_id,
+                content="Hello",
+                idempotency_key=f"sweep-{index}",
+            )
+            reply = session.get(AssistantMessage, accepted.reply_id)
+            reply.content = content
+            reply.heartbeat_at = datetime.now(UTC) - timedelta(minutes=5)
+            session.add(reply)
+            replies.append(accepted.reply_id)
+        session.commit()
+        assert cap_status(session=session, org_id=org.id, cap=Cap.assistant_messages).used == 6
+    results = run_parallel(
+        pg_engine, [lambda _s: assistant.replies_sweep_stale() for _ in range(2)]
+    )
+    assert sum(r.failed for r in results) == 2
+    assert sum(r.interrupted for r in results) == 1
+    assert sum(r.released for r in results) == 2
+    with Session(pg_engine) as session:
+        assert cap_status(session=session, org_id=org.id, cap=Cap.assistant_messages).used == 4
+        statuses = [session.get(AssistantMessage, reply_id).status for reply_id in replies]
+        assert statuses == ["failed", "failed", "interrupted"]

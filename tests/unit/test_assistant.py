@@ -16,7 +16,12 @@ from services.brand_kits import BrandKitInput, brand_kit_save
 from services.caps import Cap, DailyCapReached, cap_status
 from services.errors import NotFound, PermissionDenied
 from services.policy import actor_for
-from services.providers.base import ProviderError, ProviderErrorCode, ProviderResult
+from services.providers.base import (
+    CONTINUE_INSTRUCTION,
+    ProviderError,
+    ProviderErrorCode,
+    ProviderResult,
+)
 from services.providers.local import LocalProvider
 from tests.factories import add_member, make_org, make_projects, make_user
 
@@ -344,3 +349,112 @@ def test_local_provider_chat_streams_deterministic_pieces():
     assert "".join(pieces) == result.text
     assert len(pieces) > 3
     assert LocalProvider().chat(model_id="m", messages=messages).text == result.text
+
+
+def _sweep(session):
+    session.commit()  # SQLite: the test's transaction must not hold the write lock
+    return assistant.replies_sweep_stale()
+
+
+def _go_stale(session, reply_id, content):
+    """The producer of `reply_id` went away after writing `content`."""
+    reply = session.get(AssistantMessage, reply_id)
+    reply.content = content
+    reply.heartbeat_at = utcnow() - timedelta(seconds=assistant.STALE_AFTER_SECONDS + 5)
+    session.add(reply)
+    session.commit()
+
+
+def test_the_sweep_marks_stale_replies_interrupted_and_gives_back_a_unit_once(session, world):
+    owner, org = world
+    chat_a, chat_b, chat_c = (_chat(session, owner, org) for _ in range(3))
+    with_text = _send(session, owner, org, chat_a, key="a")
+    no_text = _send(session, owner, org, chat_b, key="b")
+    alive = _send(session, owner, org, chat_c, key="c")
+    _go_stale(session, with_text.reply_id, "Half a reply")
+    _go_stale(session, no_text.reply_id, "")
+    assert cap_status(session=session, org_id=org.id, cap=Cap.assistant_messages).used == 3
+
+    first = _sweep(session)
+    again = _sweep(session)  # a second scheduler, or the next run
+
+    assert (first.interrupted, first.failed, first.released, first.errors) == (1, 1, 1, 0)
+    assert (again.items, again.released) == (0, 0)
+    session.expire_all()
+    assert session.get(AssistantMessage, with_text.reply_id).status == "interrupted"
+    failed = session.get(AssistantMessage, no_text.reply_id)
+    assert failed.status == "failed" and "did not count" in failed.failure_reason
+    assert session.get(AssistantMessage, alive.reply_id).status == "streaming"
+    assert cap_status(session=session, org_id=org.id, cap=Cap.assistant_messages).used == 2
+    # A producer that comes back late cannot write, nor give the unit back a second time.
+    assert _produce(session, no_text.reply_id) == ""
+    session.expire_all()
+    assert cap_status(session=session, org_id=org.id, cap=Cap.assistant_messages).used == 2
+    # The swept reply is offered Continue, and continues once.
+    view = assistant.reply_watch(session=session, org_id=org.id, message_id=with_text.reply_id)
+    assert view.status == "interrupted"
+    assert assistant.reply_claim_continue(
+        session=session, user=owner, org_id=org.id, message_id=with_text.reply_id
+    )
+    session.commit()
+    assert _sweep(session).items == 0  # claimed: fresh heartbeat
+    with pytest.raises(Exception, match="not interrupted"):
+        assistant.reply_claim_continue(
+            session=session, user=owner, org_id=org.id, message_id=with_text.reply_id
+        )
+    session.rollback()
+
+
+def test_continue_sends_the_partial_reply_and_asks_to_go_on(session, world, monkeypatch):
+    owner, org = world
+    recording = Recording(reply="rest of it.")
+    monkeypatch.setattr(assistant, "provider_for", lambda model: recording)
+    chat = _chat(session, owner, org)
+    accepted = _send(session, owner, org, chat, content="Write a tagline")
+    _go_stale(session, accepted.reply_id, "Fresh flowers, ")
+    _sweep(session)
+    assistant.reply_claim_continue(
+        session=session, user=owner, org_id=org.id, message_id=accepted.reply_id
+    )
+    assert _produce(session, accepted.reply_id) == "done"
+    turns = recording.calls[-1]
+    assert [t["role"] for t in turns] == ["system", "user", "assistant", "user"]
+    assert turns[1]["content"] == "Write a tagline"
+    assert turns[2]["content"] == "Fresh flowers, "
+    assert turns[3]["content"] == CONTINUE_INSTRUCTION
+    session.expire_all()
+    assert session.get(AssistantMessage, accepted.reply_id).content == "Fresh flowers, rest of it. "
+
+
+def test_the_local_provider_continues_the_same_draft(session, world, monkeypatch):
+    owner, org = world
+    monkeypatch.setattr(assistant, "PERSIST_EVERY_SECONDS", 0)
+    chat = _chat(session, owner, org)
+    whole = _send(session, owner, org, chat, key="whole")
+    assert _produce(session, whole.reply_id) == "done"
+    session.expire_all()
+    full = session.get(AssistantMessage, whole.reply_id).content
+    # The same question again, cut off a third of the way in (mid-word), then continued.
+    cut = _send(session, owner, org, _chat(session, owner, org), key="cut")
+    _go_stale(session, cut.reply_id, full[: len(full) // 3])
+    assistant.reply_claim_continue(
+        session=session, user=owner, org_id=org.id, message_id=cut.reply_id
+    )
+    assert _produce(session, cut.reply_id) == "done"
+    session.expire_all()
+    continued = session.get(AssistantMessage, cut.reply_id).content
+    assert continued == full  # not a fresh draft appended to the partial one
+    assert continued.count("Here is a draft for") == 1
+
+
+def test_local_continuation_of_a_partial_text_it_did_not_write():
+    question = [{"role": "user", "content": "Ideas for a bakery launch"}]
+    draft = LocalProvider().chat(model_id="m", messages=question).text
+    foreign_start = "Sure! " + draft[:40]
+    turns = [
+        *question,
+        {"role": "assistant", "content": foreign_start},
+        {"role": "user", "content": CONTINUE_INSTRUCTION},
+    ]
+    rest = LocalProvider().chat(model_id="m", messages=turns).text
+    assert foreign_start + rest == "Sure! " + draft

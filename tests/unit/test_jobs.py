@@ -38,6 +38,7 @@ def test_job_ids_are_stable():
         "request_logs_purge",
         "low_balance_alerts",
         "status_incidents",
+        "assistant_replies_sweep",
     )
     intervals = {spec.id: spec.interval_seconds for spec in JOBS}
     assert intervals["generation_refund_sweep"] == 60
