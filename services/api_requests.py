@@ -1179,3 +1179,77 @@ def log_codes(*, session: Session, org_id: int) -> list[str]:
         ).all()
         if c
     )
+
+
+# --- one request's run and ledger (the Logs drill-down) ---------------------------------------
+
+
+@dataclass(frozen=True)
+class LedgerLine:
+    kind: str  # hold | settle | release | ...
+    amount_millicredits: int  # signed: + adds to the balance
+    created_at: datetime
+    memo: str
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class LogDetail:
+    request_id: str
+    generation: generations.GenerationView | None  # None: no run, or one no longer visible
+    ledger: tuple[LedgerLine, ...]
+
+    @property
+    def net_millicredits(self) -> int:
+        """What the run cost the balance in the end (a hold and its release cancel out)."""
+        return -sum(line.amount_millicredits for line in self.ledger)
+
+
+def request_log_detail(
+    *, session: Session, actor_user: Any, org_id: int, request_id: str
+) -> LogDetail:
+    """The run a logged request started and every ledger entry of that run (owner/admin).
+
+    Raises:
+        NotFound: no such request in this organization's log (also another org's request id).
+    """
+    _require_logs(session, actor_user, org_id)
+    request_id = (request_id or "").strip()[:64]
+    row = session.exec(
+        select(RequestLog).where(RequestLog.org_id == org_id, RequestLog.request_id == request_id)
+    ).first()
+    if row is None:
+        raise NotFound(
+            f"No request {request_id or '(empty)'} in this organization's log. Search again; "
+            f"requests are kept {LOG_RETENTION_DAYS} days."
+        )
+    if not row.generation_id:
+        return LogDetail(request_id=row.request_id, generation=None, ledger=())
+    generation = session.get(Generation, row.generation_id)
+    view = None
+    if generation is not None and generation.org_id == org_id:
+        try:
+            view = generations.generation_view(
+                session=session, user=actor_user, org_id=org_id, public_id=generation.public_id
+            )
+        except NotFound:
+            view = None
+    entries = session.exec(
+        select(CreditLedgerEntry)
+        .where(
+            CreditLedgerEntry.org_id == org_id,
+            CreditLedgerEntry.generation_id == row.generation_id,
+        )
+        .order_by(col(CreditLedgerEntry.id))
+    )
+    ledger = tuple(
+        LedgerLine(
+            kind=entry.kind,
+            amount_millicredits=entry.amount_millicredits,
+            created_at=as_utc(entry.created_at),
+            memo=entry.memo or "",
+            idempotency_key=entry.idempotency_key,
+        )
+        for entry in entries
+    )
+    return LogDetail(request_id=row.request_id, generation=view, ledger=ledger)

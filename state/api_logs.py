@@ -7,16 +7,17 @@ of that run. CSV export of the filtered rows. Rows are kept `LOG_RETENTION_DAYS`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import reflex as rx
 
 from core import routes
 from services import api_keys as key_service
-from services import api_requests, policy
+from services import api_requests, policy, storage
 from services import credits as credit_service
 from services import models_registry as registry
+from state.navigation import backend_url
 from state.org_page import Acting, OrgPageState, bounded, form_fields
 
 Action = policy.Action
@@ -52,6 +53,85 @@ class Choice:
     label: str
 
 
+@dataclass
+class LedgerLineView:
+    kind: str
+    amount: str  # signed, as the balance saw it: "-4", "+4"
+    when: str
+    memo: str
+
+
+@dataclass
+class RunDetailView:
+    """One request's run and its ledger entries (the drill-down)."""
+
+    request_id: str = ""
+    run_id: str = ""
+    run_status: str = ""
+    run_model: str = ""
+    run_steps: str = ""
+    run_failure: str = ""
+    run_note: str = ""  # why there is no run to show
+    net: str = ""
+    asset_href: str = ""
+    report_href: str = ""
+    ledger: list[LedgerLineView] = field(default_factory=list)
+
+
+def _signed_credits(millicredits: int) -> str:
+    sign = "+" if millicredits > 0 else "-" if millicredits < 0 else ""
+    return f"{sign}{credit_service.format_credits(abs(millicredits))}"
+
+
+def _detail_view(detail: api_requests.LogDetail, slug: str) -> RunDetailView:
+    view = detail.generation
+    ledger = [
+        LedgerLineView(
+            kind=line.kind,
+            amount=_signed_credits(line.amount_millicredits),
+            when=f"{line.created_at:%Y-%m-%d %H:%M:%S} UTC",
+            memo=line.memo,
+        )
+        for line in detail.ledger
+    ]
+    net = f"{credit_service.format_credits(max(detail.net_millicredits, 0))} credits"
+    if view is None:
+        note = (
+            "This request started no run (it was refused or only read data)."
+            if not detail.ledger
+            else "Its run is no longer available; its ledger entries are below."
+        )
+        return RunDetailView(
+            request_id=detail.request_id, run_note=note, net=net if ledger else "", ledger=ledger
+        )
+    asset_href = ""
+    shown = [a for a in view.assets if a.kind != "text"] or list(view.assets)
+    if shown:
+        asset_href = backend_url(storage.asset_path(storage.asset_link_sign(shown[0].public_id)))
+    steps = " → ".join(
+        f"{step.status} {step.at:%H:%M:%S}" if step.at else step.status for step in view.steps
+    )
+    failure = f"{view.failure_code}: {view.failure_reason or ''}" if view.failure_code else ""
+    return RunDetailView(
+        request_id=detail.request_id,
+        run_id=view.public_id,
+        run_status=view.status,
+        run_model=view.model_name or view.model_key,
+        run_steps=steps,
+        run_failure=failure.strip().rstrip(":"),
+        net=net,
+        asset_href=asset_href,
+        report_href=routes.support_new(
+            slug,
+            generation_id=view.public_id,
+            request_id=detail.request_id,
+            model=view.model_key,
+            error_code=view.failure_code or "",
+        ),
+        ledger=ledger,
+    )
+
+
 def _view(row: api_requests.LogRow) -> LogRowView:
     return LogRowView(
         request_id=row.request_id,
@@ -82,6 +162,8 @@ class ApiLogsState(OrgPageState, rx.State):
     key_choices: list[Choice] = []
     org_address: str = ""
     retention_days: int = api_requests.LOG_RETENTION_DAYS
+    detail_open: bool = False
+    detail: RunDetailView = RunDetailView()
 
     @rx.var
     def status_choices(self) -> list[Choice]:
@@ -138,6 +220,7 @@ class ApiLogsState(OrgPageState, rx.State):
     def _forget(self) -> None:
         self.rows, self.code_choices, self.key_choices, self.model_choices = [], [], [], []
         self.org_address = ""
+        self.detail_open, self.detail = False, RunDetailView()
 
     # --- events ----------------------------------------------------------------------------
 
@@ -189,6 +272,32 @@ class ApiLogsState(OrgPageState, rx.State):
         self.searched_request_id = ""
         self.status_filter = self.code_filter = self.model_filter = self.key_filter = ALL
         await self._load()
+
+    @rx.event
+    async def open_detail(self, request_id: str):
+        """The run and ledger entries of one request of this organization's log."""
+        wanted = bounded(request_id, 64).strip()
+
+        def read(acting: Acting) -> RunDetailView:
+            detail = api_requests.request_log_detail(
+                session=acting.session,
+                actor_user=acting.user,
+                org_id=acting.org.id,
+                request_id=wanted,
+            )
+            return _detail_view(detail, acting.org.slug)
+
+        shown = await self._act(Action.api_keys_manage, read, refresh=False)
+        if isinstance(shown, RunDetailView):
+            self.detail, self.detail_open = shown, True
+        else:
+            self.detail, self.detail_open = RunDetailView(), False
+
+    @rx.event
+    def detail_open_change(self, is_open: bool):
+        """Closing the drill-down (Esc, Close, outside click); it opens only via open_detail."""
+        if is_open is not True:
+            self.detail_open, self.detail = False, RunDetailView()
 
     @rx.event
     async def download_csv(self):

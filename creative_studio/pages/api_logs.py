@@ -11,7 +11,7 @@ from core import routes
 from creative_studio.components.forms import error_callout, field, label_for, success_callout
 from creative_studio.components.page import card, muted, table
 from creative_studio.layout import app_shell
-from state.api_logs import ApiLogsState, LogRowView
+from state.api_logs import ApiLogsState, LedgerLineView, LogRowView
 from state.session import SessionState
 
 S = ApiLogsState
@@ -97,19 +97,112 @@ def _row(row: LogRowView) -> rx.Component:
             rx.vstack(
                 rx.cond(
                     row.generation != "—",
-                    rx.link(row.generation, href=S.studio_href, size="2"),
+                    rx.code(row.generation, size="2"),
                     muted("—"),
                 ),
+                rx.cond(row.ledger != "—", muted(row.ledger), rx.fragment()),
                 rx.cond(
-                    row.ledger != "—",
-                    rx.link(row.ledger, href=S.billing_href, size="1"),
+                    row.generation != "—",
+                    rx.button(
+                        "Run and ledger",
+                        size="1",
+                        variant="soft",
+                        on_click=S.open_detail(row.request_id),
+                        aria_label="Run and ledger of " + row.request_id,
+                    ),
                     rx.fragment(),
                 ),
                 spacing="1",
+                align="start",
             )
         ),
         rx.table.cell(row.credits),
         rx.table.cell(row.duration),
+    )
+
+
+def _fact(label: str, value) -> rx.Component:
+    return rx.data_list.item(rx.data_list.label(label), rx.data_list.value(value))
+
+
+def _ledger_line(line: LedgerLineView) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(rx.badge(line.kind, variant="soft")),
+        rx.table.cell(rx.text(line.amount, weight="medium")),
+        rx.table.cell(muted(line.when)),
+        rx.table.cell(rx.text(line.memo, size="2")),
+    )
+
+
+def _detail_dialog() -> rx.Component:
+    d = S.detail
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title("Run and ledger of " + d.request_id),
+            rx.dialog.description(
+                "The run this request started and every credit movement of that run, as the "
+                "balance saw it: the hold takes the estimate at the start, then the settle gives "
+                "back what was not used (the net is what the run cost) or the release returns "
+                "all of it.",
+                size="2",
+            ),
+            rx.vstack(
+                rx.cond(
+                    d.run_id != "",
+                    rx.vstack(
+                        rx.data_list.root(
+                            _fact("Run", rx.code(d.run_id)),
+                            _fact("Status", d.run_status),
+                            _fact("Model", d.run_model),
+                            _fact("Timeline (UTC)", d.run_steps),
+                            rx.cond(d.run_failure != "", _fact("Failure", d.run_failure)),
+                            _fact("Net cost", d.net),
+                            size="2",
+                        ),
+                        rx.flex(
+                            rx.cond(
+                                d.asset_href != "",
+                                rx.link(
+                                    "Open the run's output", href=d.asset_href, is_external=True
+                                ),
+                            ),
+                            rx.link("Studio history", href=S.studio_href),
+                            rx.link("Report this run", href=d.report_href),
+                            gap="1rem",
+                            wrap="wrap",
+                        ),
+                        muted(
+                            "Studio history lists runs by project, person, status, model and "
+                            "prompt; look for the run id above."
+                        ),
+                        spacing="2",
+                        width="100%",
+                    ),
+                    muted(d.run_note),
+                ),
+                rx.cond(
+                    d.ledger.length() > 0,
+                    table(
+                        ["Entry", "Balance change", "When", "Memo"],
+                        rx.foreach(d.ledger, _ledger_line),
+                    ),
+                    muted("No credit movements for this request."),
+                ),
+                rx.flex(
+                    rx.link("Credit history in Billing", href=S.billing_href),
+                    rx.dialog.close(rx.button("Close", variant="soft")),
+                    justify="between",
+                    align="center",
+                    width="100%",
+                ),
+                spacing="4",
+                width="100%",
+                margin_top="1rem",
+            ),
+            max_width="44rem",
+        ),
+        open=S.detail_open,
+        on_open_change=S.detail_open_change,
     )
 
 
@@ -159,6 +252,7 @@ def api_logs_page() -> rx.Component:
             rx.vstack(
                 _search_card(),
                 _rows_card(),
+                _detail_dialog(),
                 rx.link("API keys and controls", href=S.api_settings_href),
                 spacing="5",
                 width="100%",
