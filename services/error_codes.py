@@ -151,6 +151,8 @@ class Code(StrEnum):
     view_as_read_only = "view_as_read_only"
     reason_required = "reason_required"
     bulk_needs_single_retry = "bulk_needs_single_retry"
+    bulk_needs_single_action = "bulk_needs_single_action"
+    refund_amount_invalid = "refund_amount_invalid"
     # assets and connections
     storage_not_configured = "storage_not_configured"
     asset_link_invalid = "asset_link_invalid"
@@ -399,6 +401,18 @@ CATALOGUE: dict[Code, ErrorCodeInfo] = {
             409,
             "Retry one failed run first; rerun the rest once it succeeded.",
             _RUNS,
+        ),
+        _info(
+            Code.bulk_needs_single_action,
+            409,
+            "Requeue or stop one run of this customer first; then act on the rest.",
+            _RUNS,
+        ),
+        _info(
+            Code.refund_amount_invalid,
+            422,
+            "Refund more than nothing and at most what the run was charged.",
+            _BILLING,
         ),
         _info(Code.storage_not_configured, 503, "Asset storage is not set up.", _RUNS),
         _info(Code.asset_link_invalid, 403, "This asset link is not valid.", _RUNS),

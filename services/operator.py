@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
+from core import db
 from core.clock import as_utc, utcnow
 from core.settings import get_settings
 from models import (
@@ -366,12 +367,23 @@ def refundable_millicredits(generation: Generation) -> int:
 
 
 def run_refund(
-    *, session: Session, actor: User, org_id: int, public_id: str, reason: str
+    *,
+    session: Session,
+    actor: User,
+    org_id: int,
+    public_id: str,
+    reason: str,
+    amount_millicredits: int | None = None,
 ) -> CreditLedgerEntry:
     """Refund one run once, whoever presses it and however often (operators only).
 
+    `amount_millicredits` refunds part of it (more than 0, at most `refundable_millicredits`);
+    None refunds all of it. Either way the run can be refunded once: a partial refund is the
+    refund of that run.
+
     Raises:
         ValidationFailed (reason_required): no reason.
+        ValidationFailed (refund_amount_invalid): zero, negative or more than was charged.
         Conflict (already_refunded): it was refunded before (the message says by whom, when).
         Conflict (nothing_to_refund): a queued/running run, or one that cost nothing.
     """
@@ -392,13 +404,28 @@ def run_refund(
             f"{as_utc(existing.created_at):%Y-%m-%d %H:%M} UTC). Nothing more was refunded.",
             base=Conflict,
         )
-    amount = refundable_millicredits(generation)
-    if amount <= 0:
+    refundable = refundable_millicredits(generation)
+    if refundable <= 0:
         raise error_with_code(
             Code.nothing_to_refund,
             f"{generation.public_id} is {generation.status} and was charged nothing, so there is "
             "nothing to refund. Stop a running run instead, or make an adjustment.",
             base=Conflict,
+        )
+    amount = refundable if amount_millicredits is None else amount_millicredits
+    if (
+        isinstance(amount, bool)
+        or not isinstance(amount, int)
+        or amount <= 0
+        or amount > refundable
+    ):
+        raise error_with_code(
+            Code.refund_amount_invalid,
+            f"Refund between 0.001 and {credits.format_credits(refundable)} credits for "
+            f"{generation.public_id} (what it was charged, or its price if it failed); leave the "
+            "amount empty to refund all of it.",
+            base=ValidationFailed,
+            field="amount",
         )
     entry = credits.credits_grant(
         session=session,
@@ -408,7 +435,10 @@ def run_refund(
         actor_user_id=actor.id,
         kind=LedgerEntryKind.refund,
         reference=f"generation:{generation.public_id}",
-        memo=f"Refund of run {generation.public_id} by {actor.name or actor.email}: {reason}"[:500],
+        memo=(
+            f"{'Partial refund' if amount < refundable else 'Refund'} of run "
+            f"{generation.public_id} by {actor.name or actor.email}: {reason}"
+        )[:500],
     )
     audit_record(
         session=session,
@@ -420,6 +450,8 @@ def run_refund(
         details={
             "operator": _operator_label(actor),
             "millicredits": amount,
+            "refundable_millicredits": refundable,
+            "partial": amount < refundable,
             "reason": reason,
             "ledger_entry_id": entry.id,
         },
@@ -794,6 +826,164 @@ def runs_bulk_retry(*, session: Session, actor: User, org_id: int, reason: str) 
         },
     )
     return started
+
+
+BULK_RUN_LIMIT = 50
+BULK_AFTER_SINGLE_HOURS = 24
+# bulk action -> (the single action that must have been tried first, the bulk audit action)
+_BULK_ACTIONS = {
+    "requeue": ("generation.requeued", "generation.bulk_requeued"),
+    "stop": ("generation.force_failed", "generation.bulk_stopped"),
+}
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    action: str  # "requeue" | "stop"
+    acted: list[str]  # public ids
+    skipped: list[tuple[str, str]]  # (public id, why)
+    replayed: bool  # this request was done before (a double click): nothing happened now
+
+    @property
+    def message(self) -> str:
+        verb = {"requeue": "Sent to the queue again", "stop": "Stopped (credits returned)"}
+        text = (
+            f"{verb[self.action]}: {len(self.acted)} run(s)"
+            + (
+                f" ({', '.join(self.acted[:10])}{'…' if len(self.acted) > 10 else ''})"
+                if self.acted
+                else ""
+            )
+            + "."
+        )
+        if self.skipped:
+            text += f" Skipped {len(self.skipped)}: " + "; ".join(
+                f"{public_id} ({why})" for public_id, why in self.skipped[:10]
+            )
+            text += "…" if len(self.skipped) > 10 else "."
+        if self.replayed:
+            text = "Already done for this form, nothing more happened. " + text
+            text += " Reload the page to act again."
+        return text
+
+
+def runs_bulk_recover(
+    *,
+    session: Session,
+    actor: User,
+    org_id: int,
+    action: str,
+    reason: str,
+    request_key: str,
+) -> BulkOutcome:
+    """Requeue every queued run of the customer ("requeue") or stop every running one now and
+    return its held credits ("stop"), at most BULK_RUN_LIMIT, oldest first; only after the
+    single action was tried on one of this customer's runs in the last 24 hours.
+
+    One audit entry names what was acted on and what was skipped (and why). The same
+    `request_key` twice (a double click, two tabs) acts once: the second gets the first's
+    outcome with ``replayed``. The caller commits.
+
+    Raises:
+        ValidationFailed: unknown action, no reason, or no request key.
+        Conflict (bulk_needs_single_action): no single requeue/stop of this customer yet.
+    """
+    _require(session, actor, Action.operator_support, org_id)
+    if action not in _BULK_ACTIONS:
+        raise ValidationFailed("Unknown bulk action. Use requeue or stop.")
+    reason = _reason(reason)
+    request_key = str(request_key or "")[:64]
+    if not request_key:
+        raise ValidationFailed("This form expired. Reload the page and try again.")
+    single_action, bulk_action = _BULK_ACTIONS[action]
+    # One bulk action of a customer at a time (two operators, two tabs): lock the customer.
+    session.exec(select(Organization.id).where(Organization.id == org_id).with_for_update()).first()
+    _org(session, org_id)
+    done = session.exec(
+        select(AuditLogEntry.details).where(
+            AuditLogEntry.org_id == org_id,
+            AuditLogEntry.action == bulk_action,
+            AuditLogEntry.target_type == "bulk_request",
+            AuditLogEntry.target_id == request_key,
+        )
+    ).first()
+    if done is not None:
+        return BulkOutcome(
+            action,
+            [str(public_id) for public_id in done.get("acted", [])],
+            [(str(item[0]), str(item[1])) for item in done.get("skipped", [])],
+            replayed=True,
+        )
+    tried = session.exec(
+        select(AuditLogEntry.id).where(
+            AuditLogEntry.org_id == org_id,
+            AuditLogEntry.action == single_action,
+            col(AuditLogEntry.created_at) >= utcnow() - timedelta(hours=BULK_AFTER_SINGLE_HOURS),
+        )
+    ).first()
+    if tried is None:
+        noun = "Requeue one queued run" if action == "requeue" else "Stop one running run"
+        raise error_with_code(
+            Code.bulk_needs_single_action,
+            f"{noun} of this customer first and check what happens to it; a bulk action on "
+            "runs stuck for the same reason only repeats the problem. Then act on the rest here.",
+            base=Conflict,
+        )
+    wanted = (
+        GenerationStatus.queued.value if action == "requeue" else GenerationStatus.running.value
+    )
+    candidates = list(
+        session.exec(
+            select(Generation.id, Generation.public_id)
+            .where(Generation.org_id == org_id, Generation.status == wanted)
+            .order_by(col(Generation.id))
+            .limit(BULK_RUN_LIMIT + 1)
+        )
+    )
+    acted: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    for _generation_id, public_id in candidates[BULK_RUN_LIMIT:]:
+        skipped.append((public_id, f"more than {BULK_RUN_LIMIT} at once; press again"))
+    for generation_id, public_id in candidates[:BULK_RUN_LIMIT]:
+        query = select(Generation).where(Generation.id == generation_id)
+        if db.is_postgres(session):
+            query = query.with_for_update(skip_locked=True)
+        generation = session.exec(query.execution_options(populate_existing=True)).first()
+        if generation is None:
+            skipped.append((public_id, "a worker is updating it right now"))
+            continue
+        if generation.status != wanted:
+            skipped.append((public_id, f"it is {generation.status} now"))
+            continue
+        if action == "requeue":
+            generation.enqueued_at = utcnow()
+            session.add(generation)
+            run_engine.run_enqueue_after_commit(session=session, generation_id=generation.id)
+        else:
+            # The one-run stop without its per-run audit entry (this action is audited once).
+            run_engine._fail_and_release(  # noqa: SLF001
+                session,
+                generation,
+                code=Code.stopped_by_operator.value,
+                reason=run_engine.STOPPED_REASON,
+            )
+        acted.append(public_id)
+    session.flush()
+    audit_record(
+        session=session,
+        action=bulk_action,
+        actor_user_id=actor.id,
+        org_id=org_id,
+        target_type="bulk_request",
+        target_id=request_key,
+        details={
+            "operator": _operator_label(actor),
+            "reason": reason,
+            "acted": acted,
+            "skipped": [list(item) for item in skipped],
+        },
+    )
+    return BulkOutcome(action, acted, skipped, replayed=False)
 
 
 # --- model controls ----------------------------------------------------------------------------

@@ -310,3 +310,176 @@ def test_stop_and_requeue_need_the_right_status(session, world):
             session=session, actor=owner, public_id="gen_failed1", action="stop", reason="me"
         )
     assert org.id
+
+
+def test_a_run_can_be_refunded_in_part_once(session, world):
+    org, ann, bob = world["org"], world["ann"], world["bob"]
+    before = credits.balance_get(session=session, org_id=org.id).balance
+
+    def refund(actor, amount, reason="half the result was unusable"):
+        return operator_service.run_refund(
+            session=session,
+            actor=actor,
+            org_id=org.id,
+            public_id="gen_failed1",
+            reason=reason,
+            amount_millicredits=amount,
+        )
+
+    for wrong in (0, -500, 2_001, "500", True):
+        with pytest.raises(ValidationFailed) as refused:
+            refund(ann, wrong)
+        assert refused.value.code == Code.refund_amount_invalid
+        assert "2" in refused.value.message  # names the most that can be refunded
+        session.rollback()
+    with pytest.raises(ValidationFailed) as no_reason:
+        refund(ann, 500, reason="")
+    assert no_reason.value.code == Code.reason_required
+    session.rollback()
+
+    entry = refund(ann, 500)
+    session.commit()
+    assert entry.amount_millicredits == 500 and entry.memo.startswith("Partial refund")
+    with pytest.raises(Conflict) as again:  # the rest cannot be refunded a second time
+        refund(bob, 1_500)
+    assert again.value.code == Code.already_refunded
+    session.rollback()
+    assert credits.balance_get(session=session, org_id=org.id).balance == before + 500
+    audit = session.exec(
+        select(AuditLogEntry).where(AuditLogEntry.action == "credits.refunded")
+    ).one()
+    assert audit.details["millicredits"] == 500 and audit.details["partial"] is True
+    assert audit.details["refundable_millicredits"] == 2_000
+
+
+def _started_runs(session, org, owner, count):
+    from core.clock import utcnow
+    from services import generations
+
+    org.billing_profile_added_at = utcnow()
+    session.add(org)
+    runs = [
+        generations.generation_start(
+            session=session,
+            user=owner,
+            org_id=org.id,
+            model_key="local-text",
+            prompt=f"tagline {index}",
+        )
+        for index in range(count)
+    ]
+    session.commit()
+    return runs
+
+
+def _bulk(session, actor, org, action, key="form-1"):
+    return operator_service.runs_bulk_recover(
+        session=session,
+        actor=actor,
+        org_id=org.id,
+        action=action,
+        reason="worker pool restarted",
+        request_key=key,
+    )
+
+
+def test_bulk_requeue_comes_after_one_requeue_acts_once_and_is_audited_once(
+    session, world, monkeypatch
+):
+    from services import run_engine
+
+    executor = run_engine.inline_executor()
+    monkeypatch.setattr(executor, "paused", True)
+    monkeypatch.setattr(executor, "submitted", [])
+    org, ann, owner = world["org"], world["ann"], world["owner"]
+    runs = _started_runs(session, org, owner, 3)
+    executor.submitted.clear()
+
+    with pytest.raises(Conflict) as first:
+        _bulk(session, ann, org, "requeue")
+    assert first.value.code == Code.bulk_needs_single_action
+    assert "Requeue one queued run" in first.value.message
+    session.rollback()
+
+    operator_service.run_recover(
+        session=session, actor=ann, public_id=runs[0].public_id, action="requeue", reason="stuck"
+    )
+    session.commit()
+    executor.submitted.clear()
+    with pytest.raises(ValidationFailed):
+        _bulk(session, ann, org, "restart")
+    session.rollback()
+
+    outcome = _bulk(session, ann, org, "requeue")
+    session.commit()
+    assert sorted(outcome.acted) == sorted(r.public_id for r in runs)
+    assert not outcome.replayed and "Sent to the queue again: 3 run(s)" in outcome.message
+    assert sorted(executor.submitted) == sorted(r.id for r in runs)
+
+    twice = _bulk(session, ann, org, "requeue")  # the double click
+    session.commit()
+    assert twice.replayed and twice.acted == outcome.acted
+    assert "nothing more happened" in twice.message
+    assert len(executor.submitted) == 3
+    entries = session.exec(
+        select(AuditLogEntry).where(AuditLogEntry.action == "generation.bulk_requeued")
+    ).all()
+    assert len(entries) == 1
+    assert entries[0].details["acted"] == outcome.acted and entries[0].details["skipped"] == []
+    assert entries[0].details["operator"].startswith("Ann Operator")
+
+
+def test_bulk_stop_fails_running_runs_returns_their_credits_and_names_what_it_skipped(
+    session, world, monkeypatch
+):
+    from services import run_engine
+
+    executor = run_engine.inline_executor()
+    monkeypatch.setattr(executor, "paused", True)
+    org, ann, owner = world["org"], world["ann"], world["owner"]
+    before = credits.balance_get(session=session, org_id=org.id)
+    runs = _started_runs(session, org, owner, 3)
+    for run in runs:
+        run.status = "running"
+        session.add(run)
+    session.commit()
+
+    with pytest.raises(Conflict) as first:
+        _bulk(session, ann, org, "stop")
+    assert first.value.code == Code.bulk_needs_single_action
+    assert "Stop one running run" in first.value.message
+    session.rollback()
+    operator_service.run_recover(
+        session=session, actor=ann, public_id=runs[0].public_id, action="stop", reason="stuck"
+    )
+    session.commit()
+
+    monkeypatch.setattr(operator_service, "BULK_RUN_LIMIT", 1)
+    outcome = _bulk(session, ann, org, "stop", key="form-2")
+    session.commit()
+    assert outcome.acted == [runs[1].public_id]
+    assert outcome.skipped == [(runs[2].public_id, "more than 1 at once; press again")]
+    assert f"Skipped 1: {runs[2].public_id} (more than 1 at once" in outcome.message
+    session.refresh(runs[2])
+    assert runs[2].status == "running"
+    rest = _bulk(session, ann, org, "stop", key="form-3")  # pressed again: a new form
+    session.commit()
+    assert rest.acted == [runs[2].public_id] and not rest.replayed
+    for run in runs:
+        session.refresh(run)
+        assert run.status == "failed" and run.failure_code == "stopped_by_operator"
+    after = credits.balance_get(session=session, org_id=org.id)
+    assert after.available_general == before.available_general  # every hold was returned
+    entries = session.exec(
+        select(AuditLogEntry)
+        .where(AuditLogEntry.action == "generation.bulk_stopped")
+        .order_by(AuditLogEntry.id)
+    ).all()
+    assert [e.details["acted"] for e in entries] == [[runs[1].public_id], [runs[2].public_id]]
+    assert entries[0].details["skipped"] == [
+        [runs[2].public_id, "more than 1 at once; press again"]
+    ]
+    actions = [e.action for e in session.exec(select(AuditLogEntry))]
+    assert actions.count("generation.force_failed") == 1  # the single stop, not one per run
+    with pytest.raises(PermissionDenied):
+        _bulk(session, owner, org, "stop", key="form-4")
