@@ -34,6 +34,8 @@ def test_job_ids_are_stable():
         "sessions_purge",
         "monthly_credit_grants",
         "usage_rollup",
+        "analytics_rollup",
+        "analytics_reconcile",
         "subscription_renewals",
         "request_logs_purge",
         "low_balance_alerts",
