@@ -44,7 +44,6 @@ from models.ops import (
 from models.operator import AdjustmentApproval, ViewAsGrant
 from models.orgs import Invite, Membership, Organization, Project, ProjectAccess
 from models.sso import OrgDomain, OrgSecurity, SsoIdentity
-from models.sso import OrgDomain, OrgSecurity, SsoIdentity
 from models.studio import (
     AIModel,
     Asset,
@@ -94,8 +93,6 @@ __all__ = [
     "OAuthConnection",
     "OAuthFlowState",
     "OrgDomain",
-    "OrgSecurity",
-    "OrgDomain",
     "OrgOldAddress",
     "OrgSecurity",
     "Organization",
@@ -107,7 +104,6 @@ __all__ = [
     "RecoveryCode",
     "RequestLog",
     "SignInThrottle",
-    "SsoIdentity",
     "SsoIdentity",
     "Subscription",
     "SupportTicket",
