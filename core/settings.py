@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     intel_allowed_hosts: str = ""
     intel_fetch_timeout_seconds: float = Field(default=15.0, gt=0, le=120)
     intel_fetch_max_bytes: int = Field(default=2_000_000, ge=10_000, le=50_000_000)
+    # Single sign-on (services/sso.py): issuer host names allowed even though they resolve to
+    # private or loopback addresses (comma-separated; tests and intranet identity providers).
+    sso_allowed_hosts: str = ""
     # Local payment mode hands out plans and credits without payment: a production server
     # refuses to start without Stripe unless this is set (private demos only).
     allow_local_payments: bool = False

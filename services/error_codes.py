@@ -60,6 +60,7 @@ class Code(StrEnum):
     sso_settings_invalid = "sso_settings_invalid"
     sso_issuer_unreachable = "sso_issuer_unreachable"
     sso_issuer_mismatch = "sso_issuer_mismatch"
+    sso_issuer_not_public = "sso_issuer_not_public"
     sso_redirect_mismatch = "sso_redirect_mismatch"
     sso_client_rejected = "sso_client_rejected"
     sso_token_failed = "sso_token_failed"
@@ -258,6 +259,12 @@ CATALOGUE: dict[Code, ErrorCodeInfo] = {
         _info(Code.sso_not_configured, 404, "Single sign-on is not set up here.", _SSO),
         _info(Code.sso_settings_invalid, 422, "Check the single sign-on settings.", _SSO),
         _info(Code.sso_issuer_unreachable, 502, "The identity provider did not answer.", _SSO),
+        _info(
+            Code.sso_issuer_not_public,
+            422,
+            "The identity provider's address is not a public one.",
+            _SSO,
+        ),
         _info(Code.sso_issuer_mismatch, 502, "The issuer URL names another issuer.", _SSO),
         _info(Code.sso_redirect_mismatch, 400, "Register the exact redirect URI.", _SSO),
         _info(Code.sso_client_rejected, 401, "The IdP refused the client ID or secret.", _SSO),

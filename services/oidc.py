@@ -43,6 +43,7 @@ from core.crypto import decrypt, encrypt, hash_token, new_token, token_hash_cand
 from core.http import HTTP_ERRORS
 from core.settings import get_settings
 from models import OAuthFlowState, User, UserSession
+from services import net_guard
 from services.audit import audit_record
 from services.auth import (
     SignInChallenge,
@@ -142,6 +143,12 @@ class OidcProvider:
         expected_issuer: When set, discovery must name exactly this issuer.
         issuer_mismatch: The error when it does not (gets the issuer discovery named).
         issuer_aliases: Other spellings of an issuer accepted in ID tokens, by issuer.
+        allowed_hosts: When set, every URL fetched for this provider (discovery, keys, token
+            endpoint) passes the shared address guard (`services.net_guard`) first, these host
+            names excepted: for providers a tenant names (an organization's own issuer). None
+            for providers the operator configures (Google).
+        address_refused: The error when the guard refuses a URL (gets the guard's reason);
+            `unavailable` when None.
     """
 
     discovery_url: str
@@ -155,6 +162,8 @@ class OidcProvider:
     issuer_mismatch: Callable[[str], DomainError] | None = None
     issuer_aliases: Mapping[str, Sequence[str]] = field(default_factory=dict)
     scope: str = GOOGLE_SCOPE
+    allowed_hosts: frozenset[str] | None = None
+    address_refused: Callable[[str], DomainError] | None = None
 
 
 @dataclass(frozen=True)
@@ -169,15 +178,39 @@ class ConsumedFlow:
     user_id: int | None
 
 
-def _http_get_json(url: str, unavailable: Callable[[], DomainError]) -> dict[str, Any]:
+def _guard(provider: OidcProvider, url: str) -> net_guard.Target | None:
+    """The checked target of `url` when the provider is guarded (None when it is not).
+
+    Raises:
+        DomainError: the provider's `address_refused` (or `unavailable`) naming the reason.
+    """
+    if provider.allowed_hosts is None:
+        return None
     try:
-        response = httpx.get(url, timeout=HTTP_TIMEOUT_SECONDS, follow_redirects=False)
+        return net_guard.url_check(url, allowed_hosts=provider.allowed_hosts)
+    except net_guard.AddressRefused as exc:
+        if provider.address_refused is not None:
+            raise provider.address_refused(str(exc)) from None
+        raise provider.unavailable() from None
+
+
+def _http_get_json(url: str, provider: OidcProvider) -> dict[str, Any]:
+    target = _guard(provider, url)
+    try:
+        if target is None:
+            response = httpx.get(url, timeout=HTTP_TIMEOUT_SECONDS, follow_redirects=False)
+        else:  # connect to the address the guard checked, not to a second DNS answer
+            pinned, headers, extensions = net_guard.request_parts(target)
+            with httpx.Client(trust_env=False, follow_redirects=False) as client:
+                response = client.get(
+                    pinned, headers=headers, extensions=extensions, timeout=HTTP_TIMEOUT_SECONDS
+                )
         response.raise_for_status()
         data = response.json()
     except (*HTTP_ERRORS, ValueError) as exc:
-        raise unavailable() from exc
+        raise provider.unavailable() from exc
     if not isinstance(data, dict):
-        raise unavailable()
+        raise provider.unavailable()
     return data
 
 
@@ -195,7 +228,7 @@ def provider_metadata(provider: OidcProvider) -> dict[str, Any]:
     if cached and now - cached[0] < DISCOVERY_TTL_SECONDS:
         metadata = cached[1]
     else:
-        metadata = _http_get_json(url, provider.unavailable)
+        metadata = _http_get_json(url, provider)
         for key in ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri"):
             value = metadata.get(key)
             if not isinstance(value, str) or not is_secure_transport(value):
@@ -222,7 +255,7 @@ def provider_keys(
     if cached and not force and now - cached[0] < DISCOVERY_TTL_SECONDS:
         data = cached[1]
     else:
-        data = _http_get_json(jwks_uri, provider.unavailable)
+        data = _http_get_json(jwks_uri, provider)
         with _cache_lock:
             _jwks_cache[jwks_uri] = (now, data)
     try:
@@ -349,7 +382,12 @@ def code_exchange(
     code: str,
     code_verifier: str,
 ) -> dict[str, Any]:
-    """Swap the authorization code (with the PKCE verifier) for tokens at the token endpoint."""
+    """Swap the authorization code (with the PKCE verifier) for tokens at the token endpoint.
+
+    A guarded provider's token endpoint is checked by the address guard first (the request
+    itself goes through Authlib by name, so the check is as of just before it).
+    """
+    _guard(provider, metadata["token_endpoint"])
     try:
         with _client_for(provider, redirect_uri) as client:
             token = client.fetch_token(

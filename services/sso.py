@@ -43,7 +43,7 @@ from core.crypto import decrypt, encrypt
 from core.settings import get_settings
 from models import Membership, Organization, OrgSecurity, SsoIdentity, User, UserSession
 from models.enums import OrgRole
-from services import domains, oidc, policy
+from services import domains, net_guard, oidc, policy
 from services.audit import audit_record
 from services.auth import SignInChallenge, sign_in_handoff_create
 from services.error_codes import Code
@@ -104,6 +104,24 @@ def _unreachable(issuer: str) -> DomainError:
         "https://login.microsoftonline.com/<tenant>/v2.0, Keycloak: "
         "https://<host>/realms/<realm>), then test again.",
     )
+
+
+def _issuer_not_public(issuer: str, reason: str) -> DomainError:
+    return error_with_code(
+        Code.sso_issuer_not_public,
+        f"The identity provider at {issuer} was not contacted: {reason.rstrip('.')}. Single "
+        "sign-on only talks to identity providers on the public internet, so this server "
+        "cannot be pointed at its own network. Enter your provider's public issuer URL (for "
+        "example https://<your-org>.okta.com); an operator can allow an intranet provider's "
+        "host name with SSO_ALLOWED_HOSTS.",
+        base=ValidationFailed,
+        field="issuer",
+    )
+
+
+def sso_allowed_hosts() -> frozenset[str]:
+    """Issuer host names the address guard lets through (``SSO_ALLOWED_HOSTS``)."""
+    return net_guard.allowed_hosts_parse(get_settings().sso_allowed_hosts)
 
 
 def _issuer_mismatch(entered: str, named: str) -> DomainError:
@@ -206,6 +224,8 @@ SIGN_IN_ERROR_MESSAGES: dict[str, str] = {
     "reached. Try again in a minute, or ask an owner to check Settings > Security & SSO.",
     Code.sso_issuer_mismatch.value: "Your organization's single sign-on settings name the wrong "
     "issuer. Ask an owner to test them in Settings > Security & SSO.",
+    Code.sso_issuer_not_public.value: "Your organization's single sign-on settings point to an "
+    "address this app does not contact. Ask an owner to check Settings > Security & SSO.",
     Code.sso_redirect_mismatch.value: "Your organization's identity provider refused this app's "
     "redirect URI. Ask an owner to register the redirect URI shown in Settings > Security & SSO.",
     Code.sso_client_rejected.value: "Your organization's identity provider refused this app's "
@@ -301,11 +321,21 @@ def issuer_clean(issuer: str) -> str:
         raise invalid("is not a URL") from None
     if not parts.hostname or parts.query or parts.fragment or parts.username:
         raise invalid("must be a plain https address without query, fragment or user name")
-    if parts.scheme == "https":
-        return value
-    if parts.scheme == "http" and not get_settings().is_production and _is_loopback(parts.hostname):
-        return value  # a provider on this machine, for development and tests
-    raise invalid("must start with https://")
+    allowed = sso_allowed_hosts()
+    if parts.scheme == "http" and not (
+        not get_settings().is_production
+        and (_is_loopback(parts.hostname) or parts.hostname.rstrip(".") in allowed)
+    ):
+        raise invalid("must start with https://")
+    if parts.scheme not in ("http", "https"):
+        raise invalid("must start with https://")
+    try:  # the shared address guard: never an issuer inside this server's own network
+        net_guard.url_check(value, allowed_hosts=allowed)
+    except net_guard.HostUnresolved:
+        pass  # perhaps not published yet: "Test connection" names it if it stays that way
+    except net_guard.AddressRefused as refused:
+        raise _issuer_not_public(value, str(refused)) from None
+    return value
 
 
 def _is_loopback(host: str) -> bool:
@@ -435,6 +465,8 @@ def _provider(row: OrgSecurity) -> oidc.OidcProvider:
         id_token_expired=_id_token_expired,
         expected_issuer=issuer,
         issuer_mismatch=lambda named: _issuer_mismatch(issuer, named),
+        allowed_hosts=sso_allowed_hosts(),
+        address_refused=lambda reason: _issuer_not_public(issuer, reason),
     )
 
 
@@ -1088,6 +1120,8 @@ def sso_test_failure_message(code: str, issuer: str) -> str:
     """What the owner is told about a failed test sign-in (from its recorded code)."""
     if code == Code.sso_issuer_unreachable.value:
         return _unreachable(issuer).message
+    if code == Code.sso_issuer_not_public.value:
+        return _issuer_not_public(issuer, "its address is not a public one").message
     if code == Code.sso_redirect_mismatch.value:
         return _redirect_mismatch().message
     if code == Code.sso_id_token_invalid.value:

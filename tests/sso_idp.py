@@ -9,6 +9,7 @@ URIs. An unregistered redirect URI is refused at /authorize (sent back with
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -29,15 +30,23 @@ __all__ = ["CLIENT_ID", "CLIENT_SECRET", "FakeIdp", "running_idp"]
 @dataclass
 class FakeIdp(FakeGoogle):
     registered_redirects: list[str] = field(default_factory=list)
+    discovery_overrides: dict[str, str] = field(default_factory=dict)  # e.g. a private jwks_uri
 
     def reset(self) -> None:
         super().reset()
+        self.discovery_overrides = {}
         self.identity = {
             "sub": "idp-sub-nina",
             "email": "nina@acme-corp.test",
             "email_verified": True,
             "name": "Nina Newcomer",
         }
+
+    async def discovery(self, request: Request) -> JSONResponse:
+        response = await super().discovery(request)
+        if not self.discovery_overrides:
+            return response
+        return JSONResponse({**json.loads(response.body), **self.discovery_overrides})
 
     async def authorize(self, request: Request) -> RedirectResponse | JSONResponse:
         redirect_uri = request.query_params.get("redirect_uri", "")

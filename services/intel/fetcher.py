@@ -1,11 +1,11 @@
 """Fetching a competitor's pages: bounded in time and size, polite, and never inward.
 
 * Only ``http``/``https`` URLs on the default or a named port; no user names or passwords.
-* The address guard resolves the host name and refuses it when any address it resolves to is
-  not a public one (private, loopback, link-local, shared, reserved, multicast...). The
-  connection then goes to the address that was checked (the host name travels in the ``Host``
-  header and, for https, as SNI and certificate name), so a second DNS answer cannot point it
-  elsewhere. Redirects are followed by hand, at most `MAX_REDIRECTS`, each target checked
+* The address guard (`services.net_guard`, shared with single sign-on) resolves the host name
+  and refuses it when any address it resolves to is not a public one (private, loopback,
+  link-local, shared, reserved, multicast...). The connection then goes to the address that
+  was checked (the host name travels in the ``Host`` header and, for https, as SNI and
+  certificate name), so a second DNS answer cannot point it elsewhere. Redirects are followed by hand, at most `MAX_REDIRECTS`, each target checked
   again. Host names listed in ``INTEL_ALLOWED_HOSTS`` skip the address check (tests, demos).
 * robots.txt of each origin is read once per report and honoured for our user agent
   (`ROBOTS_AGENT`); a robots.txt that answers 4xx allows everything, one that cannot be read
@@ -19,16 +19,15 @@ Nothing here touches the database; `fetch_page` returns a `FetchResult` whatever
 from __future__ import annotations
 
 import hashlib
-import ipaddress
-import socket
 import time
 from dataclasses import dataclass, field
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
 import httpx
 
 from core.settings import get_settings
+from services.net_guard import AddressRefused, Target, allowed_hosts_parse, request_parts, url_check
 
 USER_AGENT = "CreativeStudioIntel/1.0 (+competitor research; honours robots.txt)"
 ROBOTS_AGENT = "CreativeStudioIntel"
@@ -42,8 +41,9 @@ REFUSED = "refused"
 FAILED = "failed"
 
 
-class FetchRefused(Exception):
-    """The URL may not be fetched (the address guard, robots.txt, a scheme)."""
+# The address guard is shared with single sign-on (services/net_guard.py); a refusal by it and
+# one by robots.txt or a content type are the same outcome here: "refused", with the reason.
+FetchRefused = AddressRefused
 
 
 @dataclass
@@ -63,81 +63,13 @@ class FetchResult:
         return self.outcome in (FETCHED, TRUNCATED)
 
 
-def _allowed_hosts() -> set[str]:
-    raw = get_settings().intel_allowed_hosts
-    return {host.strip().lower().rstrip(".") for host in raw.split(",") if host.strip()}
-
-
-def _public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast and not ip.is_reserved
-
-
-@dataclass(frozen=True)
-class Target:
-    """A URL that passed the guard, and the address the connection must go to."""
-
-    url: str
-    host: str
-    port: int
-    scheme: str
-    address: str  # the checked IP ("" for an allowed test host: connect by name)
-
-
 def check_url(url: str) -> Target:
-    """Parse `url` and check it against the address guard.
+    """`url` checked by the shared address guard, with ``INTEL_ALLOWED_HOSTS`` allowed.
 
     Raises:
         FetchRefused: not http(s), credentials in it, an odd port, or a non-public address.
     """
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as error:
-        raise FetchRefused(f"The address is not a valid URL ({error}).") from None
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        raise FetchRefused("Only http and https addresses can be fetched.")
-    if parts.username or parts.password:
-        raise FetchRefused("Addresses with a user name or password are not fetched.")
-    host = (parts.hostname or "").lower().rstrip(".")
-    if not host:
-        raise FetchRefused("The address has no host name.")
-    port = port or (443 if scheme == "https" else 80)
-    if host in _allowed_hosts():
-        return Target(url=url, host=host, port=port, scheme=scheme, address="")
-    if port not in (80, 443, 8080, 8443):
-        raise FetchRefused(f"Port {port} is not fetched; use a web address on port 80 or 443.")
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as error:
-        raise FetchRefused(f"The host name {host} does not resolve ({error}).") from None
-    addresses = sorted({info[4][0] for info in infos})
-    if not addresses:
-        raise FetchRefused(f"The host name {host} does not resolve.")
-    private = [a for a in addresses if not _public(a)]
-    if private:
-        raise FetchRefused(
-            f"{host} resolves to a private or local address ({private[0]}); only public web "
-            "sites are fetched."
-        )
-    return Target(url=url, host=host, port=port, scheme=scheme, address=addresses[0])
-
-
-def _request_parts(target: Target) -> tuple[str, dict, dict]:
-    """The URL to connect to, extra headers and httpx extensions for a checked target."""
-    if not target.address:
-        return target.url, {}, {}
-    parts = urlsplit(target.url)
-    literal = f"[{target.address}]" if ":" in target.address else target.address
-    default = 443 if target.scheme == "https" else 80
-    netloc = literal if target.port == default else f"{literal}:{target.port}"
-    pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
-    host_header = target.host if target.port == default else f"{target.host}:{target.port}"
-    extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-    return pinned, {"Host": host_header}, extensions
+    return url_check(url, allowed_hosts=allowed_hosts_parse(get_settings().intel_allowed_hosts))
 
 
 class Fetcher:
@@ -176,7 +108,7 @@ class Fetcher:
         self, target: Target, limit: int, deadline: float
     ) -> tuple[httpx.Response, bytes, bool]:
         """GET a checked target; (response, body up to `limit`, cut?). Raises httpx errors."""
-        url, headers, extensions = _request_parts(target)
+        url, headers, extensions = request_parts(target)
         request = self.client.build_request("GET", url, headers=headers, extensions=extensions)
         response = self.client.send(request, stream=True)
         try:

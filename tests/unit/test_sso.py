@@ -45,7 +45,9 @@ def provider() -> Iterator[FakeIdp]:
 @pytest.fixture
 def idp(engine, provider) -> Iterator[FakeIdp]:
     saved = os.environ.get("API_BASE_URL")
+    saved_hosts = os.environ.get("SSO_ALLOWED_HOSTS")
     os.environ["API_BASE_URL"] = BACKEND
+    os.environ["SSO_ALLOWED_HOSTS"] = "127.0.0.1"  # the loopback IdP passes the address guard
     reset_settings_cache()
     oidc.oidc_cache_clear()
     provider.reset()
@@ -57,6 +59,10 @@ def idp(engine, provider) -> Iterator[FakeIdp]:
             os.environ.pop("API_BASE_URL", None)
         else:
             os.environ["API_BASE_URL"] = saved
+        if saved_hosts is None:
+            os.environ.pop("SSO_ALLOWED_HOSTS", None)
+        else:
+            os.environ["SSO_ALLOWED_HOSTS"] = saved_hosts
         reset_settings_cache()
         oidc.oidc_cache_clear()
 
@@ -501,3 +507,75 @@ def test_require_2fa_needs_the_owner_to_have_it_and_gates_members_without_it(eng
         assert "Account > Security" in gated.value.message
         sso_service.two_factor_gate(session=session, user=session.get(User, owner.id), org=org_row)
         assert sso_service.members_with_2fa(session=session, org_id=org.id) == {owner.id}
+
+
+# --- the address guard (shared with Competitor Intel) ---------------------------------------------
+
+
+def test_an_issuer_on_a_private_or_local_address_is_refused_when_saved(engine, idp, monkeypatch):
+    owner, org = _acme(engine)
+    monkeypatch.setenv("SSO_ALLOWED_HOSTS", "")  # nothing is allowed: as in production
+    reset_settings_cache()
+    with Session(engine) as session:
+        for issuer, reason in (
+            ("https://10.0.0.5/realms/acme", "private or local address (10.0.0.5)"),
+            ("https://169.254.169.254", "private or local address (169.254.169.254)"),  # metadata
+            ("https://localhost:8443/realms/acme", "private or local address"),
+            ("https://[::ffff:192.168.1.4]", "private or local address (::ffff:192.168.1.4)"),
+            (idp.issuer, "Port"),  # the loopback IdP itself once it is not allowed: an odd port
+        ):
+            with pytest.raises(DomainError) as refused:
+                sso_service.sso_settings_save(
+                    session=session,
+                    actor=owner,
+                    org_id=org.id,
+                    issuer=issuer,
+                    client_id="c",
+                    client_secret="s",
+                    default_role="editor",
+                )
+            error = refused.value
+            assert error.code == "sso_issuer_not_public", issuer
+            assert reason in error.message, error.message  # names what it resolved to
+            assert "public internet" in error.message and "SSO_ALLOWED_HOSTS" in error.message
+        session.rollback()
+        row = session.exec(select(OrgSecurity).where(OrgSecurity.org_id == org.id)).one()
+        assert row.sso_issuer == ""  # nothing was saved
+    assert idp.discovery_hits == 0  # and the provider was never asked
+
+
+def test_a_stored_private_issuer_is_not_contacted_by_the_connection_test(engine, idp, monkeypatch):
+    owner, org = _acme(engine)
+    _point_at(engine, org, idp)  # saved while 127.0.0.1 was allowed...
+    monkeypatch.setenv("SSO_ALLOWED_HOSTS", "")  # ...then the operator removed it
+    reset_settings_cache()
+    with Session(engine) as session:
+        with pytest.raises(DomainError) as refused:
+            sso_service.sso_connection_check(session=session, actor=owner, org_id=org.id)
+    assert refused.value.code == "sso_issuer_not_public"
+    assert "127.0.0.1" in refused.value.message
+    assert idp.discovery_hits == 0
+
+
+def test_discovery_naming_private_key_or_token_urls_is_refused_before_they_are_fetched(
+    client, engine, idp
+):
+    owner, org = _acme(engine)
+    _point_at(engine, org, idp)
+    idp.discovery_overrides = {"jwks_uri": "https://169.254.169.254/latest/meta-data/jwks"}
+    with Session(engine) as session:
+        with pytest.raises(DomainError) as keys_refused:
+            sso_service.sso_connection_check(session=session, actor=owner, org_id=org.id)
+    assert keys_refused.value.code == "sso_issuer_not_public"
+    assert "169.254.169.254" in keys_refused.value.message
+
+    # A token endpoint inside the network: the sign-in stops before the code is sent there.
+    idp.discovery_overrides = {"token_endpoint": "https://10.20.30.40/token"}
+    oidc.oidc_cache_clear()
+    callback = _to_idp(client, routes.sso_start("acme-corp"))
+    landed = client.get(_local(callback))
+    assert landed.status_code == 303
+    assert "sso_issuer_not_public" in landed.headers["location"]
+    assert idp.token_requests == []
+    with Session(engine) as session:
+        assert session.exec(select(User).where(User.email == "nina@" + DOMAIN)).first() is None
