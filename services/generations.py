@@ -64,7 +64,16 @@ from sqlmodel import Session, col, select
 from core import db, routes
 from core.clock import as_utc, utcnow
 from core.settings import get_settings
-from models import AIModel, Asset, Generation, Organization, Project, UsageEvent, User
+from models import (
+    AIModel,
+    Asset,
+    CompetitorReport,
+    Generation,
+    Organization,
+    Project,
+    UsageEvent,
+    User,
+)
 from models.enums import GenerationStatus, OrgRole
 from services import credits, notifications, policy, pricing
 from services import models_registry as registry
@@ -278,12 +287,18 @@ def generation_blockers(
     return blockers
 
 
-def _active_runs(session: Session, *conditions: Any) -> int:
-    return session.exec(
-        select(func.count())
-        .select_from(Generation)
-        .where(col(Generation.status).in_(ACTIVE_STATUSES), *conditions)
-    ).one()
+def _active_runs(session: Session, *, user_id: int | None = None, org_id: int | None = None) -> int:
+    """Runs queued or running for a person or an organization: Studio generations and
+    Competitor Intel reports alike (both hold credits and a worker; one limit covers both)."""
+    counts = 0
+    for table in (Generation, CompetitorReport):
+        conditions = [col(table.status).in_(ACTIVE_STATUSES)]
+        if user_id is not None:
+            conditions.append(table.user_id == user_id)
+        if org_id is not None:
+            conditions.append(table.org_id == org_id)
+        counts += session.exec(select(func.count()).select_from(table).where(*conditions)).one()
+    return counts
 
 
 def _runs_phrase(count: int) -> str:
@@ -295,26 +310,26 @@ def _run_slot_blockers(session: Session, user: User, org: Organization) -> list[
     settings = get_settings()
     blockers: list[Blocker] = []
     per_user = settings.concurrent_runs_per_user
-    mine = _active_runs(session, Generation.user_id == user.id)
+    mine = _active_runs(session, user_id=user.id)
     if mine >= per_user:
         blockers.append(
             Blocker(
                 Code.concurrent_run_limit,
                 f"You already have {_runs_phrase(mine)} queued or running; one person can have "
-                f"at most {per_user} at once (in any organization). Start this one when one of "
-                "them finishes.",
+                f"at most {per_user} at once (in any organization). Studio runs and Competitor "
+                "Intel reports count together. Start this one when one of them finishes.",
                 details={"scope": "user", "limit": per_user, "in_progress": mine},
             )
         )
     per_org = settings.concurrent_runs_per_org
-    in_org = _active_runs(session, Generation.org_id == org.id)
+    in_org = _active_runs(session, org_id=org.id)
     if in_org >= per_org:
         blockers.append(
             Blocker(
                 Code.concurrent_run_limit,
                 f"{org.name} already has {_runs_phrase(in_org)} queued or running; an "
-                f"organization can have at most {per_org} at once. Start this one when one of "
-                "them finishes.",
+                f"organization can have at most {per_org} at once. Studio runs and Competitor "
+                "Intel reports count together. Start this one when one of them finishes.",
                 details={"scope": "org", "limit": per_org, "in_progress": in_org},
             )
         )

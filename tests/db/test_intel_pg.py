@@ -16,6 +16,7 @@ from core.settings import reset_settings_cache
 from models import CompetitorReport
 from services import credits
 from services.caps import Cap, DailyCapReached, cap_status
+from services.generations import GenerationBlocked
 from services.intel import reports, runner
 from tests.conftest import requires_postgres
 from tests.factories import make_org, make_projects, make_user
@@ -111,7 +112,10 @@ def test_sweep_and_recovery_racing_refund_and_give_back_once(pg_engine, site):
     assert statuses == ["failed"] * 3
 
 
-def test_concurrent_requests_never_pass_the_daily_cap(pg_engine, site):
+def test_concurrent_requests_never_pass_the_daily_cap(pg_engine, site, monkeypatch):
+    # Reports count toward the concurrent-runs limit too; room for six here, so the cap decides.
+    monkeypatch.setenv("CONCURRENT_RUNS_PER_USER", "10")
+    reset_settings_cache()
     owner, org, project = _world(pg_engine, plan="free")
     barrier = threading.Barrier(6)
 
@@ -129,3 +133,25 @@ def test_concurrent_requests_never_pass_the_daily_cap(pg_engine, site):
     with Session(pg_engine) as session:
         assert cap_status(session=session, org_id=org.id, cap=Cap.competitor_reports).used == 3
         assert len(session.exec(select(CompetitorReport)).all()) == 3
+
+
+def test_concurrent_requests_never_pass_the_concurrent_run_limit(pg_engine, site, monkeypatch):
+    monkeypatch.setenv("CONCURRENT_RUNS_PER_USER", "2")
+    reset_settings_cache()
+    owner, org, project = _world(pg_engine)  # Growth: no daily cap, so the run limit decides
+    barrier = threading.Barrier(5)
+
+    def request(index: int) -> str:
+        barrier.wait()
+        try:
+            _start(pg_engine, owner, org, project, site, f"slot-race-{index:03d}")
+            return "started"
+        except GenerationBlocked as refused:
+            assert refused.code == "concurrent_run_limit"
+            return "refused"
+
+    with ThreadPoolExecutor(5) as pool:
+        outcomes = list(pool.map(request, range(5)))
+    assert outcomes.count("started") == 2 and outcomes.count("refused") == 3
+    with Session(pg_engine) as session:
+        assert len(session.exec(select(CompetitorReport)).all()) == 2

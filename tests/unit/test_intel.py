@@ -18,6 +18,7 @@ from core.clock import utcnow
 from core.settings import reset_settings_cache
 from models import AIModel, CompetitorReport, CompetitorSource, Organization, Tool, UsageEvent
 from services import credits
+from services import generations as generation_service
 from services.caps import Cap, DailyCapReached, cap_status
 from services.errors import NotFound, ValidationFailed
 from services.generations import GenerationBlocked
@@ -227,7 +228,12 @@ def test_failed_report_gives_back_credits_and_its_daily_unit_exactly_once(sessio
     assert _used(session, org) == 0
 
 
-def test_free_plan_fourth_report_of_the_day_is_refused_with_the_reset_time(session, site):
+def test_free_plan_fourth_report_of_the_day_is_refused_with_the_reset_time(
+    session, site, monkeypatch
+):
+    # The three reports stay queued here (no worker); room for them beside the day's cap.
+    monkeypatch.setenv("CONCURRENT_RUNS_PER_USER", "10")
+    reset_settings_cache()
     owner, org, (project, _) = _org(session, plan="free", credits_mc=100_000)
     for index in range(3):
         _start(session, owner, org, _request(site, project.id, "/"), f"cap-key-{index:04d}")
@@ -582,3 +588,61 @@ def test_swot_is_a_synthesis_and_every_section_says_something_of_its_own(session
     assert any("Pro costs 2.7× Starter" in c["text"] for c in swot["weaknesses"])
     assert not any("free" in c["text"].lower() for c in swot["strengths"])  # there is none
     report_validate(data, usable)
+
+
+# --- one concurrent-runs limit for Studio runs and reports ----------------------------------------
+
+
+def test_reports_in_progress_count_toward_the_studio_concurrent_run_limit(
+    session, site, monkeypatch
+):
+    monkeypatch.setenv("CONCURRENT_RUNS_PER_USER", "2")
+    reset_settings_cache()
+    owner, org, (project, _other) = _org(session)
+    for n in range(2):  # two reports queued (no worker here): the person's two slots
+        _start(session, owner, org, _request(site, project.id, "/"), f"slot-key-{n}")
+
+    # Studio names the reports as the runs in progress, before Run is pressed...
+    studio = generation_service.generation_blockers(
+        session=session, user=owner, org_id=org.id, model_key="local-text", project_id=project.id
+    )
+    slot = next(b for b in studio if b.code == "concurrent_run_limit")
+    assert "You already have 2 runs queued or running" in slot.message
+    assert "Competitor Intel reports count together" in slot.message
+    assert slot.details == {"scope": "user", "limit": 2, "in_progress": 2}
+    with pytest.raises(GenerationBlocked) as refused:  # ...and refuses the run
+        generation_service.generation_start(
+            session=session,
+            user=owner,
+            org_id=org.id,
+            model_key="local-text",
+            prompt="A tagline",
+            project_id=project.id,
+        )
+    session.rollback()
+    assert refused.value.code == "concurrent_run_limit"
+
+    # A third report is refused the same way, and nothing is held for it.
+    before = _balance(session, org)
+    with pytest.raises(GenerationBlocked) as third:
+        _start(session, owner, org, _request(site, project.id, "/"), "slot-key-3")
+    session.rollback()
+    assert third.value.code == "concurrent_run_limit"
+    assert _balance(session, org) == before
+
+    # When one report finishes, a slot opens again.
+    first = session.exec(select(CompetitorReport).order_by(CompetitorReport.id)).first()
+    assert _run(session, first).status == "succeeded"
+    assert not [
+        b
+        for b in generation_service.generation_blockers(
+            session=session,
+            user=owner,
+            org_id=org.id,
+            model_key="local-text",
+            project_id=project.id,
+        )
+        if b.code == "concurrent_run_limit"
+    ]
+    session.rollback()
+    reset_settings_cache()
