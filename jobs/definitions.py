@@ -52,12 +52,6 @@ def _monthly_credit_grants() -> Any:
     return monthly_credit_grants()
 
 
-def _usage_rollup() -> Any:
-    from services.housekeeping import usage_rollup_recent
-
-    return usage_rollup_recent()
-
-
 def _request_logs_purge() -> Any:
     from services.api_requests import request_logs_purge
 
@@ -127,7 +121,10 @@ JOBS: tuple[JobSpec, ...] = (
     ),
     JobSpec("invites_expire", _invites_expire, 900, "Mark pending invites past expiry as expired."),
     JobSpec(
-        "sessions_purge", _sessions_purge, 3600, "Delete sign-in sessions past absolute expiry, and form-submit records past 2 days."
+        "sessions_purge",
+        _sessions_purge,
+        3600,
+        "Delete sign-in sessions past absolute expiry, and form-submit records past 2 days.",
     ),
     JobSpec(
         "monthly_credit_grants",
@@ -135,7 +132,6 @@ JOBS: tuple[JobSpec, ...] = (
         3600,
         "Grant the monthly credits of plans not billed by Stripe (Free), once per month.",
     ),
-    JobSpec("usage_rollup", _usage_rollup, 900, "Roll usage events up per day for Analytics."),
     JobSpec(
         "analytics_rollup",
         _analytics_rollup,

@@ -52,7 +52,6 @@ from models.studio import (
     DailyUsageCounter,
     Generation,
     Tool,
-    UsageDailyRollup,
     UsageEvent,
 )
 
@@ -109,7 +108,6 @@ __all__ = [
     "SupportTicket",
     "SupportTicketMessage",
     "Tool",
-    "UsageDailyRollup",
     "UsageEvent",
     "User",
     "UserSession",

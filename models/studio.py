@@ -163,36 +163,6 @@ class DailyUsageCounter(SQLModel, table=True):
     count: int = Field(default=0)
 
 
-class UsageDailyRollup(SQLModel, table=True):
-    """Analytics roll-up per UTC day x project x member x model (filled by a job)."""
-
-    __tablename__ = "usage_daily_rollups"
-    __table_args__ = (
-        UniqueConstraint(
-            "org_id",
-            "day",
-            "project_id",
-            "user_id",
-            "model_key",
-            "source",
-            name="uq_usage_rollup_source",
-        ),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    org_id: int = Field(foreign_key="organizations.id", ondelete="CASCADE", index=True)
-    day: date = Field(index=True)
-    project_id: int = Field(default=0)
-    user_id: int = Field(default=0)
-    model_key: str = Field(max_length=64)
-    source: str = Field(default="studio", max_length=16)  # studio | api | assistant | intel
-    modality: str = Field(max_length=8)
-    runs: int = Field(default=0)
-    units: int = Field(default=0)
-    millicredits: int = millicredits_field()
-    updated_at: datetime = created_at_field()
-
-
 class AssistantMessage(SQLModel, table=True):
     __tablename__ = "assistant_messages"
     __table_args__ = (Index("ix_assistant_conversation", "conversation_id", "created_at"),)

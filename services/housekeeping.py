@@ -1,20 +1,18 @@
-"""Housekeeping jobs: expire invites, purge sessions, Free-plan monthly credits, usage roll-ups.
+"""Housekeeping jobs: expire invites, purge sessions, Free-plan monthly credits.
 
 Each function opens and commits its own transactions (they are job entry points) and is safe
 when two processes run it at once: bulk ``UPDATE``/``DELETE`` statements re-check their
-``WHERE`` clause on each row, credit grants carry a unique idempotency key per org and month,
-and roll-ups are recomputed totals written with an upsert.
+``WHERE`` clause on each row, and credit grants carry a unique idempotency key per org and month.
+(Usage roll-ups for Analytics live in ``services/analytics/rollup.py``.)
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, or_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import delete, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -26,8 +24,6 @@ from models import (
     Invite,
     Organization,
     Plan,
-    UsageDailyRollup,
-    UsageEvent,
     UserSession,
 )
 from models.enums import InviteStatus
@@ -36,7 +32,6 @@ from services.credits import MILLICREDITS_PER_CREDIT, credit_account_get_or_crea
 log = logging.getLogger(__name__)
 
 REVOKED_SESSION_RETENTION = timedelta(days=30)
-ROLLUP_DAYS_BACK = 2  # provider usage may arrive late: recompute today and the day before
 
 
 def _session(engine: Engine | None) -> Session:
@@ -156,114 +151,4 @@ def monthly_credit_grants(
             result.errors += 1
             result.error_details.append(f"org {org_id}: {exc.__class__.__name__}: {exc}")
             log.exception("monthly grant for org %s failed", org_id)
-    return result
-
-
-# --- usage roll-ups -------------------------------------------------------------------------------
-
-
-def _day_bounds(day: date) -> tuple[datetime, datetime]:
-    start = datetime.combine(day, time.min, tzinfo=UTC)
-    return start, start + timedelta(days=1)
-
-
-def _upsert_rows(session: Session, rows: list[dict]) -> None:
-    if not rows:
-        return
-    insert = pg_insert if db.is_postgres(session) else sqlite_insert
-    statement = insert(UsageDailyRollup).values(rows)
-    statement = statement.on_conflict_do_update(
-        index_elements=["org_id", "day", "project_id", "user_id", "model_key", "source"],
-        set_={
-            "modality": statement.excluded.modality,
-            "runs": statement.excluded.runs,
-            "units": statement.excluded.units,
-            "millicredits": statement.excluded.millicredits,
-            "updated_at": statement.excluded.updated_at,
-        },
-    )
-    session.exec(statement)
-
-
-def usage_rollup_day(*, session: Session, day: date) -> int:
-    """Recompute one UTC day's roll-up rows from the usage events (upsert; flushes, no commit).
-
-    Totals are recomputed, not added, so running it again (or twice at once) changes nothing.
-    Rows of that day whose group no longer has events are removed. Returns the group count.
-    """
-    start, end = _day_bounds(day)
-    project = func.coalesce(UsageEvent.project_id, 0)
-    member = func.coalesce(UsageEvent.user_id, 0)
-    groups = session.exec(
-        select(
-            UsageEvent.org_id,
-            project,
-            member,
-            UsageEvent.model_key,
-            UsageEvent.source,
-            func.max(UsageEvent.modality),
-            func.count(),
-            func.coalesce(func.sum(UsageEvent.units), 0),
-            func.coalesce(func.sum(UsageEvent.millicredits), 0),
-        )
-        .where(col(UsageEvent.occurred_at) >= start, col(UsageEvent.occurred_at) < end)
-        .group_by(UsageEvent.org_id, project, member, UsageEvent.model_key, UsageEvent.source)
-    ).all()
-    now = utcnow()
-    rows = [
-        {
-            "org_id": org_id,
-            "day": day,
-            "project_id": int(project_id),
-            "user_id": int(user_id),
-            "model_key": model_key,
-            "source": source,
-            "modality": modality,
-            "runs": int(runs),
-            "units": int(units),
-            "millicredits": int(millicredits),
-            "updated_at": now,
-        }
-        for org_id, project_id, user_id, model_key, source, modality, runs, units, millicredits in (
-            groups
-        )
-    ]
-    for chunk_start in range(0, len(rows), 500):
-        _upsert_rows(session, rows[chunk_start : chunk_start + 500])
-    # Stale groups (e.g. events re-attributed): recomputed day must equal the events.
-    existing = session.exec(
-        select(
-            UsageDailyRollup.id,
-            UsageDailyRollup.org_id,
-            UsageDailyRollup.project_id,
-            UsageDailyRollup.user_id,
-            UsageDailyRollup.model_key,
-            UsageDailyRollup.source,
-        ).where(UsageDailyRollup.day == day)
-    ).all()
-    live = {(r["org_id"], r["project_id"], r["user_id"], r["model_key"], r["source"]) for r in rows}
-    stale = [row_id for row_id, *group in existing if tuple(group) not in live]
-    if stale:
-        session.exec(delete(UsageDailyRollup).where(col(UsageDailyRollup.id).in_(stale)))
-    session.flush()
-    return len(rows)
-
-
-def usage_rollup_recent(
-    *, engine: Engine | None = None, now: datetime | None = None, days_back: int = ROLLUP_DAYS_BACK
-) -> HousekeepingResult:
-    """Recompute the roll-ups of today and the previous `days_back - 1` UTC days."""
-    now = now or utcnow()
-    today = now.astimezone(UTC).date()
-    result = HousekeepingResult()
-    for offset in range(days_back):
-        day = today - timedelta(days=offset)
-        try:
-            with _session(engine) as session:
-                result.items += usage_rollup_day(session=session, day=day)
-                session.commit()
-        except Exception as exc:
-            result.errors += 1
-            result.error_details.append(f"{day}: {exc.__class__.__name__}: {exc}")
-            log.exception("usage roll-up for %s failed", day)
     return result

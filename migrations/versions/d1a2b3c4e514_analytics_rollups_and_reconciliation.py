@@ -6,6 +6,8 @@ Create Date: 2026-11-26 05:30:00.000000
 
 Analytics reads per-day roll-ups (``analytics_rollups``) up to each day's watermark and the
 raw usage events after it; the reconciliation job writes one row per organization and day.
+The earlier per-day table (``usage_daily_rollups``), which nothing reads any more, is dropped;
+its figures are recomputed from the usage events by the ``analytics_rollup`` job.
 """
 
 from collections.abc import Sequence
@@ -89,9 +91,44 @@ def upgrade() -> None:
         batch_op.create_index("ix_reconciliation_day", ["day"], unique=False)
     with op.batch_alter_table("usage_events", schema=None) as batch_op:
         batch_op.create_index("ix_usage_occurred", ["occurred_at"], unique=False)
+    with op.batch_alter_table("usage_daily_rollups", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_usage_daily_rollups_day"))
+        batch_op.drop_index(batch_op.f("ix_usage_daily_rollups_org_id"))
+    op.drop_table("usage_daily_rollups")
 
 
 def downgrade() -> None:
+    op.create_table(
+        "usage_daily_rollups",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("org_id", sa.Integer(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("project_id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("model_key", _string(64), nullable=False),
+        sa.Column("source", _string(16), nullable=False, server_default="studio"),
+        sa.Column("modality", _string(8), nullable=False),
+        sa.Column("runs", sa.Integer(), nullable=False),
+        sa.Column("units", sa.Integer(), nullable=False),
+        sa.Column("millicredits", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["org_id"], ["organizations.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint(
+            "org_id",
+            "day",
+            "project_id",
+            "user_id",
+            "model_key",
+            "source",
+            name="uq_usage_rollup_source",
+        ),
+    )
+    with op.batch_alter_table("usage_daily_rollups", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_usage_daily_rollups_day"), ["day"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_usage_daily_rollups_org_id"), ["org_id"], unique=False
+        )
     with op.batch_alter_table("usage_events", schema=None) as batch_op:
         batch_op.drop_index("ix_usage_occurred")
     with op.batch_alter_table("analytics_reconciliation_days", schema=None) as batch_op:

@@ -647,8 +647,10 @@ def test_usage_figures_are_clamped_and_the_run_succeeds_with_an_exact_charge(
 
 
 def test_usage_of_every_outcome_is_rolled_up_per_day_and_source(world, session):
-    from models import UsageDailyRollup
-    from services.housekeeping import usage_rollup_day
+    from datetime import timedelta
+
+    from models import AnalyticsRollup
+    from services.analytics.rollup import analytics_rollup_day
 
     succeeded = world.start(prompt="Kept")
     generations.generation_run(session=session, generation_id=succeeded.id)
@@ -676,13 +678,14 @@ def test_usage_of_every_outcome_is_rolled_up_per_day_and_source(world, session):
     )
     session.flush()
 
-    usage_rollup_day(session=session, day=charged.occurred_at.date())
+    day = charged.occurred_at.date()
+    analytics_rollup_day(session=session, day=day, now=charged.occurred_at + timedelta(days=1))
 
     rows = {
-        row.source: (row.runs, row.units, row.millicredits)
-        for row in session.exec(select(UsageDailyRollup))
+        row.source: (row.runs, row.failures, row.units, row.millicredits)
+        for row in session.exec(select(AnalyticsRollup))
     }
     assert rows == {
-        "studio": (2, charged.units, charged.millicredits),  # the failed run counts, at 0
-        "api": (1, 10, 10),
+        "studio": (2, 1, charged.units, charged.millicredits),  # the failed run counts, at 0
+        "api": (1, 0, 10, 10),
     }

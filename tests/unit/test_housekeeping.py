@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import Session, select
@@ -12,8 +12,6 @@ from models import (
     CreditLedgerEntry,
     Invite,
     Organization,
-    UsageDailyRollup,
-    UsageEvent,
     User,
     UserSession,
 )
@@ -143,60 +141,3 @@ def test_free_orgs_get_their_monthly_credits_once_per_month(engine, session):
     assert housekeeping.monthly_credit_grants().items == 1
     assert balance_get(session=session, org_id=free.id).balance == 100 * C
     assert ledger_sum(session=session, org_id=free.id) == 100 * C
-
-
-def _event(
-    session, org_id, *, at, model="local-text", project=None, user=None, units=10, millicredits=500
-):
-    session.add(
-        UsageEvent(
-            org_id=org_id,
-            project_id=project,
-            user_id=user,
-            model_key=model,
-            modality="text",
-            units=units,
-            millicredits=millicredits,
-            occurred_at=at,
-        )
-    )
-
-
-def test_daily_usage_rollup_is_an_idempotent_upsert(engine, session):
-    acme = org(session, "acme")
-    today, yesterday = NOW - timedelta(hours=1), NOW - timedelta(days=1)
-    _event(session, acme.id, at=today)
-    _event(session, acme.id, at=today - timedelta(hours=2), units=5, millicredits=250)
-    _event(session, acme.id, at=today, model="local-image", units=1, millicredits=4000)
-    _event(session, acme.id, at=yesterday)
-    _event(session, acme.id, at=NOW - timedelta(days=5))  # outside the window
-    session.commit()
-
-    first = housekeeping.usage_rollup_recent()
-    assert (first.items, first.errors) == (3, 0)
-    housekeeping.usage_rollup_recent()  # again: same rows, same totals
-
-    rows = session.exec(
-        select(UsageDailyRollup).order_by(UsageDailyRollup.day, UsageDailyRollup.model_key)
-    ).all()
-    summary = [
-        (r.day, r.model_key, r.runs, r.units, r.millicredits, r.project_id, r.user_id) for r in rows
-    ]
-    assert summary == [
-        (date(2026, 11, 20), "local-text", 1, 10, 500, 0, 0),
-        (date(2026, 11, 21), "local-image", 1, 1, 4000, 0, 0),
-        (date(2026, 11, 21), "local-text", 2, 15, 750, 0, 0),
-    ]
-    session.rollback()
-
-    # A late event lands: the next run recomputes the day's totals, no duplicate rows.
-    _event(session, acme.id, at=today, units=1, millicredits=50)
-    session.commit()
-    housekeeping.usage_rollup_recent()
-    session.expire_all()
-    text_today = session.exec(
-        select(UsageDailyRollup).where(
-            UsageDailyRollup.day == date(2026, 11, 21), UsageDailyRollup.model_key == "local-text"
-        )
-    ).all()
-    assert [(r.runs, r.units, r.millicredits) for r in text_today] == [(3, 16, 800)]

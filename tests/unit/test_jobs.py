@@ -33,7 +33,6 @@ def test_job_ids_are_stable():
         "invites_expire",
         "sessions_purge",
         "monthly_credit_grants",
-        "usage_rollup",
         "analytics_rollup",
         "analytics_reconcile",
         "subscription_renewals",
@@ -106,10 +105,10 @@ def test_scheduler_registers_every_job_with_coalesce_and_one_instance(monkeypatc
     assert jobs["generation_refund_sweep"].trigger.interval.total_seconds() == 60
     assert isinstance(scheduler_build(blocking=True), BlockingScheduler)
 
-    monkeypatch.setenv("JOBS_ONLY", "usage_rollup, invites_expire")
+    monkeypatch.setenv("JOBS_ONLY", "analytics_rollup, invites_expire")
     monkeypatch.setenv("JOBS_INTERVAL_SECONDS", "2")
     limited = scheduler_build()
-    assert sorted(job.id for job in limited.get_jobs()) == ["invites_expire", "usage_rollup"]
+    assert sorted(job.id for job in limited.get_jobs()) == ["analytics_rollup", "invites_expire"]
     assert {job.trigger.interval.total_seconds() for job in limited.get_jobs()} == {2}
     monkeypatch.setenv("JOBS_ONLY", "nope")
     with pytest.raises(ValueError, match="unknown jobs: nope"):
