@@ -4,13 +4,15 @@ Every public handler goes through the org-page skeleton (`OrgPageState._act` / `
 acts is re-derived from the session cookie and the URL on every call. The reply is produced on
 a thread of the backend (`services.assistant.reply_start`) and written to its row; this page
 only follows the row (`follow`), so a reload mid-reply shows the text so far and keeps
-following. Model output is escaped before it reaches `rx.markdown` (never live HTML).
+following. Model output reaches `rx.markdown` as written, and the page renders it with raw
+HTML turned off (`use_raw=False`, as the help center does), so `<img onerror=...>` shows as
+text and code blocks show `<` as `<`. Models are chosen with Studio's picker: a locked one
+opens the upgrade offer naming the plan that unlocks it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import html
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -18,9 +20,18 @@ import reflex as rx
 
 from core import db, routes
 from services import assistant, form_submissions, policy
+from services import models_registry as registry
 from services import orgs as org_service
 from services.caps import Cap, cap_status
-from services.errors import DomainError
+from services.error_codes import Code
+from services.errors import DomainError, NotFound, error_with_code
+from state.model_choice import (
+    ModelOption,
+    UpgradeOffer,
+    focus_model_row_script,
+    model_option,
+    upgrade_offer,
+)
 from state.org_page import Acting, OrgPageState, bounded, browser_id
 
 Action = policy.Action
@@ -43,11 +54,7 @@ STATUS_LABELS = {
     "stopped": "Stopped",
     "interrupted": "Interrupted",
 }
-
-
-def safe_markdown(content: str) -> str:
-    """Markdown whose raw HTML shows as text: `<img onerror=...>` never becomes an element."""
-    return html.escape(content or "", quote=False)
+MODEL_NOT_LISTED = "That model is not in the list. Pick one of the text models shown."
 
 
 @dataclass
@@ -62,7 +69,7 @@ class ConversationRow:
 class MessageRow:
     id: int
     role: str
-    markdown: str  # escaped: safe for rx.markdown
+    markdown: str  # as written: the view renders it with raw HTML off (text, never elements)
     status: str
     status_label: str
     kit_line: str
@@ -100,8 +107,9 @@ class AssistantState(OrgPageState, rx.State):
     cap_line: str = ""
     org_address: str = ""
 
-    model_choices: list[Choice] = []
-    locked_models: str = ""  # "Hosted text (Starter and up)"
+    text_models: list[ModelOption] = []  # the picker: every text model, locked ones too
+    upgrade_open: bool = False
+    offer: UpgradeOffer = UpgradeOffer()
     project_choices: list[Choice] = []
     new_model: str = ""
     new_project: str = "org"
@@ -139,12 +147,10 @@ class AssistantState(OrgPageState, rx.State):
 
     def _refresh_choices(self, acting: Acting) -> None:
         models = assistant.text_models(session=acting.session, org_id=acting.org.id)
-        self.model_choices = [Choice(m.key, m.display_name) for m in models if m.usable]
-        self.locked_models = ", ".join(
-            f"{m.display_name} ({m.min_plan_name} and up)" for m in models if m.state == "locked"
-        )
-        if self.new_model not in {c.value for c in self.model_choices}:
-            self.new_model = self.model_choices[0].value if self.model_choices else ""
+        self.text_models = [model_option(m, operator=acting.user.is_operator) for m in models]
+        usable = [m.key for m in models if m.usable]
+        if self.new_model not in usable:
+            self.new_model = usable[0] if usable else ""
         projects = org_service.projects_visible(
             session=acting.session, actor=acting.actor, org_id=acting.org.id
         )
@@ -188,7 +194,8 @@ class AssistantState(OrgPageState, rx.State):
         self.active_title = summary.title
         self.active_where = summary.project_name
         self.active_kit = detail.brand_kit_label
-        self.active_model = summary.model_key
+        names = {m.key: m.name for m in self.text_models}
+        self.active_model = names.get(summary.model_key, summary.model_key)
         self.active_archived = summary.archived
         self.messages = [self._row(m) for m in detail.messages]
         latest = detail.messages[-1] if detail.messages else None
@@ -207,7 +214,7 @@ class AssistantState(OrgPageState, rx.State):
         return MessageRow(
             id=message.id,
             role=message.role,
-            markdown=safe_markdown(message.content),
+            markdown=message.content,
             status=message.status,
             status_label=STATUS_LABELS.get(message.status, message.status),
             kit_line=f"Brand kit used: {message.brand_kit_label}"
@@ -251,6 +258,7 @@ class AssistantState(OrgPageState, rx.State):
         wanted = bounded(self.router.url.query_parameters.get("c", ""), MAX_ID_INPUT)
         self.active_id = wanted
         self.renaming = False
+        self.upgrade_open = False
         acting = await self._load()
         if acting is None:
             return None
@@ -267,9 +275,43 @@ class AssistantState(OrgPageState, rx.State):
     async def open_conversation(self, public_id: str):
         return rx.redirect(self._address(bounded(public_id, MAX_ID_INPUT)))
 
+    def _pick(self, acting: Acting, key: object) -> ModelOption:
+        options = {m.key: m for m in self.text_models}
+        model = options.get(key) if isinstance(key, str) else None
+        if model is None:
+            raise error_with_code(Code.model_not_found, MODEL_NOT_LISTED, base=NotFound)
+        if model.state == registry.LOCKED:
+            self.offer = upgrade_offer(
+                session=acting.session,
+                org_id=acting.org.id,
+                org_slug=acting.org.slug,
+                is_owner=acting.is_owner,
+                model=model,
+                options=self.text_models,
+            )
+            self.upgrade_open = True
+        elif model.state == registry.AVAILABLE:
+            self.new_model = model.key
+        return model
+
     @rx.event
-    def set_new_model(self, value: str):
-        self.new_model = bounded(value, 64)
+    async def pick_model(self, key: str):
+        """A usable model is chosen for the next conversation; a locked one opens the upgrade
+        offer naming the plan that unlocks it; a turned-off one says why."""
+        model = await self._act(self._view_action(), lambda a: self._pick(a, key), refresh=False)
+        if model is None or model.state in (registry.AVAILABLE, registry.LOCKED):
+            return None
+        self.error = model.note
+        return rx.toast.warning(model.note)
+
+    @rx.event
+    def set_upgrade_open(self, value: bool):
+        """Open or close the upgrade offer (only one a pick opened); on close, focus goes back
+        to the locked model's row."""
+        self.upgrade_open = bool(value) and bool(self.offer.model_key)
+        if self.upgrade_open or not self.offer.model_key:
+            return None
+        return rx.call_script(focus_model_row_script(self.offer.model_key))
 
     @rx.event
     def set_new_project(self, value: str):

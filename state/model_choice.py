@@ -5,9 +5,16 @@ row opens (`UpgradeOffer`). The views in `components/model_picker.py` and
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
+from sqlmodel import Session
+
+from core import routes
+from models.enums import OrgRole
 from services import models_registry as registry
+from services import orgs as org_service
+from services.catalog import plans_list
 
 _STATE_LABELS = {
     registry.DISABLED: "Turned off",
@@ -71,3 +78,45 @@ def model_option(row: registry.ModelAvailability, *, operator: bool = False) -> 
         min_plan_name=row.min_plan_name,
         tier=row.tier,
     )
+
+
+def upgrade_offer(
+    *,
+    session: Session,
+    org_id: int,
+    org_slug: str,
+    is_owner: bool,
+    model: ModelOption,
+    options: list[ModelOption],
+) -> UpgradeOffer:
+    """The offer a locked row opens: the plan that unlocks `model`, its price, the other models
+    it unlocks among `options` (the picker's rows) and its features, and who can upgrade."""
+    plan = next((p for p in plans_list(session=session) if p.name == model.min_plan_name), None)
+    unlocks = [
+        option.name
+        for option in options
+        if option.state == registry.LOCKED and option.min_plan_name == model.min_plan_name
+    ]
+    owners = [
+        member.name
+        for member in org_service.team_list(session=session, org_id=org_id)
+        if member.role == OrgRole.owner.value
+    ]
+    price = f"${plan.price_cents_monthly / 100:,.0f} / month" if plan is not None else "see Billing"
+    return UpgradeOffer(
+        model_key=model.key,
+        model_name=model.name,
+        plan_name=model.min_plan_name,
+        price_label=price,
+        unlocks=[f"Models: {', '.join(unlocks)}", *(plan.features if plan else [])],
+        billing_href=routes.org_billing(org_slug),
+        is_owner=is_owner,
+        owner_names=", ".join(owners) or "the owner",
+    )
+
+
+def focus_model_row_script(model_key: str) -> str:
+    """Script that puts focus back on a picker row (after the app-opened upgrade dialog closes,
+    Radix has no trigger to return it to)."""
+    key = json.dumps(model_key)
+    return f"document.querySelector('[data-model-key=' + CSS.escape({key}) + ']')?.focus()"

@@ -10,10 +10,10 @@ from sqlmodel import select
 
 from core import db
 from core.settings import reset_settings_cache
-from models import AssistantMessage
+from models import AIModel, AssistantMessage
 from services import assistant
 from services.caps import Cap, cap_take
-from state.assistant import VIEWER_REASON, AssistantState
+from state.assistant import MODEL_NOT_LISTED, VIEWER_REASON, AssistantState
 from tests.factories import add_member, make_org, make_user, signed_in_cookie
 
 
@@ -84,7 +84,8 @@ def test_editor_sends_and_sees_the_reply_with_kit_and_allowance(session, page_st
     asyncio.run(call(page, "search"))  # any refresh shows the stored reply
     reply = page.messages[-1]
     assert reply.status == "done" and "Here is a draft for" in reply.markdown
-    assert "<img" not in reply.markdown and "&lt;img src=x onerror=alert(1)&gt;" in reply.markdown
+    # Stored and shown as written (no `&lt;` in code); the view renders it with raw HTML off.
+    assert "<img src=x onerror=alert(1)>" in reply.markdown and "&lt;" not in reply.markdown
     assert reply.kit_line == "Brand kit used: No brand kit"
     assert reply.studio_href.startswith(f"/org/{org.slug}/studio?prompt=")
     assert page.cap_line.startswith("19 of 20 messages left today")
@@ -152,3 +153,75 @@ def test_use_in_studio_opens_studio_with_the_reply_as_prompt(session, page_state
     studio = page_state(StudioState, cookie=cookie, path=href)
     asyncio.run(call(studio, "load"))
     assert studio.prompt == "Spring is here! <b>bold</b>"
+
+
+def test_messages_render_markdown_with_raw_html_off():
+    from creative_studio.pages.assistant.chat import chat_panel
+
+    compiled = str(chat_panel())
+    assert "ReactMarkdown" in compiled and "rehypePlugins:[" in compiled
+    assert "rehypeRaw" not in compiled  # `<img onerror=...>` stays text, `<` in code stays `<`
+
+
+@pytest.fixture
+def pro_text_model(session):
+    """A text model Free does not include (the starting catalog has none)."""
+    session.add(
+        AIModel(
+            key="local-text-pro",
+            display_name="Studio Local Text Pro",
+            modality="text",
+            provider="local",
+            provider_model_id="studio-local-text-1",
+            min_plan_key="growth",
+            tier="premium",
+            rate_millicredits=3000,
+            rate_unit="per_1k_tokens",
+            sort_order=15,
+        )
+    )
+    session.commit()
+
+
+def test_a_locked_model_opens_the_upgrade_offer_and_cannot_start_a_chat(
+    session, page_state, call, acme, pro_text_model
+):
+    owner, org, viewer = acme
+    page = page_for(session, page_state, call, owner, org)
+    rows = {m.key: m for m in page.text_models}
+    assert rows["local-text-pro"].state == "locked"
+    assert rows["local-text-pro"].state_label == "Needs Growth"
+    assert page.new_model == "local-text"
+
+    asyncio.run(call(page, "pick_model", "local-text-pro"))
+    assert page.upgrade_open and page.new_model == "local-text"
+    assert (page.offer.plan_name, page.offer.model_key) == ("Growth", "local-text-pro")
+    assert page.offer.is_owner and page.offer.billing_href == f"/org/{org.slug}/billing"
+    assert "Studio Local Text Pro" in page.offer.unlocks[0]
+    closed = asyncio.run(call(page, "set_upgrade_open", False))
+    assert not page.upgrade_open
+    assert "local-text-pro" in str(closed)  # focus goes back to the model's row
+
+    for forged in ("no-such-model", ["local-text"], None, "x" * 5000):
+        asyncio.run(call(page, "pick_model", forged))
+        assert page.error == MODEL_NOT_LISTED and page.new_model == "local-text"
+    asyncio.run(call(page, "pick_model", "local-text"))
+    assert page.error == "" and page.new_model == "local-text"
+
+    page.new_model = "local-text-pro"  # as if the picker had been bypassed
+    asyncio.run(call(page, "new_conversation"))
+    assert page.error_code == "model_not_available"
+    with db.new_session() as fresh:
+        assert fresh.exec(select(assistant.AssistantConversation)).all() == []
+
+    # Someone who is not the owner is told who can upgrade.
+    page = page_for(session, page_state, call, viewer, org)
+    asyncio.run(call(page, "pick_model", "local-text-pro"))
+    assert page.upgrade_open and not page.offer.is_owner
+    assert page.offer.owner_names == "Olivia Owner"
+
+
+def test_a_signed_out_tab_cannot_open_the_upgrade_offer(page_state, call):
+    page = page_state(AssistantState, path="/org/acme/assistant")
+    asyncio.run(call(page, "set_upgrade_open", True))
+    assert not page.upgrade_open

@@ -8,6 +8,7 @@ from __future__ import annotations
 import reflex as rx
 
 from core import routes
+from creative_studio.components.upgrade_modal import upgrade_modal
 from creative_studio.layout import app_shell
 from creative_studio.pages.assistant.chat import chat_panel
 from creative_studio.pages.assistant.conversations import conversations_panel
@@ -33,5 +34,8 @@ def assistant_page() -> rx.Component:
             gap="4",
             width="100%",
             align="start",
+        ),
+        upgrade_modal(
+            AssistantState.offer, AssistantState.upgrade_open, AssistantState.set_upgrade_open
         ),
     )

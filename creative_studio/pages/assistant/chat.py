@@ -29,7 +29,12 @@ def _message(row: MessageRow) -> rx.Component:
                 align="center",
                 spacing="2",
             ),
-            rx.box(rx.markdown(row.markdown), width="100%", class_name="assistant-message-text"),
+            # Raw HTML off, as in the help center: model output is shown, never run.
+            rx.box(
+                rx.markdown(row.markdown, use_raw=False),
+                width="100%",
+                class_name="assistant-message-text",
+            ),
             rx.cond(row.failure != "", rx.text(row.failure, color=rx.color("red", 11), size="2")),
             rx.cond(
                 row.flagged != "",

@@ -1,9 +1,11 @@
-"""The conversation list: search, new conversation, archived switch."""
+"""The conversation list: search, new conversation (project and Studio's model picker: a
+locked model opens the upgrade offer), archived switch."""
 
 from __future__ import annotations
 
 import reflex as rx
 
+from creative_studio.components.model_picker import model_group
 from creative_studio.components.page import card, muted
 from state.assistant import AssistantState, ConversationRow
 
@@ -85,29 +87,11 @@ def _new_conversation() -> rx.Component:
                 class_name="rt-reset rt-SelectTrigger rt-r-size-2 rt-variant-surface",
                 style={"width": "100%"},
             ),
-            rx.el.label("Model", html_for="assistant-model", class_name="rt-Text rt-r-size-2"),
-            rx.el.select(
-                rx.foreach(
-                    AssistantState.model_choices,
-                    lambda c: rx.el.option(c.label, value=c.value),
-                ),
-                id="assistant-model",
-                value=AssistantState.new_model,
-                on_change=AssistantState.set_new_model,
-                class_name="rt-reset rt-SelectTrigger rt-r-size-2 rt-variant-surface",
-                style={"width": "100%"},
-            ),
-            rx.cond(
-                AssistantState.locked_models != "",
-                rx.text(
-                    rx.icon("lock", size=12),
-                    " Needs a higher plan: ",
-                    AssistantState.locked_models,
-                    ". ",
-                    rx.link("Upgrade in Billing", href=AssistantState.billing_href),
-                    size="1",
-                    color=rx.color("gray", 11),
-                ),
+            model_group(
+                "Model",
+                AssistantState.text_models,
+                AssistantState.new_model,
+                AssistantState.pick_model,
             ),
             rx.button(
                 rx.icon("plus", size=16),
