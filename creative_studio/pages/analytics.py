@@ -128,7 +128,7 @@ def selectors() -> rx.Component:
                 variant="outline",
                 on_click=AnalyticsState.export_csv,
             ),
-            gap="3",
+            spacing="3",
             wrap="wrap",
             align="end",
             width="100%",
@@ -191,7 +191,7 @@ def kpi_grid() -> rx.Component:
     return rx.grid(
         rx.foreach(AnalyticsState.kpis, _kpi),
         columns=rx.breakpoints(initial="2", sm="3", lg="6"),
-        gap="3",
+        spacing="3",
         width="100%",
     )
 
@@ -309,7 +309,7 @@ def usage_cards() -> rx.Component:
                 spacing="3",
             ),
             columns=rx.breakpoints(initial="1", md="2"),
-            gap="4",
+            spacing="4",
             width="100%",
         ),
         spacing="4",
@@ -352,7 +352,7 @@ def reconciliation_card() -> rx.Component:
             AnalyticsState.chips.length() > 0,
             rx.flex(
                 rx.foreach(AnalyticsState.chips, _chip),
-                gap="2",
+                spacing="2",
                 wrap="wrap",
                 role="group",
                 aria_label="Reconciliation by day",

@@ -91,7 +91,7 @@ def _content() -> rx.Component:
                 "No failed runs in this period.",
             ),
             columns=rx.breakpoints(initial="1", lg="2"),
-            gap="4",
+            spacing="4",
             width="100%",
         ),
         spacing="4",
