@@ -376,6 +376,7 @@ class OperatorCustomerState(_OperatorBase, rx.State):
     run_public_id: str = ""
     run_action_label: str = ""
     _request_key: str = ""  # one adjustment form = one request, however often submitted
+    _bulk_key: str = ""  # one page load = one bulk request per kind, however often pressed
 
     @rx.var
     def audit_href(self) -> str:
@@ -458,6 +459,8 @@ class OperatorCustomerState(_OperatorBase, rx.State):
         self.threshold = _credits(operator_service.approval_threshold_millicredits())
         if not self._request_key:
             self._request_key = operator_service.new_request_key()
+        if not self._bulk_key:
+            self._bulk_key = operator_service.new_request_key()
 
     def _org_id(self, session: Session, user: User) -> int:
         """The customer of the URL, re-read (never an id the browser sent)."""
@@ -469,6 +472,8 @@ class OperatorCustomerState(_OperatorBase, rx.State):
     @rx.event
     async def load(self):
         self.run_action = self.run_public_id = self.run_action_label = ""
+        if self._bulk_key:  # a new page load is a new bulk request (set again by _refresh)
+            self._bulk_key = ""
         return await self._load_page()
 
     @rx.event
@@ -499,7 +504,9 @@ class OperatorCustomerState(_OperatorBase, rx.State):
 
     @rx.event
     async def submit_run_action(self, form: dict):
-        reason = bounded(form_fields(form).get("reason", ""), MAX_REASON_INPUT)
+        fields = form_fields(form)
+        reason = bounded(fields.get("reason", ""), MAX_REASON_INPUT)
+        amount_text = bounded(fields.get("amount", ""), MAX_AMOUNT_INPUT).strip()
         action, public_id = self.run_action, self.run_public_id
         if action not in RUN_ACTIONS or not public_id:
             self.error = "Pick a run and an action first."
@@ -509,7 +516,12 @@ class OperatorCustomerState(_OperatorBase, rx.State):
             org_id = self._org_id(session, user)
             if action == "refund":
                 entry = operator_service.run_refund(
-                    session=session, actor=user, org_id=org_id, public_id=public_id, reason=reason
+                    session=session,
+                    actor=user,
+                    org_id=org_id,
+                    public_id=public_id,
+                    reason=reason,
+                    amount_millicredits=_parse_credits(amount_text) if amount_text else None,
                 )
                 return (
                     f"Refunded {_credits(entry.amount_millicredits)} credits for {public_id}. "
@@ -536,6 +548,29 @@ class OperatorCustomerState(_OperatorBase, rx.State):
                 else "No failed runs were waiting for a rerun."
             ),
         )
+
+    async def _bulk(self, form: dict, action: str) -> None:
+        reason = bounded(form_fields(form).get("reason", ""), MAX_REASON_INPUT)
+        key = self._bulk_key  # set when the page loaded for this operator
+        await self._run(
+            lambda session, user: operator_service.runs_bulk_recover(
+                session=session,
+                actor=user,
+                org_id=self._org_id(session, user),
+                action=action,
+                reason=reason,
+                request_key=key,
+            ),
+            success=lambda outcome: outcome.message,
+        )
+
+    @rx.event
+    async def bulk_requeue(self, form: dict):
+        await self._bulk(form, "requeue")
+
+    @rx.event
+    async def bulk_stop(self, form: dict):
+        await self._bulk(form, "stop")
 
     @rx.event
     async def adjust(self, form: dict):

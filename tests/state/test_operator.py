@@ -238,3 +238,80 @@ def test_a_bulk_rerun_is_refused_until_a_single_retry_succeeded(session, page_st
     )
     asyncio.run(call(page, "bulk_retry", {"reason": "outage over"}))
     assert "Retry one failed run first" in page.error
+
+
+def test_operator_refunds_part_of_a_run_and_wrong_amounts_say_why(session, page_state, call, world):
+    slug = world["org"].slug
+    page = _tab(
+        session,
+        page_state,
+        call,
+        OperatorCustomerState,
+        world["ann"],
+        f"/operator/customers/{slug}",
+    )
+    asyncio.run(call(page, "open_run_action", "gen_failed1", "refund"))
+    for wrong, said in (
+        ("lots", "not a number"),
+        ("4", "4 credits is more"),
+        ("-1", "more than 0"),
+    ):
+        asyncio.run(call(page, "submit_run_action", {"reason": "partly unusable", "amount": wrong}))
+        assert said in page.error, (wrong, page.error)
+        assert page.run_action == "refund"  # the form stays open to correct it
+    asyncio.run(call(page, "submit_run_action", {"reason": "partly unusable", "amount": "1.5"}))
+    assert "Refunded 1.5 credits" in page.notice and page.balance == "61.5"
+    assert next(r for r in page.runs if r.public_id == "gen_failed1").refunded
+    assert "Partial refund" in page.ledger[0].memo
+
+
+def test_bulk_stop_waits_for_a_single_stop_and_a_double_click_acts_once(
+    session, page_state, call, world, monkeypatch
+):
+    from core.clock import utcnow
+    from services import generations, run_engine
+
+    org = world["org"]
+    org.billing_profile_added_at = utcnow()  # the Free plan runs models once billing is set up
+    session.add(org)
+    executor = run_engine.inline_executor()
+    monkeypatch.setattr(executor, "paused", True)
+    ids = []
+    for index in range(2):
+        run = generations.generation_start(
+            session=session,
+            user=world["owner"],
+            org_id=org.id,
+            model_key="local-text",
+            prompt=f"tagline {index}",
+        )
+        run.status = "running"
+        session.add(run)
+        ids.append(run.public_id)
+    session.commit()
+    page = _tab(
+        session,
+        page_state,
+        call,
+        OperatorCustomerState,
+        world["ann"],
+        f"/operator/customers/{org.slug}",
+    )
+    asyncio.run(call(page, "bulk_stop", {"reason": "workers restarted"}))
+    assert "Stop one running run" in page.error
+    asyncio.run(call(page, "open_run_action", ids[0], "stop"))
+    asyncio.run(call(page, "submit_run_action", {"reason": "stuck for an hour"}))
+    assert not page.error, page.error
+    asyncio.run(call(page, "bulk_stop", {"reason": "workers restarted"}))
+    assert f"Stopped (credits returned): 1 run(s) ({ids[1]})" in page.notice
+    asyncio.run(call(page, "bulk_stop", {"reason": "workers restarted"}))  # the double click
+    assert "nothing more happened" in page.notice
+    asyncio.run(call(page, "bulk_requeue", {"reason": "workers restarted"}))
+    assert "Requeue one queued run" in page.error
+    with db.new_session() as fresh:
+        from models import AuditLogEntry
+
+        stops = fresh.exec(
+            select(AuditLogEntry).where(AuditLogEntry.action == "generation.bulk_stopped")
+        ).all()
+        assert len(stops) == 1 and stops[0].details["acted"] == [ids[1]]

@@ -114,6 +114,26 @@ def _run_action_form() -> rx.Component:
         rx.form(
             rx.vstack(
                 rx.text(S.run_action_label, weight="bold"),
+                rx.cond(
+                    S.run_action == "refund",
+                    rx.vstack(
+                        rx.el.label(
+                            rx.text("Credits to refund (optional)", size="2", weight="medium"),
+                            html_for="refund-amount",
+                        ),
+                        rx.input(
+                            id="refund-amount",
+                            name="amount",
+                            placeholder="empty = all of it; e.g. 2.5 for part of it",
+                            input_mode="decimal",
+                            max_length=24,
+                            width="100%",
+                        ),
+                        muted("A run is refunded once: a partial refund cannot be topped up."),
+                        spacing="1",
+                        width="100%",
+                    ),
+                ),
                 reason_field(
                     "run-action-reason",
                     "Reason (goes into the customer's audit log)",
@@ -136,6 +156,22 @@ def _run_action_form() -> rx.Component:
             reset_on_submit=True,
             width="100%",
         ),
+    )
+
+
+def _bulk_form(title: str, explanation: str, field_id: str, label: str, handler):
+    return rx.form(
+        rx.vstack(
+            rx.heading(title, size="3", as_="h3"),
+            muted(explanation + " One audit entry lists what was acted on and what was skipped."),
+            reason_field(field_id, f"Reason ({label.lower()})"),
+            rx.button(label, type="submit", variant="soft"),
+            spacing="2",
+            width="100%",
+        ),
+        on_submit=handler,
+        reset_on_submit=True,
+        width="100%",
     )
 
 
@@ -171,6 +207,22 @@ def _runs() -> rx.Component:
             on_submit=S.bulk_retry,
             reset_on_submit=True,
             width="100%",
+        ),
+        _bulk_form(
+            "Requeue every queued run",
+            "Only after you requeued one queued run of this customer: sends up to 50 queued "
+            "runs to the queue again, oldest first.",
+            "bulk-requeue-reason",
+            "Requeue queued runs",
+            S.bulk_requeue,
+        ),
+        _bulk_form(
+            "Stop every running run",
+            "Only after you stopped one running run of this customer: fails up to 50 running "
+            "runs now and returns their held credits. The members can retry them later.",
+            "bulk-stop-reason",
+            "Stop running runs",
+            S.bulk_stop,
         ),
         icon="activity",
     )
