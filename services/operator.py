@@ -413,17 +413,20 @@ def run_refund(
             base=Conflict,
         )
     amount = refundable if amount_millicredits is None else amount_millicredits
-    if (
-        isinstance(amount, bool)
-        or not isinstance(amount, int)
-        or amount <= 0
-        or amount > refundable
-    ):
+    most = credits.format_credits(refundable)
+    problem = ""
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        problem = "The refund must be a number of credits."
+    elif amount <= 0:
+        problem = "A refund must be more than 0 credits."
+    elif amount > refundable:
+        problem = f"{credits.format_credits(amount)} credits is more than that."
+    if problem:
         raise error_with_code(
             Code.refund_amount_invalid,
-            f"Refund between 0.001 and {credits.format_credits(refundable)} credits for "
-            f"{generation.public_id} (what it was charged, or its price if it failed); leave the "
-            "amount empty to refund all of it.",
+            f"{problem} {generation.public_id} can be refunded at most {most} credits (what it "
+            "was charged, or its price as it failed). Enter up to that, or leave the amount "
+            "empty to refund all of it.",
             base=ValidationFailed,
             field="amount",
         )
