@@ -102,7 +102,6 @@ ANONYMOUS_FIELDS: dict[tuple[str, str], frozenset[str]] = {
     ("OperatorJobsState", "filter_status"): frozenset({"status_filter"}),
     ("AssistantState", "set_query"): frozenset({"query"}),
     ("AssistantState", "search"): frozenset({"query", "searched"}),
-    ("AssistantState", "set_new_model"): frozenset({"new_model"}),
     ("AssistantState", "set_new_project"): frozenset({"new_project"}),
     ("AssistantState", "start_rename"): frozenset({"renaming"}),
     ("AssistantState", "toggle_archived"): frozenset({"show_archived"}),
