@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     # Single sign-on (services/sso.py): issuer host names allowed even though they resolve to
     # private or loopback addresses (comma-separated; tests and intranet identity providers).
     sso_allowed_hosts: str = ""
+    # Verified domains are re-checked in DNS by a job; this many failed checks in a row (the
+    # TXT record gone) mark a domain unverified again.
+    domain_recheck_failures: int = Field(default=3, ge=1, le=30)
     # Local payment mode hands out plans and credits without payment: a production server
     # refuses to start without Stripe unless this is set (private demos only).
     allow_local_payments: bool = False

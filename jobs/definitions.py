@@ -88,6 +88,12 @@ def _assistant_replies_sweep() -> Any:
     return replies_sweep_stale()
 
 
+def _domains_recheck() -> Any:
+    from services.domains import domains_recheck_due
+
+    return domains_recheck_due()
+
+
 @dataclass(frozen=True)
 class JobSpec:
     id: str  # stable: the scheduler's job id and JobRun.job_id
@@ -174,6 +180,13 @@ JOBS: tuple[JobSpec, ...] = (
         30,
         "Assistant: mark replies whose writer went away interrupted (no text yet: failed, "
         "message given back to the daily allowance).",
+    ),
+    JobSpec(
+        "domains_recheck",
+        _domains_recheck,
+        900,
+        "SSO: look again for the DNS TXT record of verified domains (each every 6 hours); "
+        "unverify a domain after DOMAIN_RECHECK_FAILURES failed checks in a row.",
     ),
 )
 JOB_IDS = tuple(spec.id for spec in JOBS)

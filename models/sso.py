@@ -63,6 +63,10 @@ class OrgDomain(SQLModel, table=True):
     verified_at: datetime | None = utc_datetime_field()
     last_checked_at: datetime | None = utc_datetime_field()
     last_error: str = Field(default="", max_length=500)
+    # The scheduled re-check (`services.domains.domains_recheck_due`): failed checks in a row
+    # of a verified domain, and when it was marked unverified for that (shown to the owner).
+    recheck_failures: int = Field(default=0)
+    unverified_at: datetime | None = utc_datetime_field()
     created_at: datetime = created_at_field()
 
 

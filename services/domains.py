@@ -14,17 +14,27 @@ Invariants:
   acts once; `uq_org_domains_org_domain`).
 - The DNS resolver is `DNS_NAMESERVERS` when set, else the system's; callers may pass their own
   (`resolver=`), which is how tests point it at a DNS server on loopback.
+- Verified domains are checked again by a job (`domains_recheck_due`, every
+  `RECHECK_INTERVAL`). A check that finds the record resets the count; one that does not adds
+  one; after ``DOMAIN_RECHECK_FAILURES`` in a row the domain is unverified (`unverified_at`
+  set, `last_error` saying why) and the owner reads it on the SSO page. DNS not answering
+  counts for nothing. Two schedulers at once: each domain is claimed by a conditional update
+  of `last_checked_at` (from the value read to now), so one check counts once.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
 
 import dns.exception
 import dns.resolver
+from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from core import db
 from core.clock import utcnow
 from core.crypto import new_token
 from core.settings import get_settings
@@ -37,6 +47,7 @@ from services.errors import Conflict, DomainError, NotFound, ValidationFailed, e
 RECORD_PREFIX = "_creative-studio"
 VALUE_PREFIX = "creative-studio-verification="
 DNS_LIFETIME_SECONDS = 5.0
+RECHECK_INTERVAL = timedelta(hours=6)  # how often a verified domain's record is looked at again
 MAX_DOMAINS_PER_ORG = 20
 _MAX_DOMAIN_LENGTH = 253
 
@@ -313,6 +324,8 @@ def domain_verify(
             with session.begin_nested():
                 row.verified_at = row.verified_at or now
                 row.last_error = ""
+                row.recheck_failures = 0
+                row.unverified_at = None
                 session.add(row)
                 session.flush()
         except IntegrityError:  # another organization verified it at the same moment
@@ -348,6 +361,179 @@ def domain_verify(
     session.add(row)
     session.flush()
     return DomainCheck(row.domain, row.verified_at is not None, row.last_error, False)
+
+
+# --- the scheduled re-check -------------------------------------------------------------------
+
+
+@dataclass
+class RecheckResult:
+    """What one pass of the re-check job did (`items` for the job recorder)."""
+
+    checked: int = 0
+    still_verified: int = 0
+    failed_checks: int = 0
+    unverified: list[str] = field(default_factory=list)
+    dns_unavailable: int = 0
+    skipped: int = 0  # claimed by another scheduler first
+
+    @property
+    def items(self) -> int:
+        return self.checked
+
+    @property
+    def errors(self) -> int:
+        return self.dns_unavailable
+
+    @property
+    def error_details(self) -> list[str]:
+        if not self.dns_unavailable:
+            return []
+        return [f"DNS did not answer for {self.dns_unavailable} domain(s); checked next time."]
+
+
+def _recheck_candidates(session: Session, cutoff, limit: int) -> list[tuple[int, Any]]:
+    rows = session.exec(
+        select(OrgDomain.id, OrgDomain.last_checked_at)
+        .where(
+            OrgDomain.verified_at.is_not(None),  # type: ignore[union-attr]
+            or_(
+                OrgDomain.last_checked_at.is_(None),  # type: ignore[union-attr]
+                OrgDomain.last_checked_at < cutoff,  # type: ignore[operator]
+            ),
+        )
+        .order_by(OrgDomain.last_checked_at, OrgDomain.id)
+        .limit(limit)
+    ).all()
+    return [(row[0], row[1]) for row in rows]
+
+
+def _claim(session: Session, domain_id: int, seen, now) -> bool:
+    """Move `last_checked_at` from the value read to now; False if another process did first."""
+    seen_test = (
+        OrgDomain.last_checked_at.is_(None)  # type: ignore[union-attr]
+        if seen is None
+        else OrgDomain.last_checked_at == seen
+    )
+    result = session.exec(  # type: ignore[call-overload]
+        update(OrgDomain)
+        .where(
+            OrgDomain.id == domain_id,
+            OrgDomain.verified_at.is_not(None),  # type: ignore[union-attr]
+            seen_test,
+        )
+        .values(last_checked_at=now)
+    )
+    session.commit()
+    return result.rowcount == 1
+
+
+def _recheck_one(
+    session: Session, domain_id: int, resolver: dns.resolver.Resolver, now, limit: int
+) -> str:
+    """Check one claimed domain's record; "ok", "failed", "unverified" or "dns"."""
+    row = session.get(OrgDomain, domain_id)
+    if row is None or row.verified_at is None:
+        return "ok"
+    name, expected = txt_record_name(row.domain), txt_record_value(row.verification_token)
+    try:
+        values = _txt_values(name, resolver)
+    except DomainError:
+        session.rollback()
+        return "dns"  # DNS did not answer: no evidence either way
+    if expected in (value.strip() for value in values):
+        session.exec(  # type: ignore[call-overload]
+            update(OrgDomain)
+            .where(OrgDomain.id == domain_id, OrgDomain.last_checked_at == now)
+            .values(recheck_failures=0, last_error="")
+        )
+        session.commit()
+        return "ok"
+    # A failed check: counted in the same statement that reads the count (no lost update), and
+    # only while the claim is still ours.
+    session.exec(  # type: ignore[call-overload]
+        update(OrgDomain)
+        .where(OrgDomain.id == domain_id, OrgDomain.last_checked_at == now)
+        .values(recheck_failures=OrgDomain.recheck_failures + 1)
+    )
+    session.flush()
+    row = session.exec(
+        select(OrgDomain)
+        .where(OrgDomain.id == domain_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    failures, when = row.recheck_failures, now.strftime("%Y-%m-%d %H:%M UTC")
+    if failures < limit:
+        row.last_error = (
+            f"The TXT record {name} with the value {expected} was not found in the scheduled "
+            f"check of {when} ({failures} of {limit} failed checks in a row). The domain stays "
+            f"verified for now; after {limit} failed checks it is marked unverified. Publish the "
+            "record again at your DNS provider, then select “Verify now”."
+        )[:500]
+        session.add(row)
+        session.commit()
+        return "failed"
+    domain = row.domain
+    row.verified_at = None
+    row.unverified_at = now
+    row.last_error = (
+        f"Marked unverified on {when}: the TXT record {name} was missing in {failures} scheduled "
+        "checks in a row, so addresses on this domain no longer sign in through single sign-on "
+        f"and “require SSO” no longer applies to them. Publish {expected} at {name} again, then "
+        "select “Verify now”."
+    )[:500]
+    session.add(row)
+    audit_record(
+        session=session,
+        action="sso.domain_unverified",
+        actor_user_id=None,
+        org_id=row.org_id,
+        target_type="org_domain",
+        target_id=row.id,
+        details={"domain": domain, "failed_checks": failures, "by": "scheduled re-check"},
+    )
+    session.commit()
+    return "unverified"
+
+
+def domains_recheck_due(
+    *,
+    session: Session | None = None,
+    resolver: dns.resolver.Resolver | None = None,
+    batch: int = 200,
+) -> RecheckResult:
+    """Check the TXT record of verified domains not checked within `RECHECK_INTERVAL`.
+
+    The job's service: owns its units of work (one per domain, so a slow DNS answer holds no
+    transaction open). Safe with two schedulers: a domain is claimed before it is checked.
+    """
+    if session is None:
+        with db.session_scope() as own:
+            return domains_recheck_due(session=own, resolver=resolver, batch=batch)
+    now = utcnow()
+    limit = get_settings().domain_recheck_failures
+    resolver = resolver or resolver_from_settings()
+    result = RecheckResult()
+    candidates = _recheck_candidates(session, now - RECHECK_INTERVAL, batch)
+    session.rollback()
+    for domain_id, seen in candidates:
+        if not _claim(session, domain_id, seen, now):
+            result.skipped += 1
+            continue
+        result.checked += 1
+        outcome = _recheck_one(session, domain_id, resolver, now, limit)
+        if outcome == "ok":
+            result.still_verified += 1
+        elif outcome == "dns":
+            result.dns_unavailable += 1
+        else:
+            result.failed_checks += 1
+            if outcome == "unverified":
+                row = session.get(OrgDomain, domain_id)
+                result.unverified.append(row.domain if row else str(domain_id))
+                session.rollback()
+    return result
 
 
 def verified_domain_org_id(*, session: Session, email: str) -> int | None:

@@ -48,10 +48,38 @@ class DomainRow:
     record_value: str
     problem: str  # why the last check failed ("" when none)
     checked: str
+    warning: bool = False  # verified, but the scheduled re-check misses its record
 
 
 def _when(moment) -> str:
     return as_utc(moment).strftime(_TIME_FORMAT) if moment is not None else ""
+
+
+def _domain_status(domain) -> str:
+    if domain.verified_at is not None:
+        return "Verified, record missing" if domain.recheck_failures else "Verified"
+    return "Unverified by DNS check" if domain.unverified_at is not None else "Not verified"
+
+
+def _domains_alert(claimed) -> str:
+    """One sentence for the top of the card when the DNS re-check found a record gone."""
+    lost = [d.domain for d in claimed if d.verified_at is None and d.unverified_at is not None]
+    failing = [d.domain for d in claimed if d.verified_at is not None and d.recheck_failures]
+    parts = []
+    if lost:
+        parts.append(
+            f"{', '.join(lost)} {'is' if len(lost) == 1 else 'are'} no longer verified: the "
+            "scheduled DNS check stopped finding the TXT record, so addresses there no longer "
+            "sign in through single sign-on."
+        )
+    if failing:
+        parts.append(
+            f"The TXT record of {', '.join(failing)} was missing in the latest scheduled DNS "
+            "check; the domain stays verified until a few checks in a row fail."
+        )
+    if parts:
+        parts.append("Publish the record shown below again, then select “Verify now”.")
+    return " ".join(parts)
 
 
 class SsoSettingsState(OrgPageState, rx.State):
@@ -70,6 +98,8 @@ class SsoSettingsState(OrgPageState, rx.State):
     members_without_2fa: list[str] = []
     domains: list[DomainRow] = []
     has_verified_domain: bool = False
+    # Domains the scheduled DNS re-check unverified (or is about to): said at the top of the card.
+    domains_alert: str = ""
     org_address: str = ""
     section: str = ""  # which card `error` and `notice` belong to
 
@@ -111,20 +141,23 @@ class SsoSettingsState(OrgPageState, rx.State):
             else ""
         )
         self.members_without_2fa = sso_service.members_without_2fa(session=session, org_id=org.id)
+        claimed = domain_service.domains_list(session=session, org_id=org.id)
         self.domains = [
             DomainRow(
                 domain_id=d.id,
                 domain=d.domain,
                 verified=d.verified_at is not None,
-                status="Verified" if d.verified_at is not None else "Not verified",
+                status=_domain_status(d),
                 record_name=domain_service.txt_record_name(d.domain),
                 record_value=domain_service.txt_record_value(d.verification_token),
                 problem=d.last_error,
                 checked=_when(d.last_checked_at),
+                warning=d.verified_at is not None and d.recheck_failures > 0,
             )
-            for d in domain_service.domains_list(session=session, org_id=org.id)
+            for d in claimed
         ]
         self.has_verified_domain = any(d.verified for d in self.domains)
+        self.domains_alert = _domains_alert(claimed)
 
     # --- events ----------------------------------------------------------------------------
 

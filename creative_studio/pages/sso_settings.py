@@ -195,7 +195,7 @@ def _domain_row(row: DomainRow) -> rx.Component:
         rx.table.cell(
             rx.badge(
                 row.status,
-                color_scheme=rx.cond(row.verified, "green", "amber"),
+                color_scheme=rx.cond(row.verified & ~row.warning, "green", "amber"),
                 variant="soft",
             ),
             vertical_align="middle",
@@ -243,7 +243,18 @@ def _domains_card() -> rx.Component:
         "Verified domains",
         muted(
             "Addresses on a verified domain sign in through your identity provider, and people "
-            "there can join this organization. Prove a domain is yours with a DNS TXT record."
+            "there can join this organization. Prove a domain is yours with a DNS TXT record; "
+            "it is checked again every few hours and must stay published."
+        ),
+        rx.cond(
+            S.domains_alert != "",
+            rx.callout(
+                S.domains_alert,
+                icon="triangle_alert",
+                color_scheme="amber",
+                role="alert",
+                width="100%",
+            ),
         ),
         _messages("domains"),
         rx.form(

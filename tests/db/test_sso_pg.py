@@ -105,3 +105,58 @@ def test_concurrent_first_saves_create_one_settings_row(pg_engine):
     assert errors == []
     with Session(pg_engine) as session:
         assert len(session.exec(select(OrgSecurity)).all()) == 1
+
+
+def _both_schedulers_at_once(engine, resolver) -> list[domains.RecheckResult]:
+    barrier = threading.Barrier(2)
+    results: list[domains.RecheckResult] = []
+
+    def scheduler() -> None:
+        barrier.wait()
+        with Session(engine, expire_on_commit=False) as session:
+            results.append(domains.domains_recheck_due(session=session, resolver=resolver))
+
+    threads = [threading.Thread(target=scheduler) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+def test_two_schedulers_rechecking_at_once_count_each_failed_check_once(pg_engine, monkeypatch):
+    """Both schedulers run the re-check job at the same moment over the same verified domains:
+    each domain is checked by one of them, and its missing record counts once."""
+    from datetime import timedelta
+
+    from core import clock
+    from core.settings import reset_settings_cache
+
+    monkeypatch.setenv("DOMAIN_RECHECK_FAILURES", "2")
+    reset_settings_cache()
+    owner = make_user(pg_engine, "olivia@recheck.test")
+    org = make_org(pg_engine, owner, "Recheck Corp", slug="recheck-corp")
+    start = clock.utcnow()
+    with Session(pg_engine) as session:
+        for index in range(6):
+            session.add(
+                OrgDomain(
+                    org_id=org.id,
+                    domain=f"d{index}.recheck.test",
+                    verification_token=f"t{index}",
+                    verified_at=start - timedelta(days=1),
+                )
+            )
+        session.commit()
+    gone = _AlwaysPublished([])  # every record has disappeared
+    for attempt, moment in enumerate((start, start + domains.RECHECK_INTERVAL * 2), start=1):
+        clock.freeze(moment)
+        results = _both_schedulers_at_once(pg_engine, gone)
+        assert sum(r.checked for r in results) == 6  # each domain once, whoever claimed it
+        with Session(pg_engine) as session:
+            rows = session.exec(select(OrgDomain)).all()
+            assert {row.recheck_failures for row in rows} == {attempt}
+    assert all(row.verified_at is None and row.unverified_at is not None for row in rows)
+    assert sorted(name for r in results for name in r.unverified) == sorted(r.domain for r in rows)
+    clock.freeze(None)
+    reset_settings_cache()

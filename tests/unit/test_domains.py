@@ -7,14 +7,16 @@ import os
 import socket
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import dns.message
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
 import pytest
-from sqlmodel import select
+from sqlmodel import Session, select
 
+from core import clock
 from core.settings import reset_settings_cache
 from models import AuditLogEntry, OrgDomain
 from services import domains
@@ -233,3 +235,140 @@ def test_dns_nameservers_setting_points_the_resolver_at_a_server(session, owner_
         os.environ.pop("DNS_NAMESERVERS", None)
         reset_settings_cache()
     assert check.verified
+
+
+# --- the scheduled re-check -------------------------------------------------------------------
+
+
+def _verified(session, org, dns_server, name: str = "acme-corp.test") -> OrgDomain:
+    row = OrgDomain(org_id=org.id, domain=name, verification_token="tok-" + name)
+    row.verified_at = clock.utcnow() - timedelta(days=30)
+    session.add(row)
+    session.commit()
+    dns_server.records[domains.txt_record_name(name)] = [
+        domains.txt_record_value(row.verification_token)
+    ]
+    return row
+
+
+def _reload(session, row: OrgDomain) -> OrgDomain:
+    session.rollback()
+    return session.get(OrgDomain, row.id, populate_existing=True)
+
+
+def test_a_verified_domain_whose_record_disappeared_is_unverified_after_n_failed_checks(
+    session, owner_org, dns_server, monkeypatch
+):
+    owner, org = owner_org
+    monkeypatch.setenv("DOMAIN_RECHECK_FAILURES", "3")
+    reset_settings_cache()
+    start = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    clock.freeze(start)
+    row = _verified(session, org, dns_server)
+    record = domains.txt_record_name(row.domain)
+
+    first = domains.domains_recheck_due(session=session, resolver=dns_server.resolver())
+    assert (first.checked, first.still_verified, first.unverified) == (1, 1, [])
+    again = domains.domains_recheck_due(session=session, resolver=dns_server.resolver())
+    assert again.checked == 0  # checked just now: not due until RECHECK_INTERVAL has passed
+
+    del dns_server.records[record]  # the TXT record is removed at the DNS provider
+    for failed in (1, 2):
+        clock.freeze(start + (domains.RECHECK_INTERVAL + timedelta(minutes=1)) * failed)
+        result = domains.domains_recheck_due(session=session, resolver=dns_server.resolver())
+        assert (result.checked, result.failed_checks, result.unverified) == (1, 1, [])
+        row = _reload(session, row)
+        assert row.verified_at is not None and row.recheck_failures == failed
+        assert f"({failed} of 3 failed checks in a row)" in row.last_error
+        assert "Publish the record again" in row.last_error
+
+    clock.freeze(start + (domains.RECHECK_INTERVAL + timedelta(minutes=1)) * 3)
+    result = domains.domains_recheck_due(session=session, resolver=dns_server.resolver())
+    assert result.unverified == ["acme-corp.test"]
+    row = _reload(session, row)
+    assert row.verified_at is None and row.unverified_at is not None
+    assert row.last_error.startswith("Marked unverified on 2026-11-21 03:03 UTC: ")
+    assert "missing in 3 scheduled checks in a row" in row.last_error
+    assert domains.verified_domain_org_id(session=session, email="nina@acme-corp.test") is None
+    audit = session.exec(
+        select(AuditLogEntry).where(AuditLogEntry.action == "sso.domain_unverified")
+    ).one()
+    assert audit.details["failed_checks"] == 3 and audit.actor_user_id is None
+    # No longer verified: the job leaves it alone; the owner publishes and verifies again.
+    clock.freeze(start + domains.RECHECK_INTERVAL * 5)
+    assert domains.domains_recheck_due(session=session, resolver=dns_server.resolver()).checked == 0
+    dns_server.records[record] = [domains.txt_record_value(row.verification_token)]
+    check = domains.domain_verify(
+        session=session,
+        actor=owner,
+        org_id=org.id,
+        domain_id=row.id,
+        resolver=dns_server.resolver(),
+    )
+    session.commit()
+    row = _reload(session, row)
+    assert check.verified and row.verified_at is not None
+    assert (row.recheck_failures, row.unverified_at, row.last_error) == (0, None, "")
+
+
+def test_a_record_back_before_the_limit_resets_the_count_and_dns_silence_counts_nothing(
+    session, owner_org, dns_server, monkeypatch
+):
+    _owner, org = owner_org
+    monkeypatch.setenv("DOMAIN_RECHECK_FAILURES", "2")
+    reset_settings_cache()
+    start = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    clock.freeze(start)
+    row = _verified(session, org, dns_server)
+    record = domains.txt_record_name(row.domain)
+    value = dns_server.records.pop(record)
+
+    domains.domains_recheck_due(session=session, resolver=dns_server.resolver())
+    assert _reload(session, row).recheck_failures == 1
+
+    # DNS does not answer: no evidence either way, the count stays.
+    silent = domains.dns.resolver.Resolver(configure=False)
+    silent.nameservers, silent.port, silent.lifetime = ["127.0.0.1"], 9, 0.3
+    clock.freeze(start + domains.RECHECK_INTERVAL + timedelta(minutes=1))
+    result = domains.domains_recheck_due(session=session, resolver=silent)
+    assert (result.checked, result.dns_unavailable) == (1, 1)
+    row = _reload(session, row)
+    assert row.verified_at is not None and row.recheck_failures == 1
+
+    dns_server.records[record] = value  # published again before the limit
+    clock.freeze(start + (domains.RECHECK_INTERVAL + timedelta(minutes=1)) * 2)
+    result = domains.domains_recheck_due(session=session, resolver=dns_server.resolver())
+    assert result.still_verified == 1
+    row = _reload(session, row)
+    assert (row.recheck_failures, row.last_error) == (0, "") and row.verified_at is not None
+
+
+def test_a_domain_claimed_by_another_scheduler_is_checked_once(
+    session, owner_org, dns_server, monkeypatch
+):
+    _owner, org = owner_org
+    clock.freeze(datetime(2026, 11, 20, 9, 0, tzinfo=UTC))
+    row = _verified(session, org, dns_server)
+    dns_server.records.pop(domains.txt_record_name(row.domain))
+    original = domains._recheck_candidates  # noqa: SLF001
+
+    raced: list[int] = []
+
+    def read_then_lose_the_race(db_session, cutoff, limit):
+        seen = original(db_session, cutoff, limit)
+        if raced:  # the other scheduler's own read
+            return seen
+        raced.append(1)
+        db_session.rollback()  # SQLite: let the other process write
+        # Another scheduler claims and checks the same domain between our read and our claim.
+        with Session(db_session.get_bind(), expire_on_commit=False) as other_session:
+            other = domains.domains_recheck_due(
+                session=other_session, resolver=dns_server.resolver()
+            )
+        assert other.checked == 1
+        return seen
+
+    monkeypatch.setattr(domains, "_recheck_candidates", read_then_lose_the_race)
+    result = domains.domains_recheck_due(session=session, resolver=dns_server.resolver())
+    assert (result.checked, result.skipped) == (0, 1)
+    assert _reload(session, row).recheck_failures == 1  # one failed check, counted once

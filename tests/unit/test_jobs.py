@@ -40,6 +40,7 @@ def test_job_ids_are_stable():
         "low_balance_alerts",
         "status_incidents",
         "assistant_replies_sweep",
+        "domains_recheck",
     )
     intervals = {spec.id: spec.interval_seconds for spec in JOBS}
     assert intervals["generation_refund_sweep"] == 60

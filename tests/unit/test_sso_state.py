@@ -159,3 +159,45 @@ def test_sign_in_page_routes_a_verified_domain_to_its_idp(session, page_state, c
     assert none is None and "elsewhere.test" in page.error and "password" in page.error
     assert session.exec(select(Membership).where(Membership.user_id == owner.id)).one()
     assert session.exec(select(User)).all()
+
+
+def test_the_owner_reads_on_the_sso_page_that_the_dns_recheck_lost_a_domains_record(
+    session, page_state, call
+):
+    owner, org = _acme(session)
+    now = utcnow()
+    session.add(
+        OrgDomain(
+            org_id=org.id,
+            domain=DOMAIN,
+            verification_token="t1",
+            verified_at=None,
+            unverified_at=now,
+            last_error="Marked unverified on 2026-11-21 03:03 UTC: the TXT record was missing.",
+        )
+    )
+    session.add(
+        OrgDomain(
+            org_id=org.id,
+            domain="acme-eu.test",
+            verification_token="t2",
+            verified_at=now,
+            recheck_failures=1,
+            last_error="(1 of 3 failed checks in a row)",
+        )
+    )
+    session.commit()
+    page = page_state(
+        SsoSettingsState,
+        cookie=signed_in_cookie(session, owner),
+        path="/org/acme-corp/settings/sso",
+    )
+    asyncio.run(call(page, "load"))
+    rows = {row.domain: row for row in page.domains}
+    assert rows[DOMAIN].status == "Unverified by DNS check" and not rows[DOMAIN].verified
+    assert rows[DOMAIN].problem.startswith("Marked unverified on")
+    assert rows["acme-eu.test"].status == "Verified, record missing"
+    assert rows["acme-eu.test"].verified and rows["acme-eu.test"].warning
+    assert f"{DOMAIN} is no longer verified" in page.domains_alert
+    assert "acme-eu.test was missing in the latest scheduled DNS check" in page.domains_alert
+    assert page.domains_alert.endswith("then select “Verify now”.")
