@@ -131,12 +131,14 @@ def audit_record(
     if not session.info.get(_HOOKED_KEY):
         session.info[_HOOKED_KEY] = True
         event.listen(session, "before_commit", _chain_pending)
-        event.listen(session, "after_rollback", _drop_pending)
+        event.listen(session, "after_transaction_end", _drop_pending)
     return entry
 
 
-def _drop_pending(session: Session) -> None:
-    session.info[_PENDING_KEY] = {}
+def _drop_pending(session: Session, transaction) -> None:
+    """The transaction ended (committed, rolled back or closed): nothing of it is pending."""
+    if transaction.parent is None:
+        session.info[_PENDING_KEY] = {}
 
 
 def _chain_pending(session: Session) -> None:

@@ -193,3 +193,28 @@ def test_rewriting_a_row_and_every_later_hash_without_the_key_is_detected(sessio
     check = audit_verify(session=session, org_id=org.id)
     assert not check.ok and check.broken_entry_id == rows[2].id
     assert f"#{rows[2].id}" in check.message
+
+
+def test_an_entry_is_chained_when_its_transaction_commits_and_never_if_it_rolls_back(session):
+    owner = make_user(session, "owner@acme.test")
+    org = make_org(session, owner)
+    session.commit()
+    entry = audit_record(session=session, action="test.kept", actor_user_id=None, org_id=org.id)
+    assert entry.chain_seq is None  # no chain lock is taken while the unit of work goes on
+    with session.begin_nested() as savepoint:
+        audit_record(session=session, action="test.undone", actor_user_id=None, org_id=org.id)
+        savepoint.rollback()
+    session.commit()
+    session.refresh(entry)
+    assert entry.chain_seq == 2 and entry.entry_hash
+    audit_record(session=session, action="test.rolled_back", actor_user_id=None, org_id=org.id)
+    session.rollback()
+    audit_record(session=session, action="test.next", actor_user_id=None, org_id=org.id)
+    session.commit()
+    actions = session.exec(
+        select(AuditLogEntry.action)
+        .where(AuditLogEntry.org_id == org.id)
+        .order_by(AuditLogEntry.chain_seq)
+    ).all()
+    assert actions == ["org.created", "test.kept", "test.next"]
+    assert audit_verify(session=session, org_id=org.id).ok
