@@ -138,7 +138,7 @@ def _detail_dialog() -> rx.Component:
     d = S.detail
     return rx.dialog.root(
         rx.dialog.content(
-            rx.dialog.title("Run and ledger of " + d.request_id),
+            rx.dialog.title("Run and ledger of " + d.request_id, overflow_wrap="anywhere"),
             rx.dialog.description(
                 "The run this request started and every credit movement of that run, as the "
                 "balance saw it: the hold takes the estimate at the start, then the settle gives "
@@ -199,6 +199,8 @@ def _detail_dialog() -> rx.Component:
                 width="100%",
                 margin_top="1rem",
             ),
+            # On a phone the dialog stays inside the screen; the ledger table scrolls sideways.
+            width="calc(100vw - 2rem)",
             max_width="44rem",
         ),
         open=S.detail_open,
