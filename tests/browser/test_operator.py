@@ -1,5 +1,6 @@
-"""An operator finds a customer by a member's email, refunds a failed run with a reason, and the
-owner sees the refund in Billing and in the audit log; screenshots at desktop and 375 px."""
+"""An operator finds a customer by a member's email, refunds part of a failed run with a reason
+(an amount above its price is refused first), and the owner sees the refund in Billing and in
+the audit log, whose integrity verifies; screenshots at desktop and 375 px."""
 
 import re
 
@@ -53,11 +54,19 @@ def test_operator_refunds_a_failed_run_and_the_owner_sees_it(app_server, browser
     expect(page.get_by_role("heading", name="Recent runs")).to_be_visible()
     page.get_by_role("button", name="Refund gen_optest1").click()
     expect(page.get_by_text("Refund 7 credits for gen_optest1")).to_be_visible()
+    page.get_by_label("Credits to refund (optional)").fill("9")
     page.get_by_label("Reason (goes into the customer's audit log)").fill(
         "Provider outage on 26 Nov"
     )
     page.get_by_role("button", name="Confirm").click()
-    expect(page.get_by_role("status").filter(has_text="Refunded 7 credits")).to_be_visible()
+    expect(page.get_by_role("alert").filter(has_text="9 credits is more than that")).to_be_visible()
+    page.get_by_label("Credits to refund (optional)").fill("2.5")
+    page.get_by_label("Reason (goes into the customer's audit log)").fill(
+        "Provider outage on 26 Nov"
+    )
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.get_by_role("status").filter(has_text="Refunded 2.5 credits")).to_be_visible()
+    expect(page.get_by_role("heading", name="Stop every running run")).to_be_visible()
     expect(page.get_by_role("button", name="Refund gen_optest1")).to_have_count(0)
     screenshot(page, "operator-customer")
     page.set_viewport_size({"width": 375, "height": 800})
@@ -70,7 +79,7 @@ def test_operator_refunds_a_failed_run_and_the_owner_sees_it(app_server, browser
     expect(page).to_have_url(re.compile(r"/org/acme/"))
     page.goto(app_server.base_url + "/org/acme/billing")
     expect(
-        page.get_by_text(re.compile(r"Refund of run gen_optest1 by Oscar Operator"))
+        page.get_by_text(re.compile(r"Partial refund of run gen_optest1 by Oscar Operator"))
     ).to_be_visible()
     page.get_by_role("link", name="Audit log").click()
     expect(page).to_have_url(re.compile(r"/org/acme/audit$"))

@@ -179,7 +179,8 @@ def _runs() -> rx.Component:
     return card(
         "Recent runs",
         muted(
-            "Refund gives back what a run cost (a failed run's price as a goodwill credit), once. "
+            "Refund gives back what a run cost, or part of it (a failed run's price as a "
+            "goodwill credit), once. "
             "Requeue a queued run, stop a stuck one (its held credits come back), or retry one "
             "failed run before any bulk rerun."
         ),
