@@ -160,3 +160,59 @@ def test_concurrent_audit_entries_keep_one_chain(pg_engine, world):
             .order_by(AuditLogEntry.chain_seq)
         ).all()
         assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_one_bulk_requeue_pressed_in_two_tabs_at_once_acts_once(pg_engine, world, monkeypatch):
+    from services import run_engine
+
+    executor = run_engine.inline_executor()
+    monkeypatch.setattr(executor, "paused", True)
+    monkeypatch.setattr(executor, "submitted", [])
+    org, owner_id = world["org"], None
+    with Session(pg_engine) as session:
+        for index in range(3):
+            session.add(
+                Generation(
+                    public_id=f"gen_queued{index}",
+                    org_id=org.id,
+                    user_id=owner_id,
+                    model_key="local-text",
+                    modality="text",
+                    status="queued",
+                    estimate_millicredits=1_000,
+                )
+            )
+        session.commit()
+    with Session(pg_engine) as session:
+        operator_service.run_recover(
+            session=session,
+            actor=world["ann"],
+            public_id="gen_queued0",
+            action="requeue",
+            reason="stuck",
+        )
+        session.commit()
+    executor.submitted.clear()
+
+    def bulk(operator):
+        return lambda session: operator_service.runs_bulk_recover(
+            session=session,
+            actor=operator,
+            org_id=org.id,
+            action="requeue",
+            reason="workers restarted",
+            request_key="one-form",
+        )
+
+    results = run_together(pg_engine, [bulk(world["ann"]), bulk(world["ann"])])
+    outcomes = [r for r in results if isinstance(r, operator_service.BulkOutcome)]
+    assert len(outcomes) == 2, results
+    assert sorted(o.replayed for o in outcomes) == [False, True]
+    assert outcomes[0].acted == outcomes[1].acted and len(outcomes[0].acted) == 3
+    assert len(executor.submitted) == 3
+    with Session(pg_engine) as session:
+        entries = session.exec(
+            select(AuditLogEntry).where(AuditLogEntry.action == "generation.bulk_requeued")
+        ).all()
+        assert len(entries) == 1
+        assert audit_verify(session=session, org_id=org.id).ok
