@@ -87,18 +87,18 @@ def org_billing(slug: str) -> str:
     return org_area(slug, "billing")
 
 
-def org_assistant(slug: str, conversation: str = "") -> str:
-    """The Marketing Assistant, with a conversation open when one is named."""
-    base = org_area(slug, "assistant")
-    return f"{base}?{urlencode({'c': conversation})}" if conversation else base
-
-
 def org_studio_with_prompt(slug: str, prompt: str, tool: str | None = None) -> str:
     """Creative Studio with its prompt filled in (and a tool picked), e.g. from Competitor Intel."""
     query = {"prompt": prompt}
     if tool:
         query["tool"] = tool
     return f"{org_home(slug)}?{urlencode(query)}"
+
+
+def org_assistant(slug: str, conversation: str = "") -> str:
+    """The Marketing Assistant, with a conversation open when one is named."""
+    base = org_area(slug, "assistant")
+    return f"{base}?{urlencode({'c': conversation})}" if conversation else base
 
 
 def org_team(slug: str) -> str:

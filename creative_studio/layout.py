@@ -349,6 +349,8 @@ def incident_banner() -> rx.Component:
             ),
         ),
         on_mount=IncidentBannerState.load,
+        # Hidden while empty, so it adds no gap above the page header.
+        display=rx.cond(IncidentBannerState.banner_title != "", "block", "none"),
         width="100%",
     )
 
@@ -378,8 +380,8 @@ def app_shell(
                     rx.box(not_found_card(), padding=["1rem", "1.5rem", "2rem"]),
                     rx.vstack(
                         verify_email_banner(),
-                        incident_banner(),
                         view_as_banner(),
+                        incident_banner(),
                         page_header(title, description, action),
                         *children,
                         spacing="5",
@@ -432,14 +434,4 @@ def centered_card(*children: rx.Component, max_width: str = "26rem") -> rx.Compo
         padding="1rem",
         background=rx.color("gray", 2),
         role="main",
-    )
-
-
-def coming_with(area_title: str, what: str) -> rx.Component:
-    """Placeholder for an area whose feature set lands later; no fake data."""
-    return card(
-        f"Coming with {area_title}",
-        rx.text(what, color=rx.color("gray", 11)),
-        icon="construction",
-        spacing="2",
     )

@@ -32,6 +32,7 @@ from models.identity import (
     UserSession,
 )
 from models.intel import CompetitorSource
+from models.operator import AdjustmentApproval, ViewAsGrant
 from models.ops import (
     ApiKey,
     AuditLogEntry,
@@ -41,7 +42,6 @@ from models.ops import (
     RequestLog,
     SupportTicket,
 )
-from models.operator import AdjustmentApproval, ViewAsGrant
 from models.orgs import Invite, Membership, Organization, Project, ProjectAccess
 from models.sso import OrgDomain, OrgSecurity, SsoIdentity
 from models.studio import (

@@ -136,13 +136,13 @@ class Code(StrEnum):
     worker_lost = "worker_lost"
     stopped_by_operator = "stopped_by_operator"
     run_not_queued = "run_not_queued"
-    # competitor intel
-    intel_sources_unavailable = "intel_sources_unavailable"
-    intel_report_invalid = "intel_report_invalid"
     # marketing assistant
     conversation_not_found = "conversation_not_found"
     reply_in_progress = "reply_in_progress"
     reply_not_interrupted = "reply_not_interrupted"
+    # competitor intel
+    intel_sources_unavailable = "intel_sources_unavailable"
+    intel_report_invalid = "intel_report_invalid"
     # operator console
     already_refunded = "already_refunded"
     nothing_to_refund = "nothing_to_refund"
@@ -210,6 +210,7 @@ CATALOGUE: dict[Code, ErrorCodeInfo] = {
         _info(Code.project_required, 403, "Choose a project first.", "roles-and-permissions"),
         _info(Code.validation_failed, 422, "Some input is not valid. Check the form.", "faq"),
         _info(Code.conflict, 409, "This changed meanwhile. Reload and try again.", "faq"),
+        _info(Code.form_already_used, 409, "This form was already sent. Reload the page.", "faq"),
         _info(Code.invalid_credentials, 401, "Email or password is not right.", _SIGN_IN),
         _info(Code.account_locked, 429, "Too many failed sign-ins. Wait and retry.", _SIGN_IN),
         _info(Code.email_taken, 409, "That email already has an account. Sign in.", _SIGN_IN),
@@ -237,7 +238,6 @@ CATALOGUE: dict[Code, ErrorCodeInfo] = {
         _info(Code.google_sign_in_conflict, 409, "Sign in with your password first.", _GOOGLE),
         _info(Code.google_denied, 403, "Google sign-in was cancelled.", _GOOGLE),
         _info(Code.google_failed, 502, "Google sign-in failed. Try again.", _GOOGLE),
-        _info(Code.form_already_used, 409, "This form was already sent. Reload the page.", "faq"),
         _info(
             Code.sign_in_other_browser,
             403,
