@@ -355,8 +355,10 @@ def actor_for(*, session: Session, user: User, org_id: int | None) -> Actor:
         membership = session.exec(
             select(Membership).where(Membership.org_id == org_id, Membership.user_id == user.id)
         ).first()
-    viewing_as = bool(user.is_operator) and org_id is not None and view_as_active(
-        session=session, user_id=user.id, org_id=org_id
+    viewing_as = (
+        bool(user.is_operator)
+        and org_id is not None
+        and view_as_active(session=session, user_id=user.id, org_id=org_id)
     )
     if membership is None:
         return Actor(user_id=user.id, is_operator=bool(user.is_operator), viewing_as=viewing_as)

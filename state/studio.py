@@ -740,5 +740,6 @@ class StudioState(OrgPageState, rx.State):
         step = StudioState.execute_pending(chain)
         return [toast, step] if toast is not None else step
 
+
 def _not_found(_acting: Acting) -> None:
     raise NotFound(NOT_FOUND_RELOAD)
