@@ -189,6 +189,141 @@ def _policy_blockers(
     return blockers
 
 
+@dataclass(frozen=True)
+class BlockerContext:
+    """What one person's blockers in one org and project depend on, read once.
+
+    `generation_blockers_for` turns it into blockers for any model, options and prompt without
+    touching the database, so a page can answer a model pick from memory. It is a snapshot:
+    `generation_start` re-reads everything, so a stale context only changes what is shown.
+    """
+
+    fixed: tuple[Blocker, ...]  # email, role/project/subscription, billing profile
+    models: dict[str, registry.ModelAvailability]
+    available_millicredits: int
+    spent_millicredits: int | None  # None: no monthly spend cap
+    cap_millicredits: int
+    run_slots: tuple[Blocker, ...]
+    is_owner: bool
+    billing_href: str
+
+
+def generation_blocker_context(
+    *, session: Session, user: User, org_id: int, project_id: int | None = None
+) -> BlockerContext:
+    """Read what `generation_blockers_for` needs (a bounded number of queries).
+
+    Raises:
+        NotFound: the org does not exist or the user is neither a member nor an operator.
+    """
+    org = session.get(Organization, org_id)
+    if org is None or org.deleted_at is not None:
+        raise NotFound("This organization does not exist or was deleted.")
+    actor = policy.actor_for(session=session, user=user, org_id=org_id)
+    if actor.role is None and not actor.is_operator:
+        raise NotFound("There is no organization at this address that you belong to.")
+    is_owner = actor.role == OrgRole.owner
+    billing = routes.org_billing(org.slug)
+    fixed: list[Blocker] = []
+
+    if user.email_verified_at is None:
+        fixed.append(
+            Blocker(
+                Code.email_not_verified,
+                f"Verify your email address ({user.email}) to use models: open the link we "
+                "sent you, or request a new one.",
+                "Send a new link",
+                "/verify-email",
+            )
+        )
+    fixed += _policy_blockers(session, actor, org, project_id)
+
+    plan = org_plan(session=session, org_id=org_id)
+    if plan.key == "free" and org.billing_profile_added_at is None:
+        fixed.append(
+            Blocker(
+                Code.billing_required,
+                "The Free plan needs a billing profile before models can be used (nothing is "
+                "charged until you buy credits or upgrade). "
+                + (
+                    "Add one in Billing."
+                    if is_owner
+                    else "Ask your organization's owner to add one in Billing."
+                ),
+                "Add a billing profile" if is_owner else "Open Billing",
+                billing,
+            )
+        )
+    models = {item.key: item for item in registry.models_for_plan(session=session, plan=plan)}
+    capped = org.monthly_spend_cap_credits is not None
+    return BlockerContext(
+        fixed=tuple(fixed),
+        models=models,
+        available_millicredits=credits.credits_available(
+            session=session, org_id=org_id, project_id=project_id
+        ),
+        spent_millicredits=spend_this_cycle(session=session, org_id=org.id) if capped else None,
+        cap_millicredits=(org.monthly_spend_cap_credits or 0) * 1000,
+        run_slots=tuple(_run_slot_blockers(session, user, org)),
+        is_owner=is_owner,
+        billing_href=billing,
+    )
+
+
+def generation_blockers_for(
+    context: BlockerContext,
+    *,
+    model_key: str,
+    params: dict[str, Any] | None = None,
+    prompt: str = "",
+) -> list[Blocker]:
+    """The blockers of a run of `model_key` with these options, from `context` alone."""
+    blockers = list(context.fixed)
+    model_blocker, model = _model_blocker_from(context, model_key)
+    if model_blocker is not None:
+        blockers.append(model_blocker)
+    if model is not None:
+        try:
+            estimate = pricing.estimate_credits(
+                model, {**normalize_params(model.modality, params or {}), "prompt": prompt}
+            )
+        except ValidationFailed:
+            estimate = None  # reported by generation_start's validation instead
+        if estimate is not None:
+            available = context.available_millicredits
+            if estimate > available:
+                blockers.append(
+                    Blocker(
+                        Code.insufficient_credits,
+                        f"This run needs about {credits.format_credits(estimate)} credits; "
+                        f"{credits.format_credits(max(available, 0))} are available. "
+                        + (
+                            "Top up in Billing."
+                            if context.is_owner
+                            else "Ask your organization's owner to top up in Billing."
+                        ),
+                        "Top up credits" if context.is_owner else "Open Billing",
+                        context.billing_href,
+                        {"needed_millicredits": estimate, "available_millicredits": available},
+                    )
+                )
+            cap_blocker = (
+                _spend_cap_over(
+                    context.spent_millicredits,
+                    context.cap_millicredits,
+                    estimate,
+                    context.is_owner,
+                    context.billing_href,
+                )
+                if context.spent_millicredits is not None
+                else None
+            )
+            if cap_blocker is not None:
+                blockers.append(cap_blocker)
+    blockers += context.run_slots
+    return blockers
+
+
 def generation_blockers(
     *,
     session: Session,
@@ -210,81 +345,10 @@ def generation_blockers(
     Raises:
         NotFound: the org does not exist or the user is neither a member nor an operator.
     """
-    org = session.get(Organization, org_id)
-    if org is None or org.deleted_at is not None:
-        raise NotFound("This organization does not exist or was deleted.")
-    actor = policy.actor_for(session=session, user=user, org_id=org_id)
-    if actor.role is None and not actor.is_operator:
-        raise NotFound("There is no organization at this address that you belong to.")
-    is_owner = actor.role == OrgRole.owner
-    billing = routes.org_billing(org.slug)
-    blockers: list[Blocker] = []
-
-    if user.email_verified_at is None:
-        blockers.append(
-            Blocker(
-                Code.email_not_verified,
-                f"Verify your email address ({user.email}) to use models: open the link we "
-                "sent you, or request a new one.",
-                "Send a new link",
-                "/verify-email",
-            )
-        )
-    blockers += _policy_blockers(session, actor, org, project_id)
-
-    plan = org_plan(session=session, org_id=org_id)
-    if plan.key == "free" and org.billing_profile_added_at is None:
-        blockers.append(
-            Blocker(
-                Code.billing_required,
-                "The Free plan needs a billing profile before models can be used (nothing is "
-                "charged until you buy credits or upgrade). "
-                + (
-                    "Add one in Billing."
-                    if is_owner
-                    else "Ask your organization's owner to add one in Billing."
-                ),
-                "Add a billing profile" if is_owner else "Open Billing",
-                billing,
-            )
-        )
-
-    model_blocker, model = _model_blocker(session, org_id, model_key, billing)
-    if model_blocker is not None:
-        blockers.append(model_blocker)
-
-    if model is not None:
-        try:
-            estimate = pricing.estimate_credits(
-                model, {**normalize_params(model.modality, params or {}), "prompt": prompt}
-            )
-        except ValidationFailed:
-            estimate = None  # reported by generation_start's validation instead
-        if estimate is not None:
-            available = credits.credits_available(
-                session=session, org_id=org_id, project_id=project_id
-            )
-            if estimate > available:
-                blockers.append(
-                    Blocker(
-                        Code.insufficient_credits,
-                        f"This run needs about {credits.format_credits(estimate)} credits; "
-                        f"{credits.format_credits(max(available, 0))} are available. "
-                        + (
-                            "Top up in Billing."
-                            if is_owner
-                            else "Ask your organization's owner to top up in Billing."
-                        ),
-                        "Top up credits" if is_owner else "Open Billing",
-                        billing,
-                        {"needed_millicredits": estimate, "available_millicredits": available},
-                    )
-                )
-            cap_blocker = _spend_cap_blocker(session, org, estimate, is_owner, billing)
-            if cap_blocker is not None:
-                blockers.append(cap_blocker)
-    blockers += _run_slot_blockers(session, user, org)
-    return blockers
+    context = generation_blocker_context(
+        session=session, user=user, org_id=org_id, project_id=project_id
+    )
+    return generation_blockers_for(context, model_key=model_key, params=params, prompt=prompt)
 
 
 def _active_runs(session: Session, *, user_id: int | None = None, org_id: int | None = None) -> int:
@@ -362,7 +426,12 @@ def _spend_cap_blocker(
     if org.monthly_spend_cap_credits is None:
         return None
     spent = spend_this_cycle(session=session, org_id=org.id)
-    cap = org.monthly_spend_cap_credits * 1000
+    return _spend_cap_over(spent, org.monthly_spend_cap_credits * 1000, estimate, is_owner, billing)
+
+
+def _spend_cap_over(
+    spent: int, cap: int, estimate: int, is_owner: bool, billing: str
+) -> Blocker | None:
     if spent + estimate <= cap:
         return None
     return Blocker(
@@ -381,17 +450,21 @@ def _spend_cap_blocker(
     )
 
 
-def _model_blocker(
-    session: Session, org_id: int, model_key: str, billing: str
-) -> tuple[Blocker | None, AIModel | None]:
+def _model_blocker_from(
+    context: BlockerContext, model_key: str
+) -> tuple[Blocker | None, registry.ModelAvailability | None]:
     """The blocker for the model (if any) and the model a run would use (the backup if swapped)."""
-    try:
-        availability = registry.model_availability(
-            session=session, org_id=org_id, model_key=model_key
+    availability = context.models.get(model_key) if isinstance(model_key, str) else None
+    if availability is None:
+        return (
+            Blocker(
+                Code.model_not_found,
+                f"There is no model called {model_key!r}. Pick one from the model list.",
+            ),
+            None,
         )
-    except NotFound as error:
-        return Blocker(error.code, error.message), None
-    resolved = registry.model_get(session=session, key=availability.resolved_key)
+    resolved = context.models.get(availability.resolved_key, availability)
+    billing = context.billing_href
     if availability.state == registry.LOCKED:
         return (
             Blocker(
