@@ -67,7 +67,7 @@ def _kit_form() -> rx.Component:
             rx.grid(
                 *[_list_field(*item) for item in LIST_HELP],
                 columns=rx.breakpoints(initial="1", md="2"),
-                gap="3",
+                spacing="3",
                 width="100%",
             ),
             rx.cond(

@@ -1,7 +1,8 @@
 """Marketing Assistant in the browser: an editor chats and sees the reply grow, reloads mid-reply
 and still gets the whole reply; model output with HTML stays text; search finds the
 conversation; a viewer cannot send and is told why; a Free organization at its daily cap sees
-the reset time and the upgrade link. Screenshots at desktop width and 375 px.
+the reset time and the upgrade link; a locked model opens the upgrade offer and focus returns to
+its row. Screenshots at desktop width and 375 px.
 
 Tests that change data create their own organization (the server is shared), except the
 editor's conversation, which lives in the seeded Acme organization.
@@ -24,6 +25,8 @@ QUESTION = (
     "Draft a launch announcement for our marigold spring collection for busy florists who "
     "order online before dawn, warm and concise " + XSS
 )
+CODE = "if price < 20 and stock > 0: promote()"
+QUESTION_WITH_CODE = QUESTION + "\n\n```\n" + CODE + "\n```"
 
 
 def _reply(page):
@@ -48,7 +51,7 @@ def test_editor_chats_sees_the_reply_grow_and_reload_keeps_following(app_server,
     expect(
         page.get_by_text(re.compile(r"\d+ of 500 messages left today · resets at")).first
     ).to_be_visible()
-    page.get_by_label("Message", exact=True).fill(QUESTION)
+    page.get_by_label("Message", exact=True).fill(QUESTION_WITH_CODE)
     page.get_by_role("button", name="Send").click()
 
     reply = _reply(page)
@@ -67,7 +70,10 @@ def test_editor_chats_sees_the_reply_grow_and_reload_keeps_following(app_server,
         "href", re.compile(r"/org/acme/studio\?prompt=Here")
     )
     # The HTML in the question and the reply is shown as text, never run.
-    expect(page.locator('[data-role="user"]').last).to_contain_text(XSS)
+    mine = page.locator('[data-role="user"]').last
+    expect(mine).to_contain_text(XSS)
+    expect(mine.locator("pre code")).to_have_text(CODE)  # a code block shows < as written
+    assert "&lt;" not in page.get_by_role("main").inner_text()
     expect(_reply(page)).to_contain_text("<img src=x onerror=")
     assert page.evaluate("window.__assistant_xss") is None
     assert page.locator('[data-role="assistant"] img').count() == 0
@@ -113,11 +119,11 @@ def test_editor_chats_sees_the_reply_grow_and_reload_keeps_following(app_server,
 def test_a_free_organization_at_its_daily_cap_sees_the_reset_time(app_server, browser):
     slug = app_server.run_python(
         f"""
-from sqlmodel import Session
+from sqlmodel import Session, select
 from core.clock import utcnow
 from core.crypto import hash_password
 from core.db import get_engine
-from models import User
+from models import AIModel, User
 from services import orgs
 from services.caps import Cap, cap_take
 
@@ -125,6 +131,11 @@ with Session(get_engine()) as s:
     owner = User(email="capped@free.test", name="Cara Capped",
                  password_hash=hash_password({DEV_PASSWORD!r}), email_verified_at=utcnow())
     s.add(owner); s.flush()
+    if s.exec(select(AIModel).where(AIModel.key == "local-text-pro")).first() is None:
+        s.add(AIModel(key="local-text-pro", display_name="Studio Local Text Pro",
+                      modality="text", provider="local", provider_model_id="studio-local-text-1",
+                      min_plan_key="scale", tier="premium", rate_millicredits=3000,
+                      rate_unit="per_1k_tokens", sort_order=15))
     org = orgs.org_create(session=s, owner=owner, name="Capped Free", plan_key="free")
     for index in range(20):
         cap_take(session=s, org_id=org.id, cap=Cap.assistant_messages,
@@ -151,6 +162,21 @@ with Session(get_engine()) as s:
         "href", f"/org/{slug}/billing"
     )
     screenshot(page, "assistant-cap-reached")
+
+    # A model the plan does not include shows its lock; choosing it opens the upgrade offer
+    # naming the plan, and closing the offer puts focus back on the model's row.
+    locked = page.get_by_role("button", name=re.compile("Studio Local Text Pro"))
+    expect(locked).to_contain_text("Needs Scale")
+    locked.click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Upgrade to Scale to use Studio Local Text Pro")
+    expect(dialog.get_by_role("link", name="Upgrade in Billing")).to_have_attribute(
+        "href", f"/org/{slug}/billing"
+    )
+    screenshot(page, "assistant-upgrade-offer")
+    page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
+    expect(locked).to_be_focused()
     mobile = browser.new_context(viewport={"width": 375, "height": 800})
     mobile.add_cookies(context.cookies())
     small = mobile.new_page()

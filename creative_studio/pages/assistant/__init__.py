@@ -31,7 +31,7 @@ def assistant_page() -> rx.Component:
             conversations_panel(),
             chat_panel(),
             direction=rx.breakpoints(initial="column", md="row"),
-            gap="4",
+            spacing="4",
             width="100%",
             align="start",
         ),
