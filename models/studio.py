@@ -165,7 +165,11 @@ class DailyUsageCounter(SQLModel, table=True):
 
 class AssistantMessage(SQLModel, table=True):
     __tablename__ = "assistant_messages"
-    __table_args__ = (Index("ix_assistant_conversation", "conversation_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_assistant_conversation", "conversation_id", "created_at"),
+        # The sweep of dead replies looks up streaming rows by heartbeat every 30 s.
+        Index("ix_assistant_messages_status_heartbeat", "status", "heartbeat_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     org_id: int = Field(foreign_key="organizations.id", ondelete="CASCADE")
@@ -175,8 +179,8 @@ class AssistantMessage(SQLModel, table=True):
     content: str = Field(default="")
     model_key: str | None = Field(default=None, max_length=64)
     created_at: datetime = created_at_field()
-    # An assistant reply: streaming -> done | failed | stopped (a streaming reply whose
-    # heartbeat is stale is shown as interrupted, with Continue).
+    # An assistant reply: streaming -> done | failed | stopped | interrupted (a streaming reply
+    # whose heartbeat went stale; the sweep stores it, and Continue resumes it).
     status: str = Field(default="done", max_length=16)
     heartbeat_at: datetime | None = utc_datetime_field()
     stop_requested: bool = Field(default=False)

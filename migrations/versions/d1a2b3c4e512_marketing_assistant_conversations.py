@@ -92,6 +92,9 @@ def upgrade() -> None:
             ["id"],
             ondelete="SET NULL",
         )
+        batch_op.create_index(
+            "ix_assistant_messages_status_heartbeat", ["status", "heartbeat_at"], unique=False
+        )
     with op.batch_alter_table("generations", schema=None) as batch_op:
         batch_op.add_column(sa.Column("brand_kit_id", sa.Integer(), nullable=True))
         batch_op.add_column(
@@ -116,6 +119,7 @@ def downgrade() -> None:
         batch_op.drop_column("brand_kit_label")
         batch_op.drop_column("brand_kit_id")
     with op.batch_alter_table("assistant_messages", schema=None) as batch_op:
+        batch_op.drop_index("ix_assistant_messages_status_heartbeat")
         batch_op.drop_constraint("fk_assistant_messages_brand_kit_id", type_="foreignkey")
         for column in (
             "updated_at",
