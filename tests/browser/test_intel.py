@@ -1,6 +1,7 @@
 """Competitor Intel in the browser: a report is requested, shows progress, renders its sections
-with links to their sources; "Create in Studio" carries the prompt; a second report on the
-same competitor shows what changed. Screenshots at desktop width and at 375 px.
+with links to their sources; "Create in Studio" carries the prompt (clicked at desktop width
+and at 375 px, and opened as a new tab); a second report on the same competitor shows what
+changed. Screenshots at desktop width and at 375 px.
 
 The "competitor site" is a loopback server; the app may fetch it because this module names
 127.0.0.1 in INTEL_ALLOWED_HOSTS before the shared app server starts.
@@ -73,6 +74,27 @@ def test_request_follow_read_and_compare_reports(app_server, page, site):
     expect(page).to_have_url(re.compile(r"/org/acme/studio\?prompt="))
     expect(page.locator("#studio-prompt")).to_have_value(re.compile(r"Rival Inc"))
     screenshot(page, "intel-create-in-studio")
+
+    # The same at 375 px wide: the link must open Studio, not a bare "Not Found" page.
+    page.go_back()
+    page.set_viewport_size({"width": 375, "height": 812})
+    create = page.get_by_role("link", name=re.compile(r"^Create in Studio")).first
+    expect(create).to_be_visible()
+    create.scroll_into_view_if_needed()
+    screenshot(page, "intel-report-375")
+    create.click()
+    expect(page).to_have_url(re.compile(r"/org/acme/studio\?prompt="))
+    expect(page.get_by_text("Not Found", exact=True)).to_have_count(0)
+    expect(page.locator("#studio-prompt")).to_have_value(re.compile(r"Rival Inc"))
+    screenshot(page, "intel-create-in-studio-375")
+    # Opened as a new tab (a long press on a phone): the server answers the address itself.
+    tab = page.context.new_page()
+    tab.set_viewport_size({"width": 375, "height": 812})
+    tab.goto(page.url)
+    expect(tab.get_by_text("Not Found", exact=True)).to_have_count(0)
+    expect(tab.locator("#studio-prompt")).to_have_value(re.compile(r"Rival Inc"))
+    tab.close()
+    page.set_viewport_size({"width": 1280, "height": 860})
     page.goto(app_server.base_url + INTEL)
 
     site.version = "v2"  # a new headline and a new price tier; another testimonial
