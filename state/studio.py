@@ -13,6 +13,7 @@ changes too, text appears as the worker streams it, and closing the tab never af
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -22,9 +23,13 @@ from datetime import datetime
 from typing import Any
 
 import reflex as rx
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session
 
 from core import db, routes
+from core.clock import utcnow
+from models import Organization, User
 from models.enums import GenerationStatus, OrgRole
 from services import credits, generations, policy, pricing, run_engine, storage
 from services import models_registry as registry
@@ -41,6 +46,7 @@ from services.errors import (
 from state.model_choice import ModelOption, UpgradeOffer, model_option
 from state.navigation import backend_url
 from state.org_page import NOT_FOUND_RELOAD, Acting, OrgPageState, bounded, browser_id
+from state.session import SessionState
 
 Action = policy.Action
 
@@ -78,6 +84,9 @@ FOLLOW_IDLE_SECONDS = 3.0
 _FOLLOW_ALIVE_SECONDS = 3 * FOLLOW_IDLE_SECONDS + 5
 _MAX_CHAIN = 2**31
 _ACTIVE = ("queued", "running")
+# Reads (a pick, an option, a history page, a follow step) may use who-is-acting resolved at most
+# this long ago; every event that changes something resolves it again from the database.
+IDENTITY_REVALIDATE_SECONDS = 5.0
 MODEL_NOT_LISTED = "That model is not in the list. Reload the page to see the models you can use."
 OPTION_NOT_OFFERED = "That option is not offered here. Reload the page and try again."
 
@@ -190,6 +199,29 @@ def _blocker_views(blockers: list[generations.Blocker]) -> list[BlockerView]:
     return [BlockerView(b.code, b.message, b.link_label, b.link_href) for b in blockers]
 
 
+def _columns(row: Any) -> dict[str, Any]:
+    """A row's column values (plain data, safe to keep between events)."""
+    return {attr.key: getattr(row, attr.key) for attr in sa_inspect(row).mapper.column_attrs}
+
+
+def _attached(session: Session, model: type, columns: dict[str, Any]) -> Any:
+    """A row rebuilt from `_columns` and attached to `session` without a query."""
+    row = model(**columns)
+    make_transient_to_detached(row)
+    return session.merge(row, load=False)
+
+
+@dataclass(frozen=True)
+class _Identity:
+    """Who acts on this page, as last resolved from the database (server-side only)."""
+
+    key: str  # a digest of the session cookie and the page's path it was resolved for
+    checked_at: datetime
+    user: dict[str, Any]
+    org: dict[str, Any]
+    actor: policy.Actor
+
+
 def _public_id(value: Any) -> str:
     """A generation id from the browser, or "" when it cannot be one."""
     return value if isinstance(value, str) and _PUBLIC_ID.match(value) else ""
@@ -243,6 +275,15 @@ class StudioState(OrgPageState, rx.State):
     _history_projects: dict[str, int | None] = {}
     # The blockers of a refused run stay on the page instead of being recomputed.
     _blockers_from_refusal: bool = False
+    # What blockers depend on (plan, models, credits, runs in progress), read at page open, on a
+    # project change and after a run; a pick or an option change is answered from it in memory.
+    # Only what is shown depends on it: the run start re-checks everything.
+    _blocker_context: generations.BlockerContext | None = None
+    # A run started here: credits held and runs in progress changed, so the next follow step
+    # reads the context again (off the Run event's path).
+    _blocker_context_stale: bool = False
+    # Who acts, resolved at most IDENTITY_REVALIDATE_SECONDS ago, for reads only.
+    _identity: _Identity | None = None
 
     # --- the skeleton's hooks --------------------------------------------------------------
 
@@ -253,11 +294,12 @@ class StudioState(OrgPageState, rx.State):
     def _refresh(self, acting: Acting) -> None:
         self._org_id = acting.org.id
         self._load_projects(acting)
+        self._read_blocker_context(acting)
         self._load_models(acting)
         if self._blockers_from_refusal:
             self._blockers_from_refusal = False
         else:
-            self._refresh_blockers(acting)
+            self._show_blockers()
         self._refresh_history(acting)
         self._update_estimate()
         self.person_choices = [
@@ -315,7 +357,12 @@ class StudioState(OrgPageState, rx.State):
         self.can_run = acting.can(Action.tool_run, project_id=self._project_id())
 
     def _load_models(self, acting: Acting) -> None:
-        rows = registry.models_for_org(session=acting.session, org_id=acting.org.id)
+        context = self._blocker_context
+        rows = (
+            list(context.models.values())
+            if context is not None
+            else registry.models_for_org(session=acting.session, org_id=acting.org.id)
+        )
         by_key = {row.key: row for row in rows}
         options = [model_option(row, operator=acting.user.is_operator) for row in rows]
         self._rates = {}
@@ -340,22 +387,82 @@ class StudioState(OrgPageState, rx.State):
             for s in registry.active_swaps(session=acting.session)
         ]
 
+    def _read_blocker_context(self, acting: Acting) -> None:
+        self._blocker_context_stale = False
+        self._blocker_context = generations.generation_blocker_context(
+            session=acting.session,
+            user=acting.user,
+            org_id=acting.org.id,
+            project_id=self._project_id(),
+        )
+
     def _refresh_blockers(self, acting: Acting) -> None:
+        """Blockers from a fresh read of what they depend on."""
+        self._read_blocker_context(acting)
+        self._show_blockers()
+
+    def _show_blockers(self) -> None:
+        """Blockers of the selected model and options, from the context (no database)."""
         if not self.selected_key:
             self.blockers = [
                 BlockerView("no_model", "No model is available to this organization right now.")
             ]
             return
-        found = generations.generation_blockers(
-            session=acting.session,
-            user=acting.user,
-            org_id=acting.org.id,
+        if self._blocker_context is None:
+            self.blockers = []  # the page has not loaded: Run checks everything anyway
+            return
+        found = generations.generation_blockers_for(
+            self._blocker_context,
             model_key=self.selected_key,
-            project_id=self._project_id(),
             params=self._params(),
             prompt=self.prompt,
         )
         self.blockers = _blocker_views(found)
+
+    # --- who acts --------------------------------------------------------------------------
+
+    async def _identity_key(self) -> str:
+        session_state = await self.get_state(SessionState)
+        token = session_state._session_token()
+        if not token:
+            return ""
+        seen = f"studio-identity\0{token}\0{self.router.url.path or ''}"
+        return hashlib.sha256(seen.encode()).hexdigest()
+
+    async def _acting(
+        self, session: Session, action: policy.Action, *, project_id: int | None = None
+    ) -> Acting:
+        """Who acts. Reads (the page's view action, no project) use the identity resolved at
+        most IDENTITY_REVALIDATE_SECONDS ago for this cookie and address; everything else, and
+        a read past that time, resolves it from the database (session, user, organization,
+        membership, 2FA, policy) as the skeleton does."""
+        is_read = action == self._view_action() and project_id is None
+        key = await self._identity_key()
+        cached = self._identity
+        if (
+            is_read
+            and key
+            and cached is not None
+            and cached.key == key
+            and 0 <= (utcnow() - cached.checked_at).total_seconds() < IDENTITY_REVALIDATE_SECONDS
+        ):
+            return Acting(
+                session=session,
+                user=_attached(session, User, cached.user),
+                org=_attached(session, Organization, cached.org),
+                actor=cached.actor,
+            )
+        self._identity = None
+        acting = await super()._acting(session, action, project_id=project_id)
+        if key:  # resolved now (any action allowed here implies the page's view action)
+            self._identity = _Identity(
+                key=key,
+                checked_at=utcnow(),
+                user=_columns(acting.user),
+                org=_columns(acting.org),
+                actor=acting.actor,
+            )
+        return acting
 
     def _refresh_history(self, acting: Acting) -> None:
         views = generations.generations_history(
@@ -423,6 +530,8 @@ class StudioState(OrgPageState, rx.State):
                 self._refresh(acting)
             else:
                 self._refresh_history(acting)
+                if self._blocker_context_stale:
+                    self._read_blocker_context(acting)  # the next pick shows the change
 
     def _begin(self, generation) -> None:
         self.live_id = generation.public_id
@@ -468,7 +577,7 @@ class StudioState(OrgPageState, rx.State):
             self.selected_key, self.selected_name, self.modality = key, model.name, model.modality
             if self.modality == "video" and self.aspect == "1:1":
                 self.aspect = "16:9"
-            self._refresh_blockers(acting)
+            self._show_blockers()
             self._update_estimate()
         return model
 
@@ -514,7 +623,7 @@ class StudioState(OrgPageState, rx.State):
 
     @rx.event
     async def check_blockers(self):
-        await self._look(self._refresh_blockers)
+        await self._look(lambda _acting: self._show_blockers())
 
     def _choose_option(self, acting: Acting, name: Any, value: Any) -> None:
         choices = OPTION_CHOICES.get(name) if isinstance(name, str) else None
@@ -523,7 +632,7 @@ class StudioState(OrgPageState, rx.State):
             raise ValidationFailed(OPTION_NOT_OFFERED)
         setattr(self, name, value)
         self._update_estimate()
-        self._refresh_blockers(acting)
+        self._show_blockers()
 
     @rx.event
     async def set_option(self, name: str, value: str):
@@ -532,6 +641,7 @@ class StudioState(OrgPageState, rx.State):
     def _start(self, acting: Acting, start: Callable[[], Any]):
         generation = start()
         self._refresh_history(acting)  # the new run is flushed: history shows it queued
+        self._blocker_context_stale = True
         return generation
 
     @rx.event

@@ -1,0 +1,248 @@
+"""Studio events do no database work they don't need, and a cached identity never outlives a
+revoked session or a removed membership where it matters.
+
+Queries are counted with a SQLAlchemy listener on the process engine (counts, not timing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event
+from sqlmodel import select
+
+from core.clock import freeze, utcnow
+from core.settings import reset_settings_cache
+from models import Generation, UserSession
+from services import auth, credits, generations, orgs
+from state.studio import IDENTITY_REVALIDATE_SECONDS, StudioState
+from tests.factories import add_member, make_org, make_user, signed_in_cookie
+
+# Measured: a page open issues 35 statements, BEGIN included (identity and 2FA, projects, plan
+# and models once, credits, runs in progress, one page of history with its names and assets in
+# batches, the team). The bound leaves a little room; what matters is that it does not grow
+# with history (the next test).
+PAGE_OPEN_MAX_QUERIES = 40
+
+
+@pytest.fixture(autouse=True)
+def _local_assets(tmp_path, monkeypatch):
+    monkeypatch.setenv("STORAGE_LOCAL_DIR", str(tmp_path / "assets"))
+    monkeypatch.delenv("STORAGE_BUCKET", raising=False)
+    monkeypatch.setenv("CONCURRENT_RUNS_PER_USER", "1000")
+    monkeypatch.setenv("CONCURRENT_RUNS_PER_ORG", "1000")
+    reset_settings_cache()
+
+
+@contextlib.contextmanager
+def counted(engine):
+    statements: list[str] = []
+
+    def before(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+
+
+def _org_with_history(session, runs: int):
+    owner = make_user(session, "olivia@example.com", "Olivia Owner")
+    org = make_org(session, owner)
+    project = orgs.project_create(session=session, actor=owner, org_id=org.id, name="Launch")
+    org.billing_profile_added_at = utcnow()
+    session.add(org)
+    credits.credits_grant(
+        session=session, org_id=org.id, amount_millicredits=10**9, idempotency_key="grant"
+    )
+    editor = add_member(session, org, "edward@example.com", "editor")
+    session.commit()
+    for index in range(runs):
+        generations.generation_start(
+            session=session,
+            user=editor,
+            org_id=org.id,
+            model_key="local-image" if index % 2 else "local-text",
+            prompt=f"History item {index}",
+            project_id=project.id,
+        )
+        session.commit()
+    cookie = signed_in_cookie(session, editor)
+    session.commit()
+    return org, owner, editor, cookie
+
+
+def _open(page_state, call, engine, org, cookie):
+    studio = page_state(StudioState, cookie=cookie, path=f"/org/{org.slug}/studio")
+    with counted(engine) as statements:
+        asyncio.run(call(studio, "load"))
+    assert studio.error == ""
+    return studio, len(statements)
+
+
+@pytest.mark.parametrize("runs", [2, 30])
+def test_opening_studio_issues_a_bounded_number_of_queries(session, engine, page_state, call, runs):
+    org, _, _, cookie = _org_with_history(session, runs)
+
+    studio, opened = _open(page_state, call, engine, org, cookie)
+
+    assert len(studio.history) == min(runs, 20)
+    assert opened <= PAGE_OPEN_MAX_QUERIES, opened
+
+
+def test_page_open_costs_the_same_with_a_short_or_a_long_history(session, engine, page_state, call):
+    org, owner, editor, cookie = _org_with_history(session, 3)
+    _, few = _open(page_state, call, engine, org, cookie)
+    project_id = session.exec(select(Generation.project_id)).first()
+    session.commit()
+    for index in range(30):
+        generations.generation_start(
+            session=session,
+            user=editor,
+            org_id=org.id,
+            model_key="local-text",
+            prompt=f"More {index}",
+            project_id=project_id,
+        )
+        session.commit()
+
+    _, many = _open(page_state, call, engine, org, cookie)
+
+    assert many == few
+
+
+def test_picking_a_model_or_an_option_touches_no_database(session, engine, page_state, call):
+    org, _, _, cookie = _org_with_history(session, 3)
+    studio, _ = _open(page_state, call, engine, org, cookie)
+
+    with counted(engine) as statements:
+        asyncio.run(call(studio, "pick_model", "local-image"))
+        asyncio.run(call(studio, "set_option", "aspect", "16:9"))
+        asyncio.run(call(studio, "pick_model", "local-text"))
+        asyncio.run(call(studio, "set_option", "length", "long"))
+        asyncio.run(call(studio, "check_blockers"))
+
+    assert statements == []
+    assert studio.selected_key == "local-text" and studio.length == "long"
+    assert studio.blockers == [] and studio.error == ""
+    assert studio.estimate_label.startswith("About ")
+
+
+def test_a_pick_shows_the_same_blockers_a_fresh_read_would(session, engine, page_state, call):
+    """For every model in the picker, the blockers computed in memory are the service's own."""
+    org, _, editor, cookie = _org_with_history(session, 0)
+    org.monthly_spend_cap_credits = 1  # a cap every run passes: a blocker read at page open
+    session.add(org)
+    session.commit()
+    studio, _ = _open(page_state, call, engine, org, cookie)
+
+    for model in [*studio.text_models, *studio.image_models, *studio.video_models]:
+        studio.selected_key, studio.modality = model.key, model.modality
+        studio._show_blockers()
+        expected = generations.generation_blockers(
+            session=session,
+            user=editor,
+            org_id=org.id,
+            model_key=model.key,
+            project_id=int(studio.project_id),
+            params=studio._params(),
+        )
+        session.commit()
+        assert [(b.code, b.message) for b in studio.blockers] == [
+            (b.code, b.message) for b in expected
+        ], model.key
+    assert "spend_cap_reached" in [b.code for b in studio.blockers]
+
+
+def _revoke(session, user):
+    row = session.exec(select(UserSession).where(UserSession.user_id == user.id)).first()
+    auth.session_revoke(session=session, user_id=user.id, session_id=row.id)
+
+
+def test_a_revoked_session_is_refused_at_run_at_once_and_at_reads_within_seconds(
+    session, engine, page_state, call
+):
+    org, _, editor, cookie = _org_with_history(session, 0)
+    start = utcnow()
+    freeze(start)
+    studio, _ = _open(page_state, call, engine, org, cookie)
+    _revoke(session, editor)
+
+    asyncio.run(call(studio, "run", {"prompt": "A poster for the launch"}))
+
+    assert studio.error == "Your session has ended. Sign in again."
+    assert studio.running is False
+    assert session.exec(select(Generation)).all() == []
+    session.commit()
+
+    # A read within the window may still answer from memory; past it, it is refused too.
+    freeze(start + timedelta(seconds=IDENTITY_REVALIDATE_SECONDS + 0.5))
+    asyncio.run(call(studio, "pick_model", "local-image"))
+    assert studio.error == "Your session has ended. Sign in again."
+    assert studio.selected_key == "local-text"
+    asyncio.run(call(studio, "history_newer"))
+    assert studio.error == "Your session has ended. Sign in again."
+
+
+def test_a_removed_member_is_refused_at_run_at_once_and_at_reads_within_seconds(
+    session, engine, page_state, call
+):
+    org, owner, editor, cookie = _org_with_history(session, 1)
+    start = utcnow()
+    freeze(start)
+    studio, _ = _open(page_state, call, engine, org, cookie)
+    assert len(studio.history) == 1
+    orgs.member_remove(session=session, actor=owner, org_id=org.id, user_id=editor.id)
+    session.commit()
+
+    asyncio.run(call(studio, "run", {"prompt": "A poster for the launch"}))
+
+    assert "belong to" in studio.error
+    assert len(session.exec(select(Generation)).all()) == 1
+    session.commit()
+
+    freeze(start + timedelta(seconds=IDENTITY_REVALIDATE_SECONDS + 0.5))
+    asyncio.run(call(studio, "set_option", "length", "short"))
+    assert "belong to" in studio.error
+    assert studio.length == "medium"
+
+
+def test_reads_within_the_window_resolve_identity_once(session, engine, page_state, call):
+    org, _, _, cookie = _org_with_history(session, 2)
+    start = utcnow()
+    freeze(start)
+    studio, _ = _open(page_state, call, engine, org, cookie)
+    with counted(engine) as within:
+        asyncio.run(call(studio, "history_newer"))
+    freeze(start + timedelta(seconds=IDENTITY_REVALIDATE_SECONDS + 0.5))
+    with counted(engine) as after:
+        asyncio.run(call(studio, "history_newer"))
+
+    assert not any("user_session" in statement for statement in within)
+    assert any("user_session" in statement for statement in after)
+    assert len(studio.history) == 2 and studio.error == ""
+
+
+def test_a_run_refreshes_what_the_next_pick_shows(session, engine, page_state, call, monkeypatch):
+    """One run per person: once the page has followed the run it started (the next follow
+    step), a pick from memory names the run in progress."""
+    org, _, _, cookie = _org_with_history(session, 0)
+    monkeypatch.setenv("CONCURRENT_RUNS_PER_USER", "1")
+    reset_settings_cache()
+    studio, _ = _open(page_state, call, engine, org, cookie)
+
+    with counted(engine) as run_statements:
+        asyncio.run(call(studio, "run", {"prompt": "A poster for the launch"}))
+    assert studio.error == "" and studio.running is True
+    assert run_statements  # Run is where everything is checked against the database
+    asyncio.run(studio._show_current(everything=False))  # what a follow step does
+
+    with counted(engine) as statements:
+        asyncio.run(call(studio, "pick_model", "local-image"))
+    assert statements == []
+    assert "concurrent_run_limit" in [b.code for b in studio.blockers]
