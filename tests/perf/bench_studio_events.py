@@ -4,10 +4,15 @@ Not a pass/fail test; it only prints. Each "event" below is the service work its
 handler does in `state/studio.py` (same calls, same order), measured
 in-process on a seeded SQLite database:
 
-  * open page   (StudioState.load): projects, policy, model registry, blockers, history
+  * open page   (StudioState.load): projects, policy, the blocker context (plan, models,
+                 credits, runs in progress, read once; the picker is built from it), history
                  with fresh signed asset URLs;
-  * pick model  (StudioState.pick_model): blockers for the new model;
-  * start run   (StudioState.run): generation_start (validate, estimate, hold) + commit;
+  * pick model  (StudioState.pick_model): blockers for the new model computed in memory from
+                 the context read at page open (identity is cached for reads: no database);
+  * pick model, before: what the handler did until the context existed (identity re-read and
+                 every blocker re-queried), printed for comparison in the same run;
+  * start run   (StudioState.run): generation_start (validate, estimate, hold) + commit, then
+                 the history page re-read;
   * trivial     a counter event: open a DB session and increment a number (the baseline).
 
 Reflex's own websocket/serialization overhead is the same for every event and is not
@@ -107,22 +112,27 @@ def run(repeat: int = 30) -> dict[str, float]:
                 policy.Action.tool_run,
                 policy.target_for(session=session, org_id=org_id, project_id=project_id),
             )
-            registry.models_for_org(session=session, org_id=org_id)
-            registry.active_swaps(session=session)
-            generations.generation_blockers(
-                session=session,
-                user=user,
-                org_id=org_id,
-                model_key="local-text",
-                project_id=project_id,
+            context = generations.generation_blocker_context(
+                session=session, user=user, org_id=org_id, project_id=project_id
             )
+            contexts["open"] = context
+            registry.active_swaps(session=session)
+            generations.generation_blockers_for(context, model_key="local-text")
             for view in generations.generations_history(
                 session=session, user=user, org_id=org_id, limit=20
             ):
                 for asset in view.assets:
                     storage.asset_link_sign(asset.public_id)
 
+    contexts: dict[str, generations.BlockerContext] = {}
+
     def pick_model():
+        generations.generation_blockers_for(
+            contexts["open"], model_key="local-image", params={"aspect": "1:1", "count": 1}
+        )
+        counter["value"] += 1
+
+    def pick_model_before():
         with Session(engine, expire_on_commit=False) as session:
             user = session.get(User, user_id)
             session.get(Organization, org_id)
@@ -146,11 +156,13 @@ def run(repeat: int = 30) -> dict[str, float]:
                 project_id=project_id,
             )
             session.commit()
+            generations.generations_history(session=session, user=user, org_id=org_id, limit=21)
 
     results = {
         "trivial counter": _timed(trivial, repeat),
         "open page (load)": _timed(open_page, repeat),
         "pick model": _timed(pick_model, repeat),
+        "pick, before": _timed(pick_model_before, repeat),
         "start run": _timed(start_run, repeat),
     }
     baseline = results["trivial counter"]
