@@ -246,3 +246,17 @@ def test_a_run_refreshes_what_the_next_pick_shows(session, engine, page_state, c
         asyncio.run(call(studio, "pick_model", "local-image"))
     assert statements == []
     assert "concurrent_run_limit" in [b.code for b in studio.blockers]
+
+
+def test_what_the_page_keeps_between_events_survives_a_shared_state_manager(
+    session, engine, page_state, call
+):
+    """With Redis, a state is serialized between events: the kept context and identity too."""
+    org, _, _, cookie = _org_with_history(session, 2)
+    studio, _ = _open(page_state, call, engine, org, cookie)
+    assert studio._identity is not None and studio._blocker_context is not None
+
+    restored = type(studio)._deserialize(studio._serialize())
+
+    assert restored._identity == studio._identity
+    assert restored._blocker_context == studio._blocker_context
