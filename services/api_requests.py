@@ -659,8 +659,8 @@ def run_execute(
             except ProviderError:
                 provider = None  # generation_execute reports it and releases the hold
         session.commit()
-        with run_engine._Lease(
-            generation_id, run_engine.worker_id(), get_settings().run_lease_seconds
+        with run_engine.LeaseRenewal(
+            Generation, generation_id, run_engine.worker_id(), get_settings().run_lease_seconds
         ):
             return generations.generation_execute(
                 session=session, generation_id=generation_id, provider=provider, on_delta=on_delta

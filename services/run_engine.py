@@ -138,17 +138,22 @@ def report_submit(report_id: int) -> None:
 # --- the task ---------------------------------------------------------------------------------
 
 
-class _Lease:
-    """Renews the worker's lease on its running run until stopped."""
+class LeaseRenewal:
+    """Renews a worker's lease on the running row it claimed (a run or a report) until stopped.
 
-    def __init__(self, generation_id: int, owner: str, seconds: float):
-        self.generation_id, self.owner, self.seconds = generation_id, owner, seconds
+    The renewal only touches the row while it is still running and still this worker's, so a
+    row the sweep took back or another worker reclaimed is left alone.
+    """
+
+    def __init__(self, table: Any, row_id: int, owner: str, seconds: float, *, label: str = "run"):
+        self.table, self.row_id, self.owner, self.seconds = table, row_id, owner, seconds
+        self.label = label
         self._stop = threading.Event()
         self._thread = threading.Thread(
-            target=self._loop, name=f"run-lease-{generation_id}", daemon=True
+            target=self._loop, name=f"{label}-lease-{row_id}", daemon=True
         )
 
-    def __enter__(self) -> _Lease:
+    def __enter__(self) -> LeaseRenewal:
         self._thread.start()
         return self
 
@@ -161,16 +166,16 @@ class _Lease:
             try:
                 with db.session_scope() as session:
                     session.execute(
-                        update(Generation)
+                        update(self.table)
                         .where(
-                            col(Generation.id) == self.generation_id,
-                            col(Generation.status) == GenerationStatus.running.value,
-                            col(Generation.worker_id) == self.owner,
+                            col(self.table.id) == self.row_id,
+                            col(self.table.status) == GenerationStatus.running.value,
+                            col(self.table.worker_id) == self.owner,
                         )
                         .values(lease_expires_at=utcnow() + timedelta(seconds=self.seconds))
                     )
             except Exception:  # noqa: BLE001 - a missed renewal is retried at the next beat
-                log.warning("run %s: lease not renewed", self.generation_id, exc_info=True)
+                log.warning("%s %s: lease not renewed", self.label, self.row_id, exc_info=True)
 
 
 class _Stream:
@@ -227,7 +232,10 @@ def run_task(generation_id: int) -> str:
             return "skipped"
         org_id = session.get(Generation, generation_id).org_id
     run_event_publish(org_id=org_id, generation_id=generation_id, status="running")
-    with _Lease(generation_id, owner, settings.run_lease_seconds), db.new_session() as session:
+    with (
+        LeaseRenewal(Generation, generation_id, owner, settings.run_lease_seconds),
+        db.new_session() as session,
+    ):
         done = generations.generation_execute(
             session=session, generation_id=generation_id, on_delta=_Stream(generation_id, org_id)
         )

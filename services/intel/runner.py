@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -135,42 +134,9 @@ def report_mark_running(
     return True
 
 
-class _Lease:
-    def __init__(self, report_id: int, owner: str, seconds: float):
-        self.report_id, self.owner, self.seconds = report_id, owner, seconds
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._loop, name=f"report-lease-{report_id}", daemon=True
-        )
-
-    def __enter__(self) -> _Lease:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: Any) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.seconds / 3):
-            try:
-                with db.session_scope() as session:
-                    session.execute(
-                        update(CompetitorReport)
-                        .where(
-                            col(CompetitorReport.id) == self.report_id,
-                            col(CompetitorReport.status) == RUNNING,
-                            col(CompetitorReport.worker_id) == self.owner,
-                        )
-                        .values(lease_expires_at=utcnow() + timedelta(seconds=self.seconds))
-                    )
-            except Exception:  # noqa: BLE001 - retried at the next beat
-                log.warning("report %s: lease not renewed", self.report_id, exc_info=True)
-
-
 def report_task(report_id: int) -> str:
     """Claim and run one report; its final status, or ``"skipped"`` if not claimed."""
-    from services.run_engine import worker_id
+    from services.run_engine import LeaseRenewal, worker_id
 
     settings = get_settings()
     owner = worker_id()
@@ -182,7 +148,9 @@ def report_task(report_id: int) -> str:
             lease_seconds=settings.run_lease_seconds,
         ):
             return "skipped"
-    with _Lease(report_id, owner, settings.run_lease_seconds):
+    with LeaseRenewal(
+        CompetitorReport, report_id, owner, settings.run_lease_seconds, label="report"
+    ):
         return report_execute(report_id=report_id).status
 
 
