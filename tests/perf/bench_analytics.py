@@ -34,17 +34,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
-from sqlalchemy.engine import Engine, make_url
-from sqlmodel import Session, SQLModel
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 import models  # noqa: F401  (registers every table)
-from core import db
 from models import Organization, Project, User
 from models.enums import OrgRole
 from services import orgs, policy
 from services.analytics import checklist, queries, rollup
 from services.analytics.common import day_bounds
-from services.catalog import catalog_sync
+from tests.perf.throwaway import throwaway_database
 
 SIZES = {"small": 50_000, "full": 1_000_000}
 REPEATS = {"small": 5, "full": 7}
@@ -255,29 +254,6 @@ def test_bench_analytics(pg_engine, bench_size):
 # --- command line -------------------------------------------------------------------------
 
 
-def _throwaway_database(base_url: str) -> tuple[Engine, Callable[[], None]]:
-    admin_url = make_url(db.normalize_database_url(base_url))
-    name = f"cs_bench_{uuid.uuid4().hex[:10]}"
-    admin = db.make_engine(
-        admin_url.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = db.make_engine(admin_url.set(database=name).render_as_string(hide_password=False))
-    SQLModel.metadata.create_all(engine)
-    with Session(engine) as session:
-        catalog_sync(session=session)
-        session.commit()
-
-    def drop() -> None:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return engine, drop
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=SIZES["full"])
@@ -288,7 +264,7 @@ def main() -> None:
         raise SystemExit(
             "Set TEST_DATABASE_URL to a PostgreSQL server, e.g. postgresql://postgres@127.0.0.1:5432/test"
         )
-    engine, drop = _throwaway_database(url)
+    engine, drop = throwaway_database(url)
     try:
         print("\n".join(run_benchmark(engine, events=args.events, repeats=args.repeats)))
     finally:

@@ -33,14 +33,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import text
-from sqlalchemy.engine import Engine, make_url
-from sqlmodel import Session, SQLModel
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 import models  # noqa: F401  (registers every table)
-from core import db
 from models import Organization
-from services.catalog import catalog_sync
 from services.credits import balance_get, credits_grant, credits_hold, credits_settle, ledger_sum
+from tests.perf.throwaway import throwaway_database
 
 C = 1000
 SPREAD_ORGS = 100
@@ -211,29 +210,6 @@ def test_bench_ledger(pg_engine, bench_size):
 # --- command line -------------------------------------------------------------------------
 
 
-def _throwaway_database(base_url: str) -> tuple[Engine, Callable[[], None]]:
-    admin_url = make_url(db.normalize_database_url(base_url))
-    name = f"cs_bench_{uuid.uuid4().hex[:10]}"
-    admin = db.make_engine(
-        admin_url.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = db.make_engine(admin_url.set(database=name).render_as_string(hide_password=False))
-    SQLModel.metadata.create_all(engine)
-    with Session(engine) as session:
-        catalog_sync(session=session)
-        session.commit()
-
-    def drop() -> None:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return engine, drop
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=SIZES["full"]["threads"])
@@ -245,7 +221,7 @@ def main() -> None:
         raise SystemExit(
             "Set TEST_DATABASE_URL to a PostgreSQL server, e.g. postgresql://postgres@127.0.0.1:5432/test"
         )
-    engine, drop = _throwaway_database(url)
+    engine, drop = throwaway_database(url)
     try:
         started = time.perf_counter()
         figures = run_benchmark(

@@ -31,14 +31,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
-from sqlalchemy.engine import Engine, make_url
-from sqlmodel import Session, SQLModel
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 import models  # noqa: F401  (registers every table)
 from core import db
 from models import CreditAccount, Organization
-from services.catalog import catalog_sync
 from services.generation_sweep import generations_sweep_stuck
+from tests.perf.throwaway import throwaway_database
 
 C = 1000
 ORGS = 100
@@ -300,29 +300,6 @@ def test_bench_refund_sweep(pg_engine, bench_size):
 # --- command line -------------------------------------------------------------------------
 
 
-def _throwaway_database(base_url: str) -> tuple[Engine, Callable[[], None]]:
-    admin_url = make_url(db.normalize_database_url(base_url))
-    name = f"cs_bench_{uuid.uuid4().hex[:10]}"
-    admin = db.make_engine(
-        admin_url.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = db.make_engine(admin_url.set(database=name).render_as_string(hide_password=False))
-    SQLModel.metadata.create_all(engine)
-    with Session(engine) as session:
-        catalog_sync(session=session)
-        session.commit()
-
-    def drop() -> None:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return engine, drop
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stuck", type=int, default=SIZES["full"]["stuck"])
@@ -339,7 +316,7 @@ def main() -> None:
             "Set TEST_DATABASE_URL to a PostgreSQL server, e.g. postgresql://postgres@127.0.0.1:5432/test"
         )
     sizes = [int(size) for size in args.sizes.split(",")]
-    engine, drop = _throwaway_database(url)
+    engine, drop = throwaway_database(url)
     try:
         started = time.perf_counter()
         figures = run_benchmark(engine, sizes=sizes, stuck=args.stuck, workers=args.workers)
