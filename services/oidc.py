@@ -587,25 +587,35 @@ def _user_for_google(session: Session, claims: CodeIDToken) -> User:
     return user
 
 
+def claim_unproven_account(session: Session, *, user: User, now) -> int:
+    """An identity provider just proved the address of an account nobody had proven.
+
+    Whoever registered it may not own it (account pre-hijacking): drop the unproven password
+    and end every session started with it. Returns how many sessions were ended.
+    """
+    user.password_hash = None
+    user.email_verified_at = now
+    revoked = 0
+    for user_session in session.exec(
+        select(UserSession)
+        .where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))  # type: ignore[union-attr]
+        .with_for_update()
+    ).all():
+        user_session.revoked_at = now
+        session.add(user_session)
+        revoked += 1
+    session.add(user)
+    return revoked
+
+
 def _link(session: Session, *, user: User, subject: str, now) -> None:
     """Attach a Google identity to an existing account whose email Google has verified."""
     was_unverified = user.email_verified_at is None
     user.google_subject = subject
     revoked = 0
     if was_unverified:
-        # Nobody had proven this address before: whoever registered it may not own it
-        # (account pre-hijacking). Google just proved ownership, so drop the unproven
-        # password and every session started with it.
-        user.password_hash = None
-        user.email_verified_at = now
-        for user_session in session.exec(
-            select(UserSession)
-            .where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))  # type: ignore[union-attr]
-            .with_for_update()
-        ).all():
-            user_session.revoked_at = now
-            session.add(user_session)
-            revoked += 1
+        # Google just proved ownership of an address nobody had proven before.
+        revoked = claim_unproven_account(session, user=user, now=now)
     session.add(user)
     session.flush()
     audit_record(

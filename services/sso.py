@@ -41,7 +41,7 @@ from core import routes
 from core.clock import utcnow
 from core.crypto import decrypt, encrypt
 from core.settings import get_settings
-from models import Membership, Organization, OrgSecurity, SsoIdentity, User, UserSession
+from models import Membership, Organization, OrgSecurity, SsoIdentity, User
 from models.enums import OrgRole
 from services import domains, net_guard, oidc, policy
 from services.audit import audit_record
@@ -880,19 +880,7 @@ def _user_for_sso(
         session.flush()
     elif user.email_verified_at is None:
         # Nobody had proven this address; the organization that owns the domain just did.
-        # Whoever registered it may not own it (account pre-hijacking): drop the unproven
-        # password and every session started with it.
-        user.password_hash = None
-        user.email_verified_at = now
-        for user_session in session.exec(
-            select(UserSession)
-            .where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))  # type: ignore[union-attr]
-            .with_for_update()
-        ).all():
-            user_session.revoked_at = now
-            session.add(user_session)
-            revoked += 1
-        session.add(user)
+        revoked += oidc.claim_unproven_account(session, user=user, now=now)
     session.add(
         SsoIdentity(
             org_id=org.id,
