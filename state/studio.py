@@ -199,16 +199,30 @@ def _blocker_views(blockers: list[generations.Blocker]) -> list[BlockerView]:
     return [BlockerView(b.code, b.message, b.link_label, b.link_href) for b in blockers]
 
 
+# Never kept between events (a read that needs one loads it from the database).
+_SECRET_COLUMNS = frozenset({"password_hash", "totp_secret_encrypted", "google_subject"})
+
+
 def _columns(row: Any) -> dict[str, Any]:
-    """A row's column values (plain data, safe to keep between events)."""
-    return {attr.key: getattr(row, attr.key) for attr in sa_inspect(row).mapper.column_attrs}
+    """A row's column values but secrets (plain data, kept between events server-side)."""
+    return {
+        attr.key: getattr(row, attr.key)
+        for attr in sa_inspect(row).mapper.column_attrs
+        if attr.key not in _SECRET_COLUMNS
+    }
 
 
 def _attached(session: Session, model: type, columns: dict[str, Any]) -> Any:
-    """A row rebuilt from `_columns` and attached to `session` without a query."""
+    """A row rebuilt from `_columns` and attached to `session` without a query; a secret
+    column left out is loaded from the database if something reads it."""
     row = model(**columns)
     make_transient_to_detached(row)
-    return session.merge(row, load=False)
+    attached = session.merge(row, load=False)
+    left_out = [attr.key for attr in sa_inspect(attached).mapper.column_attrs]
+    left_out = [key for key in left_out if key not in columns]
+    if left_out:
+        session.expire(attached, left_out)
+    return attached
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,10 @@ import pytest
 from sqlalchemy import event
 from sqlmodel import select
 
+from core import db
 from core.clock import freeze, utcnow
 from core.settings import reset_settings_cache
-from models import Generation, UserSession
+from models import Generation, User, UserSession
 from services import auth, credits, generations, orgs
 from state.studio import IDENTITY_REVALIDATE_SECONDS, StudioState
 from tests.factories import add_member, make_org, make_user, signed_in_cookie
@@ -252,7 +253,10 @@ def test_what_the_page_keeps_between_events_survives_a_shared_state_manager(
     session, engine, page_state, call
 ):
     """With Redis, a state is serialized between events: the kept context and identity too."""
-    org, _, _, cookie = _org_with_history(session, 2)
+    org, _, editor, cookie = _org_with_history(session, 2)
+    editor.password_hash = "not-kept"
+    session.add(editor)
+    session.commit()
     studio, _ = _open(page_state, call, engine, org, cookie)
     assert studio._identity is not None and studio._blocker_context is not None
 
@@ -260,3 +264,21 @@ def test_what_the_page_keeps_between_events_survives_a_shared_state_manager(
 
     assert restored._identity == studio._identity
     assert restored._blocker_context == studio._blocker_context
+    assert "password_hash" not in studio._identity.user  # no secret is kept between events
+
+
+def test_a_cached_identity_reads_a_left_out_secret_column_from_the_database(
+    session, engine, page_state, call
+):
+    org, _, editor, cookie = _org_with_history(session, 0)
+    editor.password_hash = "stored-hash"
+    session.add(editor)
+    session.commit()
+    studio, _ = _open(page_state, call, engine, org, cookie)
+
+    async def acting_now():
+        with db.new_session() as fresh:
+            acting = await studio._acting(fresh, studio._view_action())
+            return acting.user.password_hash, acting.user.email, type(acting.user)
+
+    assert asyncio.run(acting_now()) == ("stored-hash", editor.email, User)
