@@ -27,14 +27,13 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session
 
-from core import db, routes
+from core import db
 from core.clock import utcnow
 from models import Organization, User
-from models.enums import GenerationStatus, OrgRole
+from models.enums import GenerationStatus
 from services import credits, generations, policy, pricing, run_engine, storage
 from services import models_registry as registry
 from services import orgs as org_service
-from services.catalog import plans_list
 from services.error_codes import Code
 from services.errors import (
     DomainError,
@@ -43,7 +42,7 @@ from services.errors import (
     ValidationFailed,
     error_with_code,
 )
-from state.model_choice import ModelOption, UpgradeOffer, model_option
+from state.model_choice import ModelOption, UpgradeOffer, model_option, upgrade_offer
 from state.navigation import backend_url
 from state.org_page import NOT_FOUND_RELOAD, Acting, OrgPageState, bounded, browser_id
 from state.session import SessionState
@@ -499,30 +498,13 @@ class StudioState(OrgPageState, rx.State):
         self.balance_label = f"{credits.format_credits(balance.balance)} credits"
 
     def _open_upgrade(self, acting: Acting, model: ModelOption) -> None:
-        plans = plans_list(session=acting.session)
-        plan = next((p for p in plans if p.name == model.min_plan_name), None)
-        unlocks = [
-            m.name
-            for m in self._all_models()
-            if m.state == registry.LOCKED and m.min_plan_name == model.min_plan_name
-        ]
-        owners = [
-            m.name
-            for m in org_service.team_list(session=acting.session, org_id=acting.org.id)
-            if m.role == OrgRole.owner.value
-        ]
-        price = (
-            f"${plan.price_cents_monthly / 100:,.0f} / month" if plan is not None else "see Billing"
-        )
-        self.offer = UpgradeOffer(
-            model_key=model.key,
-            model_name=model.name,
-            plan_name=model.min_plan_name,
-            price_label=price,
-            unlocks=[f"Models: {', '.join(unlocks)}", *(plan.features if plan else [])],
-            billing_href=routes.org_billing(acting.org.slug),
+        self.offer = upgrade_offer(
+            session=acting.session,
+            org_id=acting.org.id,
+            org_slug=acting.org.slug,
             is_owner=acting.is_owner,
-            owner_names=", ".join(owners) or "the owner",
+            model=model,
+            options=self._all_models(),
         )
         self.upgrade_open = True
 
