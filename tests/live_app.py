@@ -86,6 +86,10 @@ def app_env(data_dir: Path, port: int, overrides: dict | None = None) -> dict:
         "APP_BASE_URL": f"http://localhost:{port}",
         "SCHEDULER": "off",
         "PYTHONUNBUFFERED": "1",
+        # The browser tests' loopback competitor site and identity provider are named test
+        # hosts for the address guard (only in the app server, never in the test process).
+        "INTEL_ALLOWED_HOSTS": "127.0.0.1",
+        "SSO_ALLOWED_HOSTS": "127.0.0.1",
     }
     for var in ("STRIPE_SECRET_KEY", "SMTP_HOST", "GOOGLE_CLIENT_ID", "OPENAI_BASE_URL"):
         env.pop(var, None)

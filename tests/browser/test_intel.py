@@ -3,13 +3,12 @@ with links to their sources; "Create in Studio" carries the prompt (clicked at d
 and at 375 px, and opened as a new tab); a second report on the same competitor shows what
 changed. Screenshots at desktop width and at 375 px.
 
-The "competitor site" is a loopback server; the app may fetch it because this module names
-127.0.0.1 in INTEL_ALLOWED_HOSTS before the shared app server starts.
+The "competitor site" is a loopback server; the app may fetch it because the shared app server
+names 127.0.0.1 in INTEL_ALLOWED_HOSTS (tests/live_app.py).
 """
 
 from __future__ import annotations
 
-import os
 import re
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,8 +18,6 @@ from playwright.sync_api import expect
 from services.seed import DEV_PASSWORD
 from tests.browser.conftest import screenshot
 from tests.intel_site import competitor_site
-
-os.environ["INTEL_ALLOWED_HOSTS"] = "127.0.0.1"  # read by the app server when it starts
 
 pytestmark = pytest.mark.browser
 

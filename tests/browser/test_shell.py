@@ -42,7 +42,7 @@ def test_shell_lists_every_area_and_navigates(app_server, page):
     for area in AREAS:
         expect(nav.get_by_role("link", name=area.label)).to_be_visible()
     expect(page.get_by_label("Switch organization")).to_contain_text("Acme Inc.")
-    expect(page.get_by_text("Olivia Owner")).to_be_visible()
+    expect(page.get_by_text("Olivia Owner", exact=True).first).to_be_visible()
     screenshot(page, "shell-studio")
 
     nav.get_by_role("link", name="Team").click()

@@ -9,7 +9,6 @@ tests/unit/test_domains.py.
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
@@ -18,10 +17,6 @@ from playwright.sync_api import expect
 from services.seed import DEV_PASSWORD
 from tests.browser.conftest import screenshot, sign_in
 from tests.sso_idp import CLIENT_ID, CLIENT_SECRET, running_idp
-
-# The loopback provider passes the SSO address guard only as a named test host; read by the
-# app server when it starts.
-os.environ["SSO_ALLOWED_HOSTS"] = "127.0.0.1"
 
 pytestmark = pytest.mark.browser
 

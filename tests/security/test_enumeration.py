@@ -12,6 +12,7 @@ Each form is driven through its page handler, as the browser's websocket calls i
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -102,7 +103,17 @@ def _tab(state_cls, path: str, cookie: str = ""):
 
 
 def _run(state, name: str, *args):
-    return getattr(type(state), name).fn(state, *args)
+    """Call a handler as Reflex would, running a generator handler (pending state) to the end."""
+    result = getattr(type(state), name).fn(state, *args)
+    if inspect.isgenerator(result):
+        for _update in result:
+            pass
+        return None
+    return result
+
+
+# Fresh random per form render whatever was typed, so it tells nothing about the address.
+_PER_RENDER = {"form_token"}
 
 
 def _visible(state, address: str) -> dict:
@@ -110,6 +121,7 @@ def _visible(state, address: str) -> dict:
     return {
         name.removesuffix("_rx_state_"): str(value).replace(address, "<address>")
         for name, value in state.dict()[state.get_full_name()].items()
+        if name.removesuffix("_rx_state_") not in _PER_RENDER
     }
 
 

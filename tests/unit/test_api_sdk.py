@@ -48,8 +48,15 @@ def client(base_url: str, secret: str) -> openai.OpenAI:
 
 
 def _logs(session) -> list[RequestLog]:
+    """The request log as the server has committed it. The read transaction ends at once: on
+    SQLite every transaction takes the write lock, and holding it while polling would keep the
+    server from writing the row being waited for."""
     session.commit()
-    return list(session.exec(select(RequestLog).order_by(RequestLog.id)))
+    rows = list(session.exec(select(RequestLog).order_by(RequestLog.id)))
+    for row in rows:
+        session.expunge(row)  # read as loaded, never refreshed inside a new transaction
+    session.commit()
+    return rows
 
 
 def test_models_list_and_retrieve(world, base_url):
