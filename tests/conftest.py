@@ -105,20 +105,21 @@ def _pg_engine_schema(pg_database_url) -> Iterator[Engine]:
 
 
 def _truncate_all(engine: Engine) -> None:
-    tables = ", ".join(
-        f'"{t.name}"'
-        for t in SQLModel.metadata.sorted_tables
-        if t.name not in ("plans", "ai_models", "tools")
-    )
+    """Empty every table, then load the catalog again: a test that pointed a model at its own
+    endpoint, swapped or disabled it must not leave that for the next test."""
+    tables = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    with Session(engine) as session:
+        catalog_sync(session=session)
+        session.commit()
 
 
 @pytest.fixture
 def pg_engine(_pg_engine_schema) -> Iterator[Engine]:
     """PostgreSQL engine for tests that commit from several connections (concurrency).
 
-    Data is truncated after each test; the catalog tables are kept.
+    Data is truncated after each test and the catalog loaded afresh.
     """
     db.set_engine(_pg_engine_schema)
     try:
