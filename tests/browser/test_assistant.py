@@ -185,3 +185,12 @@ with Session(get_engine()) as s:
     screenshot(small, "assistant-cap-375")
     mobile.close()
     context.close()
+    # The model was added for this test only; later tests see the catalog as shipped.
+    app_server.run_python(
+        "from sqlmodel import Session, delete\n"
+        "from core.db import get_engine\n"
+        "from models import AIModel\n"
+        "with Session(get_engine()) as s:\n"
+        "    s.exec(delete(AIModel).where(AIModel.key == 'local-text-pro'))\n"
+        "    s.commit()\n"
+    )
