@@ -13,10 +13,10 @@ import io
 from sqlmodel import Session, col, func, select
 
 from core.clock import as_utc
-from models import AIModel, ApiKey, Generation, Project, UsageEvent, User
+from models import AIModel, ApiKey, Generation, Project, UsageEvent
 from services import policy
 from services.analytics.common import FAILED_OUTCOMES, SUCCEEDED, day_bounds
-from services.analytics.queries import Period, Scope
+from services.analytics.queries import Period, Scope, member_labels
 from services.credits import _csv_safe, format_credits  # the one formula-injection guard
 from services.error_codes import Code
 from services.errors import ValidationFailed, error_with_code
@@ -96,17 +96,7 @@ def analytics_csv(
         .where(*filters)
         .order_by(col(UsageEvent.occurred_at), col(UsageEvent.id))
     ).all()
-    user_ids = {event.user_id for event, _, _ in rows if event.user_id}
-    users = (
-        {
-            user_id: name or email
-            for user_id, name, email in session.exec(
-                select(User.id, User.name, User.email).where(col(User.id).in_(user_ids))
-            ).all()
-        }
-        if user_ids
-        else {}
-    )
+    users = member_labels(session=session, user_ids={event.user_id for event, _, _ in rows})
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)

@@ -611,6 +611,19 @@ def _collapse(grouped: dict[tuple, Metrics], index: int) -> dict[Any, Metrics]:
     return dict(out)
 
 
+def member_labels(*, session: Session, user_ids: Any) -> dict[int, str]:
+    """How a member is named in figures and exports: the name, else the address (one query)."""
+    ids = [user_id for user_id in user_ids if user_id]
+    if not ids:
+        return {}
+    return {
+        user_id: name or email
+        for user_id, name, email in session.exec(
+            select(User.id, User.name, User.email).where(col(User.id).in_(ids))
+        ).all()
+    }
+
+
 def analytics_report(
     *, session: Session, actor: policy.Actor, org_id: int, scope: Scope, period: Period
 ) -> Report:
@@ -666,16 +679,7 @@ def analytics_report(
         else {}
     )
     member_ids = [key for key in by_member if key]
-    member_names = (
-        {
-            user_id: name or email
-            for user_id, name, email in session.exec(
-                select(User.id, User.name, User.email).where(col(User.id).in_(member_ids))
-            ).all()
-        }
-        if member_ids
-        else {}
-    )
+    member_names = member_labels(session=session, user_ids=member_ids)
     project_ids = [key for key in by_project if key]
     project_names = (
         dict(
