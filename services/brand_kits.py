@@ -15,7 +15,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field, fields
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from core.clock import utcnow
 from models import BrandKit, User
@@ -145,11 +145,12 @@ def brand_kit_for(
     *, session: Session, org_id: int, project_id: int | None = None
 ) -> BrandKit | None:
     """The kit that applies to work in `project_id`: the project's, else the organization's."""
-    if project_id is not None:
-        kit = brand_kit_get(session=session, org_id=org_id, project_id=project_id)
-        if kit is not None:
-            return kit
-    return brand_kit_get(session=session, org_id=org_id, project_id=None)
+    scopes = {_scope(None), _scope(project_id)}
+    kits = session.exec(
+        select(BrandKit).where(BrandKit.org_id == org_id, col(BrandKit.scope).in_(scopes))
+    ).all()
+    by_scope = {kit.scope: kit for kit in kits}
+    return by_scope.get(_scope(project_id)) or by_scope.get(_scope(None))
 
 
 def brand_kits_list(*, session: Session, org_id: int) -> list[BrandKit]:

@@ -586,19 +586,17 @@ def generation_start(
     """
     prompt = _validate_prompt(prompt)
     _lock_run_starts(session, user_id=user.id, org_id=org_id)
-    blockers = generation_blockers(
-        session=session,
-        user=user,
-        org_id=org_id,
-        model_key=model_key,
-        project_id=project_id,
-        params=params,
-        prompt=prompt,
+    # Read once, under the run-start locks: the blockers and the model come from one snapshot.
+    context = generation_blocker_context(
+        session=session, user=user, org_id=org_id, project_id=project_id
     )
+    blockers = generation_blockers_for(context, model_key=model_key, params=params, prompt=prompt)
     if blockers:
         raise GenerationBlocked(blockers)
-    requested = registry.model_availability(session=session, org_id=org_id, model_key=model_key)
-    model = registry.model_get(session=session, key=requested.resolved_key)
+    requested = context.models[model_key]  # no blocker: the model exists and may run
+    model = context.models.get(requested.resolved_key) or registry.model_get(
+        session=session, key=requested.resolved_key
+    )
     clean = normalize_params(model.modality, params or {})
     estimate = pricing.estimate_credits(model, {**clean, "prompt": prompt})
     if requested.resolved_key != model_key:
@@ -1318,6 +1316,58 @@ def _steps(history: list) -> tuple[StatusStep, ...]:
     return tuple(steps)
 
 
+def _view_of(
+    row: Generation,
+    *,
+    model_name: str,
+    project_name: str,
+    user_name: str,
+    assets: tuple[AssetRef, ...] = (),
+    retry_of_public_id: str | None = None,
+    retried_by_public_id: str | None = None,
+) -> GenerationView:
+    params = dict(row.params or {})
+    return GenerationView(
+        public_id=row.public_id,
+        status=row.status,
+        model_key=row.model_key,
+        model_name=model_name,
+        requested_model_key=params.get("requested_model_key"),
+        modality=row.modality,
+        project_id=row.project_id,
+        project_name=project_name,
+        user_name=user_name,
+        prompt=row.prompt,
+        params=params,
+        created_at=as_utc(row.created_at),
+        started_at=as_utc(row.started_at),
+        finished_at=as_utc(row.finished_at),
+        steps=_steps(row.status_history),
+        failure_code=row.failure_code,
+        failure_reason=row.failure_reason,
+        estimate_millicredits=row.estimate_millicredits,
+        charged_millicredits=row.charged_millicredits,
+        output_text=row.output_text,
+        assets=assets,
+        late_result=row.late_result is not None,
+        retry_of_public_id=retry_of_public_id,
+        retried_by_public_id=retried_by_public_id,
+    )
+
+
+def generation_view_started(
+    generation: Generation, *, model_name: str, project_name: str, user_name: str
+) -> GenerationView:
+    """A generation `generation_start` just returned, as its starter sees it, from memory.
+
+    Nothing is read: a new run has no assets, no retries and no result yet, and the names come
+    from what the caller already shows (the picker, the project list, the person acting).
+    """
+    return _view_of(
+        generation, model_name=model_name, project_name=project_name, user_name=user_name
+    )
+
+
 def _views(session: Session, rows: list[Generation]) -> list[GenerationView]:
     if not rows:
         return []
@@ -1367,38 +1417,18 @@ def _views(session: Session, rows: list[Generation]) -> list[GenerationView]:
             )
         ).all()
     )
-    views = []
-    for row in rows:
-        params = dict(row.params or {})
-        views.append(
-            GenerationView(
-                public_id=row.public_id,
-                status=row.status,
-                model_key=row.model_key,
-                model_name=model_names.get(row.model_key, row.model_key),
-                requested_model_key=params.get("requested_model_key"),
-                modality=row.modality,
-                project_id=row.project_id,
-                project_name=projects.get(row.project_id, "") if row.project_id else "",
-                user_name=users.get(row.user_id, "") if row.user_id else "",
-                prompt=row.prompt,
-                params=params,
-                created_at=as_utc(row.created_at),
-                started_at=as_utc(row.started_at),
-                finished_at=as_utc(row.finished_at),
-                steps=_steps(row.status_history),
-                failure_code=row.failure_code,
-                failure_reason=row.failure_reason,
-                estimate_millicredits=row.estimate_millicredits,
-                charged_millicredits=row.charged_millicredits,
-                output_text=row.output_text,
-                assets=tuple(assets.get(row.id, [])),
-                late_result=row.late_result is not None,
-                retry_of_public_id=public_by_id.get(row.retry_of_id) if row.retry_of_id else None,
-                retried_by_public_id=retried_by.get(row.id),
-            )
+    return [
+        _view_of(
+            row,
+            model_name=model_names.get(row.model_key, row.model_key),
+            project_name=projects.get(row.project_id, "") if row.project_id else "",
+            user_name=users.get(row.user_id, "") if row.user_id else "",
+            assets=tuple(assets.get(row.id, [])),
+            retry_of_public_id=public_by_id.get(row.retry_of_id) if row.retry_of_id else None,
+            retried_by_public_id=retried_by.get(row.id),
         )
-    return views
+        for row in rows
+    ]
 
 
 def generations_history(

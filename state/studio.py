@@ -494,6 +494,9 @@ class StudioState(OrgPageState, rx.State):
         views = views[:HISTORY_PAGE_SIZE]
         self.history = [_history_item(view, self.can_run) for view in views]
         self._history_projects = {view.public_id: view.project_id for view in views}
+        self._show_balance(acting)
+
+    def _show_balance(self, acting: Acting) -> None:
         balance = credits.balance_get(session=acting.session, org_id=acting.org.id)
         self.balance_label = f"{credits.format_credits(balance.balance)} credits"
 
@@ -636,9 +639,48 @@ class StudioState(OrgPageState, rx.State):
 
     def _start(self, acting: Acting, start: Callable[[], Any]):
         generation = start()
-        self._refresh_history(acting)  # the new run is flushed: history shows it queued
+        self._show_started(acting, generation)
         self._blocker_context_stale = True
         return generation
+
+    def _shows(self, generation: Any) -> bool:
+        """Whether the newest page of history, as filtered now, lists this new run."""
+        text = self.filter_text.casefold()
+        return (
+            self.history_page == 0
+            and self.filter_project in ("", str(generation.project_id))
+            and self.filter_person in ("", str(generation.user_id))
+            and self.filter_status in ("", generation.status)
+            and self.filter_model in ("", generation.model_key)
+            and (not text or text in generation.prompt.casefold())
+        )
+
+    def _show_started(self, acting: Acting, generation: Any) -> None:
+        """A run this page started goes on top of history without re-reading the page.
+
+        A retry changes the run it retries too (its note, its Retry button): the page is read
+        again. So it is when the run used a model the picker does not list (a swap's backup).
+        """
+        names = {option.key: option.name for option in self._all_models()}
+        if generation.retry_of_id is not None or generation.model_key not in names:
+            self._refresh_history(acting)
+            return
+        if self._shows(generation):
+            projects = {option.id: option.name for option in self.projects}
+            view = generations.generation_view_started(
+                generation,
+                model_name=names[generation.model_key],
+                project_name=projects.get(str(generation.project_id), ""),
+                user_name=acting.user.name or acting.user.email,
+            )
+            shown = [_history_item(view, self.can_run), *self.history]
+            self.history_has_more = self.history_has_more or len(shown) > HISTORY_PAGE_SIZE
+            self.history = shown[:HISTORY_PAGE_SIZE]
+            self._history_projects = {
+                **self._history_projects,
+                generation.public_id: generation.project_id,
+            }
+        self._show_balance(acting)
 
     @rx.event
     async def run(self, form_data: dict | None = None):

@@ -282,3 +282,81 @@ def test_a_cached_identity_reads_a_left_out_secret_column_from_the_database(
             return acting.user.password_hash, acting.user.email, type(acting.user)
 
     assert asyncio.run(acting_now()) == ("stored-hash", editor.email, User)
+
+
+# Measured: Run issues 33 statements on SQLite, BEGIN included (identity re-checked from the
+# database, the run-start check read once, the brand kit, the insert, the hold, the balance).
+# The history is not re-read: the new run goes on top of what the page shows.
+RUN_MAX_QUERIES = 36
+
+
+def _run(studio, call, engine, prompt: str) -> int:
+    with counted(engine) as statements:
+        asyncio.run(call(studio, "run", {"prompt": prompt}))
+    assert studio.error == "" and studio.running is True
+    return len(statements)
+
+
+def _fresh_history(page_state, call, org, cookie) -> list:
+    fresh = page_state(StudioState, cookie=cookie, path=f"/org/{org.slug}/studio")
+    asyncio.run(call(fresh, "load"))
+    return fresh
+
+
+def test_run_issues_a_bounded_number_of_queries_whatever_the_history(
+    session, engine, page_state, call
+):
+    org, _, editor, cookie = _org_with_history(session, 2)
+    studio, _ = _open(page_state, call, engine, org, cookie)
+    short = _run(studio, call, engine, "A poster for the launch")
+    project_id = session.exec(select(Generation.project_id)).first()
+    session.commit()
+    for index in range(30):
+        generations.generation_start(
+            session=session,
+            user=editor,
+            org_id=org.id,
+            model_key="local-text",
+            prompt=f"More {index}",
+            project_id=project_id,
+        )
+        session.commit()
+
+    studio, _ = _open(page_state, call, engine, org, cookie)
+    long = _run(studio, call, engine, "A second poster")
+
+    assert short <= RUN_MAX_QUERIES, short
+    assert long == short
+
+
+def test_a_new_run_shows_on_top_as_a_fresh_read_of_history_shows_it(
+    session, engine, page_state, call
+):
+    org, _, _, cookie = _org_with_history(session, 25)
+    studio, _ = _open(page_state, call, engine, org, cookie)
+    assert studio.history_has_more is True
+
+    _run(studio, call, engine, "A poster for the launch")
+
+    fresh = _fresh_history(page_state, call, org, cookie)
+    assert studio.history == fresh.history  # the new run on top, the oldest one off the page
+    assert studio.history[0].prompt == "A poster for the launch"
+    assert studio.history[0].status == "queued" and studio.history[0].person == "Edward"
+    assert studio.history_has_more is True
+    assert studio.balance_label == fresh.balance_label
+
+
+def test_a_new_run_the_filters_leave_out_is_not_added_to_history(session, engine, page_state, call):
+    org, _, _, cookie = _org_with_history(session, 3)
+    studio, _ = _open(page_state, call, engine, org, cookie)
+    asyncio.run(call(studio, "filter_history", {"text": "History item 1"}))
+    assert [item.prompt for item in studio.history] == ["History item 1"]
+    before = studio.balance_label
+
+    _run(studio, call, engine, "A poster for the launch")
+
+    assert [item.prompt for item in studio.history] == ["History item 1"]
+    assert studio.balance_label != before  # the hold is taken from the balance shown
+
+    asyncio.run(call(studio, "clear_history_filters"))
+    assert studio.history[0].prompt == "A poster for the launch"
