@@ -124,7 +124,6 @@ class HistoryItem:
     model_name: str = ""
     project_name: str = ""
     prompt: str = ""
-    created_label: str = ""
     transitions: str = ""
     failure_reason: str = ""
     credits_label: str = ""
@@ -178,7 +177,6 @@ def _history_item(view: generations.GenerationView, can_run: bool) -> HistoryIte
         model_name=view.model_name,
         project_name=view.project_name or "No project",
         prompt=view.prompt,
-        created_label=view.created_at.strftime("%Y-%m-%d %H:%M UTC") if view.created_at else "",
         transitions=steps + " UTC" if steps else "",
         failure_reason=(
             f"{view.failure_code}: {view.failure_reason}" if view.status == "failed" else ""
@@ -263,7 +261,7 @@ class StudioState(OrgPageState, rx.State):
     running: bool = False
     upgrade_open: bool = False
     offer: UpgradeOffer = UpgradeOffer()
-    can_run: bool = False
+    _can_run: bool = False  # may run in the chosen project (history offers Retry / Run again)
     balance_label: str = ""  # the organization's balance, next to what a run costs
     # History: one page at a time (every run reachable), filtered by project, person, status,
     # model and prompt text ("" = any).
@@ -367,7 +365,7 @@ class StudioState(OrgPageState, rx.State):
         self.projects = [ProjectOption(str(p.id), p.name) for p in visible]
         if self.project_id not in {p.id for p in self.projects}:
             self.project_id = self.projects[0].id if self.projects else ""
-        self.can_run = acting.can(Action.tool_run, project_id=self._project_id())
+        self._can_run = acting.can(Action.tool_run, project_id=self._project_id())
 
     def _load_models(self, acting: Acting) -> None:
         context = self._blocker_context
@@ -492,7 +490,7 @@ class StudioState(OrgPageState, rx.State):
         )
         self.history_has_more = len(views) > HISTORY_PAGE_SIZE
         views = views[:HISTORY_PAGE_SIZE]
-        self.history = [_history_item(view, self.can_run) for view in views]
+        self.history = [_history_item(view, self._can_run) for view in views]
         self._history_projects = {view.public_id: view.project_id for view in views}
         self._show_balance(acting)
 
@@ -608,7 +606,7 @@ class StudioState(OrgPageState, rx.State):
         )
         policy.require(acting.actor, Action.project_view, target)
         self.project_id = str(project_id)
-        self.can_run = acting.can(Action.tool_run, project_id=project_id)
+        self._can_run = acting.can(Action.tool_run, project_id=project_id)
         self._refresh_blockers(acting)
 
     @rx.event
@@ -673,7 +671,7 @@ class StudioState(OrgPageState, rx.State):
                 project_name=projects.get(str(generation.project_id), ""),
                 user_name=acting.user.name or acting.user.email,
             )
-            shown = [_history_item(view, self.can_run), *self.history]
+            shown = [_history_item(view, self._can_run), *self.history]
             self.history_has_more = self.history_has_more or len(shown) > HISTORY_PAGE_SIZE
             self.history = shown[:HISTORY_PAGE_SIZE]
             self._history_projects = {

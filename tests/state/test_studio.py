@@ -69,7 +69,7 @@ def test_an_editor_opens_studio_and_sees_models_and_projects(session, page_state
     assert studio.selected_key == "local-text"
     assert studio.selected_name == "Studio Local Text"
     assert studio.projects and studio.project_id == studio.projects[0].id
-    assert studio.can_run is True
+    assert studio._can_run is True
     assert studio.blockers == []
     motion = next(m for m in studio.video_models if m.key == "local-video")
     assert motion.state == "locked" and motion.state_label == "Needs Scale"
@@ -98,7 +98,7 @@ def test_a_run_starts_a_generation_that_history_shows_queued(session, page_state
 
 def test_a_viewer_may_browse_but_a_run_is_refused(session, page_state, call):
     studio, _ = _studio(session, page_state, call, role="viewer")
-    assert studio.can_run is False
+    assert studio._can_run is False
     assert "role_forbidden" in _codes(studio)
 
     result = asyncio.run(call(studio, "run", {"prompt": "Launch post"}))
