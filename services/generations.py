@@ -405,18 +405,25 @@ def _lock_run_starts(session: Session, *, user_id: int, org_id: int) -> None:
 
     Run starts of one person or one organization then count the runs in progress and insert
     theirs one after the other. PostgreSQL: transaction-level advisory locks, always user
-    first, then org (no other code takes them, so they cannot deadlock with row locks).
+    first, then org (no other code takes them, so they cannot deadlock with row locks), in one
+    round trip: the second lock is taken in a subquery that runs only once the first is held.
     SQLite opens every transaction with ``BEGIN IMMEDIATE``, which already serializes it.
     """
     if not db.is_postgres(session):
         return
-    for lock_class, key in ((_USER_RUN_START_LOCK, user_id), (_ORG_RUN_START_LOCK, org_id)):
-        session.execute(
-            text(
-                "SELECT pg_advisory_xact_lock(CAST(:lock_class AS integer), CAST(:key AS integer))"
-            ),
-            {"lock_class": lock_class, "key": key},
-        )
+    session.execute(
+        text(
+            "SELECT pg_advisory_xact_lock(CAST(:org_class AS integer), CAST(:org_id AS integer)) "
+            "FROM (SELECT pg_advisory_xact_lock("
+            "CAST(:user_class AS integer), CAST(:user_id AS integer))) AS user_lock"
+        ),
+        {
+            "user_class": _USER_RUN_START_LOCK,
+            "user_id": user_id,
+            "org_class": _ORG_RUN_START_LOCK,
+            "org_id": org_id,
+        },
+    )
 
 
 def _spend_cap_blocker(
