@@ -536,9 +536,12 @@ def _on_postgres(session: Session) -> bool:
 
 
 def _pg_round_trip(
-    session: Session, lock_sql: str, sql: str, params: dict[str, Any]
+    session: Session, lock_sql: str, sql: str, params: dict[str, Any], *, carry: Any = None
 ) -> dict[str, tuple]:
-    """Lock, then run the movement statement, in one pipeline; rows by outcome."""
+    """Lock, then run the movement statement, in one pipeline; rows by outcome.
+
+    `carry`: a new row whose id is already set; it is inserted in the same round trip.
+    """
     import psycopg  # the PostgreSQL driver; only imported where PostgreSQL is in use
 
     session.flush()  # what the caller added goes first, as with any ORM query
@@ -546,6 +549,9 @@ def _pg_round_trip(
     raw = session.connection().connection.driver_connection
     try:
         with raw.pipeline():
+            if carry is not None:  # its insert returns nothing: no answer is waited for
+                session.add(carry)
+                session.flush()
             raw.execute(lock_sql, params)
             cursor = raw.execute(sql, params)
         rows = cursor.fetchall()
@@ -554,9 +560,11 @@ def _pg_round_trip(
     return {row[0]: row for row in rows}
 
 
-def _pg_org_round_trip(session: Session, sql: str, params: dict[str, Any]) -> dict[str, tuple]:
+def _pg_org_round_trip(
+    session: Session, sql: str, params: dict[str, Any], *, carry: Any = None
+) -> dict[str, tuple]:
     """A movement under the org's account lock; creates the account on first use."""
-    found = _pg_round_trip(session, _LOCK_ORG, sql, params)
+    found = _pg_round_trip(session, _LOCK_ORG, sql, params, carry=carry)
     if "unlocked" in found:  # no account yet (or created meanwhile): create it, try once more
         credit_account_get_or_create(session=session, org_id=params["org_id"])
         found = _pg_round_trip(session, _LOCK_ORG, sql, params)
@@ -741,11 +749,16 @@ def credits_hold(
     generation_id: int | None = None,
     actor_user_id: int | None = None,
     memo: str = "",
+    insert_with: Any = None,
 ) -> CreditLedgerEntry:
     """Reserve credits before a run (a negative `hold` entry). Flushes; the caller commits.
 
     Draws from the project's pool first (``pool_amount_millicredits``), then from the
     unpooled balance. A generation has at most one hold.
+
+    Args:
+        insert_with: a new row to insert first, its id already set (the run's generation):
+            on PostgreSQL it travels with the hold, one round trip for both.
 
     Raises:
         InsufficientCredits: not enough credits (message written for the person acting).
@@ -775,6 +788,7 @@ def credits_hold(
                 "memo": memo,
                 "now": utcnow(),
             },
+            carry=insert_with,
         )
         if (row := found.get("other_hold")) is not None:
             raise _other_hold(generation_id, row[_AT["id"]])
@@ -782,6 +796,9 @@ def credits_hold(
             pool_id = row[_AT["pool_id"]]
             raise _insufficient(amount_millicredits, row[1], project=pool_id is not None)
         return _pg_replay_or_lost_race(session, found, expected, idempotency_key)
+    if insert_with is not None:
+        session.add(insert_with)
+        session.flush()
     account = _lock_account(session, org_id)
     # One query for a replay of this key and for another hold of the same generation.
     same = CreditLedgerEntry.idempotency_key == idempotency_key

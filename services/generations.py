@@ -400,20 +400,26 @@ def _run_slot_blockers(session: Session, user: User, org: Organization) -> list[
     return blockers
 
 
-def _lock_run_starts(session: Session, *, user_id: int, org_id: int) -> None:
+def _lock_run_starts(
+    session: Session, *, user_id: int, org_id: int, reserve_generation_id: bool = False
+) -> int | None:
     """Hold the user's and the org's run-start locks until the transaction ends.
 
     Run starts of one person or one organization then count the runs in progress and insert
     theirs one after the other. PostgreSQL: transaction-level advisory locks, always user
     first, then org (no other code takes them, so they cannot deadlock with row locks), in one
     round trip: the second lock is taken in a subquery that runs only once the first is held.
+    With `reserve_generation_id`, the same round trip reserves the new generation's id, so its
+    insert needs no answer and travels with its credit hold (`generation_start`).
     SQLite opens every transaction with ``BEGIN IMMEDIATE``, which already serializes it.
     """
     if not db.is_postgres(session):
-        return
-    session.execute(
+        return None
+    reserved = "nextval(pg_get_serial_sequence('generations', 'id'))"
+    return session.execute(
         text(
-            "SELECT pg_advisory_xact_lock(CAST(:org_class AS integer), CAST(:org_id AS integer)) "
+            "SELECT pg_advisory_xact_lock(CAST(:org_class AS integer), CAST(:org_id AS integer)), "
+            f"{reserved if reserve_generation_id else 'NULL'} "
             "FROM (SELECT pg_advisory_xact_lock("
             "CAST(:user_class AS integer), CAST(:user_id AS integer))) AS user_lock"
         ),
@@ -423,7 +429,7 @@ def _lock_run_starts(session: Session, *, user_id: int, org_id: int) -> None:
             "org_class": _ORG_RUN_START_LOCK,
             "org_id": org_id,
         },
-    )
+    ).one()[1]
 
 
 def _spend_cap_blocker(
@@ -592,7 +598,9 @@ def generation_start(
         GenerationBlocked: any blocker (its `blockers` name them all).
     """
     prompt = _validate_prompt(prompt)
-    _lock_run_starts(session, user_id=user.id, org_id=org_id)
+    reserved_id = _lock_run_starts(
+        session, user_id=user.id, org_id=org_id, reserve_generation_id=True
+    )
     # Read once, under the run-start locks: the blockers and the model come from one snapshot.
     context = generation_blocker_context(
         session=session, user=user, org_id=org_id, project_id=project_id
@@ -629,8 +637,11 @@ def generation_start(
         kit = brand_kit_for(session=session, org_id=org_id, project_id=project_id)
         generation.brand_kit_id = kit.id if kit else None
         generation.brand_kit_label = brand_kit_label(kit) if kit else None
-    session.add(generation)
-    session.flush()
+    if reserved_id is not None:  # PostgreSQL: the insert travels with the hold
+        generation.id = reserved_id
+    else:
+        session.add(generation)
+        session.flush()
     try:
         credits.credits_hold(
             session=session,
@@ -641,6 +652,7 @@ def generation_start(
             generation_id=generation.id,
             actor_user_id=user.id,
             memo=f"{generation.public_id} on {model.display_name}",
+            insert_with=generation if reserved_id is not None else None,
         )
     except InsufficientCredits as error:  # spent by someone else since the check
         org = session.get(Organization, org_id)
