@@ -84,6 +84,7 @@ from core.crypto import (
     hash_token,
     new_token,
     password_needs_rehash,
+    password_refusal_work,
     token_hash_candidates,
     verify_password,
 )
@@ -113,6 +114,7 @@ from services.lockout import (  # noqa: F401  (the lockout rules, importable fro
     unknown_email_lock_check,
 )
 from services.mail import mail_send
+from services.orgs import orgs_for_user
 from services.passwords import password_check
 from services.totp import totp_verify
 
@@ -721,12 +723,16 @@ def sign_in_password(
     if user is None:  # the same steps as for an account: lock check, hash check, count
         unknown_email_lock_check(session=session, email=normalized, now=now)
         verify_password(_dummy_password_hash(), password)
+        password_refusal_work(_dummy_password_hash(), password)
         raise unknown_email_failed_attempt_record(session=session, email=normalized, now=now)
     lock_check(session=session, user=user, now=now)
     if not user.password_hash:  # Google-only account
         verify_password(_dummy_password_hash(), password)
+        password_refusal_work(_dummy_password_hash(), password)
         raise failed_attempt_record(session=session, user=user, now=now)
     if not verify_password(user.password_hash, password):
+        # Refusals cost the same for any address, whichever parameters its hash has.
+        password_refusal_work(user.password_hash, password)
         raise failed_attempt_record(session=session, user=user, now=now)
     # "Require SSO" of the organization that verified this address's domain (services.sso
     # imports this module, hence the late import).
@@ -907,6 +913,22 @@ def session_activate(
     session.add(user)
     session.flush()
     return token, pending
+
+
+def sign_in_landing_path(*, session: Session, user_id: int) -> str:
+    """Where a sign-in that asked for no page lands: the Studio of the user's first organization.
+
+    The rule of `/` (`SessionState.go_home`): the first organization by name, as the switcher
+    lists them. The `/auth/session` route redirects there at once rather than to `/`, whose
+    page would load, connect its websocket and only then send the browser on (one more round
+    before the Studio). Without an organization it is `/` itself, which sends platform staff to
+    the console and anyone else to create an organization (static pages that the server would
+    first redirect to their address with a trailing slash).
+    """
+    memberships = orgs_for_user(session=session, user_id=user_id)
+    if memberships:
+        return routes.org_home(memberships[0][0].slug)
+    return routes.INDEX
 
 
 # --- sessions -----------------------------------------------------------------------------------

@@ -97,6 +97,10 @@ async def session_handoff(request: Request) -> RedirectResponse:
             token, user_session = auth_service.session_activate(
                 session=session, handoff_code=code, browser_binding=browser_binding(request)
             )
+            if next_path == routes.INDEX:  # straight to the workspace, not through `/`
+                next_path = auth_service.sign_in_landing_path(
+                    session=session, user_id=user_session.user_id
+                )
     except DomainError as error:
         # Another browser's sign-in link signs nobody in here; this browser may sign in itself.
         query = (

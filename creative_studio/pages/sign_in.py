@@ -6,6 +6,7 @@ import reflex as rx
 
 from core import routes
 from creative_studio.components.forms import error_callout, field
+from creative_studio.components.prefetch import prefetch_page
 from creative_studio.layout import centered_card
 from state.navigation import backend_url
 from state.sign_in import SignInState
@@ -150,4 +151,7 @@ def sign_in_page() -> rx.Component:
             size="1",
             color_scheme="gray",
         ),
+        # Where a sign-in usually lands (`sign_in_landing_path`): its code is fetched while the
+        # person types, so the page after the handoff loads it from the cache.
+        rx.cond(SignInState.browser_ready, prefetch_page(routes.org_home("_"))),
     )

@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, extract_parameters
 from sqlmodel import select
 
 from core import clock, crypto
@@ -504,6 +504,116 @@ def test_sign_in_upgrades_a_hash_made_with_older_parameters(session):
     sign_in_password(session=session, email=user.email, password=PASSWORD)
     upgraded = session.get(User, user.id).password_hash
     assert not crypto.password_needs_rehash(upgraded) and verify_password(upgraded, PASSWORD)
+
+
+# OWASP Password Storage Cheat Sheet, argon2id: each row is an equally strong minimum.
+OWASP_ARGON2ID_MINIMUMS = [  # (memory KiB, iterations, parallelism)
+    (47104, 1, 1),
+    (19456, 2, 1),
+    (12288, 3, 1),
+    (9216, 4, 1),
+    (7168, 5, 1),
+]
+PREVIOUS_PROFILE = PasswordHasher(time_cost=3, memory_cost=65536, parallelism=4)
+
+
+def _production_argon2(monkeypatch) -> None:
+    monkeypatch.setattr(
+        crypto,
+        "_password_hasher",
+        PasswordHasher(
+            time_cost=crypto.PASSWORD_TIME_COST,
+            memory_cost=crypto.PASSWORD_MEMORY_COST_KIB,
+            parallelism=crypto.PASSWORD_PARALLELISM,
+        ),
+    )
+
+
+def _profile(password_hash: str) -> tuple[int, int, int]:
+    parameters = extract_parameters(password_hash)
+    return parameters.memory_cost, parameters.time_cost, parameters.parallelism
+
+
+def test_password_hashing_stays_at_or_above_an_owasp_minimum():
+    memory, iterations, lanes = (
+        crypto.PASSWORD_MEMORY_COST_KIB,
+        crypto.PASSWORD_TIME_COST,
+        crypto.PASSWORD_PARALLELISM,
+    )
+    assert any(
+        memory >= min_memory and iterations >= min_iterations and lanes >= min_lanes
+        for min_memory, min_iterations, min_lanes in OWASP_ARGON2ID_MINIMUMS
+    )
+
+
+def test_a_hash_of_the_previous_profile_is_upgraded_on_the_next_sign_in_only(session, monkeypatch):
+    _production_argon2(monkeypatch)
+    user = _register(session)
+    old_hash = PREVIOUS_PROFILE.hash(PASSWORD)
+    user.password_hash = old_hash
+    session.add(user)
+    session.commit()
+    assert crypto.password_needs_rehash(old_hash)
+
+    _error(sign_in_password, session=session, email=user.email, password="not-the-password-1")
+    assert session.get(User, user.id).password_hash == old_hash  # a refusal changes nothing
+
+    sign_in_password(session=session, email=user.email, password=PASSWORD)
+    upgraded = session.get(User, user.id).password_hash
+    assert _profile(upgraded) == (
+        crypto.PASSWORD_MEMORY_COST_KIB,
+        crypto.PASSWORD_TIME_COST,
+        crypto.PASSWORD_PARALLELISM,
+    )
+    assert not crypto.password_needs_rehash(upgraded) and verify_password(upgraded, PASSWORD)
+    sign_in_password(session=session, email=user.email, password=PASSWORD)
+    assert session.get(User, user.id).password_hash == upgraded  # upgraded once
+
+
+@pytest.mark.parametrize("account", ["unknown", "current hash", "previous-profile hash"])
+def test_a_refused_password_costs_the_same_work_for_any_address(session, monkeypatch, account):
+    # One verification under the current parameters and one under the previous ones, so the
+    # time of a refusal tells nothing about whether the address has an (older) account.
+    import services.auth as auth
+
+    auth._dummy_password_hash.cache_clear()  # made under this test's parameters
+    verified: list[tuple[int, int, int]] = []
+
+    def recording_verify(password_hash, password):
+        verified.append(_profile(password_hash))
+        return verify_password(password_hash, password)
+
+    monkeypatch.setattr(auth, "verify_password", recording_verify)
+    monkeypatch.setattr(crypto, "verify_password", recording_verify)
+    email = "ghost@example.com"
+    if account != "unknown":
+        user = _register(session)
+        email = user.email
+        if account == "previous-profile hash":
+            user.password_hash = PREVIOUS_PROFILE.hash(PASSWORD)
+            session.add(user)
+            session.commit()
+    verified.clear()
+    _error(sign_in_password, session=session, email=email, password="not-the-password-1")
+    current = _profile(crypto.hash_password("anything-at-all-12"))
+    assert sorted(verified) == sorted([current, _profile(PREVIOUS_PROFILE.hash("x"))])
+    auth._dummy_password_hash.cache_clear()
+
+
+def test_a_successful_sign_in_pays_one_verification_only(session, monkeypatch):
+    import services.auth as auth
+
+    user = _register(session)
+    verified: list[str] = []
+
+    def recording_verify(password_hash, password):
+        verified.append(password_hash)
+        return verify_password(password_hash, password)
+
+    monkeypatch.setattr(auth, "verify_password", recording_verify)
+    monkeypatch.setattr(crypto, "verify_password", recording_verify)
+    sign_in_password(session=session, email=user.email, password=PASSWORD)
+    assert verified == [user.password_hash]
 
 
 def test_mail_forms_send_at_most_one_link_per_account_per_minute(session):

@@ -1,13 +1,18 @@
 """The cookie routes: handoff sets an HttpOnly cookie once; sign-out never ends a live session by GET."""
 
+import pytest
+from sqlmodel import select
 from starlette.testclient import TestClient
 
+from core import routes
 from core.clock import utcnow
 from core.crypto import hash_password
 from core.routes import PREAUTH_COOKIE, SESSION_COOKIE
 from creative_studio.api import build_api
 from models import User
-from services import auth
+from models.enums import OrgRole
+from services import auth, orgs
+from tests.factories import make_org, make_user
 
 PASSWORD = "copper-lantern-river-9"
 
@@ -108,3 +113,49 @@ def test_sign_out_clears_the_cookie_after_the_session_was_revoked(session):
     assert response.headers["location"].endswith("/sign-in")
     assert f'{SESSION_COOKIE}=""' in response.headers["set-cookie"]
     assert client.post("/auth/sign-out").status_code == 405
+
+
+def _handoff_location(session, email: str, *, next_path: str | None = None) -> str:
+    """Where `/auth/session` sends the browser after a password sign-in of `email`."""
+    user = session.exec(select(User).where(User.email == email)).one()
+    user.password_hash = hash_password(PASSWORD)
+    session.add(user)
+    session.commit()
+    client, binding = _browser()
+    challenge = auth.sign_in_password(
+        session=session, email=email, password=PASSWORD, browser_binding=binding
+    )
+    params = {"code": challenge.handoff_code}
+    if next_path is not None:
+        params["next"] = next_path
+    response = client.get("/auth/session", params=params, follow_redirects=False)
+    assert response.status_code == 303 and SESSION_COOKIE in response.headers["set-cookie"]
+    return response.headers["location"].removeprefix("http://localhost:3000")
+
+
+def test_a_sign_in_that_asked_for_no_page_lands_in_the_studio_at_once(session):
+    # Not through `/` (a page that loads, connects and only then sends the browser on): the
+    # same rule as `/`, the Studio of the first organization by name.
+    member = make_user(session, "lands@example.com")
+    make_org(session, member, name="Zebra Works")
+    acme = make_org(session, make_user(session, "boss@example.com"), name="Acme Works")
+    orgs.membership_add(session=session, org_id=acme.id, user_id=member.id, role=OrgRole.editor)
+    session.commit()
+    assert _handoff_location(session, member.email) == "/org/acme-works/studio"
+    assert _handoff_location(session, member.email, next_path="/") == "/org/acme-works/studio"
+
+
+def test_a_sign_in_for_a_page_still_lands_on_that_page(session):
+    owner = make_user(session, "asked@example.com")
+    make_org(session, owner, name="Acme Works")
+    location = _handoff_location(session, owner.email, next_path="/org/acme-works/billing")
+    assert location == "/org/acme-works/billing"
+
+
+@pytest.mark.parametrize("operator", [False, True])
+def test_a_sign_in_without_an_organization_lands_on_index_which_knows_where_to_go(
+    session, operator
+):
+    # `/` then sends platform staff to the console and anyone else to create an organization.
+    user = make_user(session, "alone@example.com", operator=operator)
+    assert _handoff_location(session, user.email) == routes.INDEX
