@@ -59,6 +59,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import func, text
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from core import db, routes
@@ -1387,66 +1388,63 @@ def generation_view_started(
     )
 
 
-def _views(session: Session, rows: list[Generation]) -> list[GenerationView]:
+def _views(session: Session, query: Any) -> list[GenerationView]:
+    """The generations `query` selects (filtered and paged), newest first, as views: one joined
+    query for the rows with their model, project, person and retry links, one batch for their
+    assets."""
+    page = query.with_only_columns(Generation.id).subquery()
+    retry_of, retry = aliased(Generation), aliased(Generation)
+    retried_by = (
+        select(func.max(retry.public_id)).where(retry.retry_of_id == Generation.id)
+    ).scalar_subquery()
+    joined = (
+        select(
+            Generation,
+            AIModel.display_name,
+            Project.name,
+            User.name,
+            User.email,
+            retry_of.public_id,
+            retried_by,
+        )
+        .join(page, page.c.id == Generation.id)
+        .outerjoin(AIModel, AIModel.key == Generation.model_key)
+        .outerjoin(Project, Project.id == Generation.project_id)
+        .outerjoin(User, User.id == Generation.user_id)
+        .outerjoin(retry_of, retry_of.id == Generation.retry_of_id)
+        .order_by(col(Generation.created_at).desc(), col(Generation.id).desc())
+    )
+    rows = session.exec(joined).all()
     if not rows:
         return []
-    ids = [row.id for row in rows]
-    model_names = {m.key: m.display_name for m in session.exec(select(AIModel))}
-    project_ids = {row.project_id for row in rows if row.project_id}
-    projects = (
-        {
-            p.id: p.name
-            for p in session.exec(select(Project).where(col(Project.id).in_(project_ids)))
-        }
-        if project_ids
-        else {}
-    )
-    user_ids = {row.user_id for row in rows if row.user_id}
-    users = (
-        {
-            u.id: (u.name or u.email)
-            for u in session.exec(select(User).where(col(User.id).in_(user_ids)))
-        }
-        if user_ids
-        else {}
-    )
     assets: dict[int, list[AssetRef]] = {}
     for asset in session.exec(
-        select(Asset).where(col(Asset.generation_id).in_(ids)).order_by(col(Asset.id))
+        select(Asset)
+        .where(col(Asset.generation_id).in_([row[0].id for row in rows]))
+        .order_by(col(Asset.id))
     ):
         assets.setdefault(asset.generation_id, []).append(
             AssetRef(asset.public_id, asset.kind, asset.content_type, asset.filename)
         )
-    related_ids = {row.retry_of_id for row in rows if row.retry_of_id}
-    public_by_id = (
-        dict(
-            session.exec(
-                select(Generation.id, Generation.public_id).where(
-                    col(Generation.id).in_(related_ids)
-                )
-            ).all()
-        )
-        if related_ids
-        else {}
-    )
-    retried_by = dict(
-        session.exec(
-            select(Generation.retry_of_id, Generation.public_id).where(
-                col(Generation.retry_of_id).in_(ids)
-            )
-        ).all()
-    )
     return [
         _view_of(
-            row,
-            model_name=model_names.get(row.model_key, row.model_key),
-            project_name=projects.get(row.project_id, "") if row.project_id else "",
-            user_name=users.get(row.user_id, "") if row.user_id else "",
-            assets=tuple(assets.get(row.id, [])),
-            retry_of_public_id=public_by_id.get(row.retry_of_id) if row.retry_of_id else None,
-            retried_by_public_id=retried_by.get(row.id),
+            generation,
+            model_name=model_name or generation.model_key,
+            project_name=project_name or "",
+            user_name=(user_name or user_email or "") if generation.user_id else "",
+            assets=tuple(assets.get(generation.id, [])),
+            retry_of_public_id=retry_of_public_id,
+            retried_by_public_id=retried_by_public_id,
         )
-        for row in rows
+        for (
+            generation,
+            model_name,
+            project_name,
+            user_name,
+            user_email,
+            retry_of_public_id,
+            retried_by_public_id,
+        ) in rows
     ]
 
 
@@ -1503,20 +1501,18 @@ def generations_history(
             .replace("_", "\\_")
         )
         query = query.where(func.lower(Generation.prompt).like(f"%{needle}%", escape="\\"))
-    rows = list(
-        session.exec(
-            query.order_by(col(Generation.created_at).desc(), col(Generation.id).desc())
-            .offset(max(0, offset))
-            .limit(max(1, min(limit, 200)))
-        )
+    return _views(
+        session,
+        query.order_by(col(Generation.created_at).desc(), col(Generation.id).desc())
+        .offset(max(0, offset))
+        .limit(max(1, min(limit, 200))),
     )
-    return _views(session, rows)
 
 
 def generation_view(*, session: Session, user: User, org_id: int, public_id: str) -> GenerationView:
     """One generation by its public id, if visible to the user (else NotFound)."""
     generation, _ = _visible_generation(session, user, org_id, public_id)
-    return _views(session, [generation])[0]
+    return _views(session, select(Generation).where(Generation.id == generation.id))[0]
 
 
 def generations_count(*, session: Session, org_id: int) -> int:
