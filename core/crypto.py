@@ -73,7 +73,10 @@ def password_refusal_work(password_hash: str | None, password: str) -> None:
     than an unknown one, and its timing would tell that an account exists. Successful sign-ins
     never pay it.
     """
-    spent_current = bool(password_hash) and not password_needs_rehash(password_hash)
+    try:
+        spent_current = bool(password_hash) and not password_needs_rehash(password_hash)
+    except InvalidHashError:  # a damaged stored hash is refused like a wrong password
+        spent_current = False
     decoy_hasher = _previous_password_hasher if spent_current else _password_hasher
     verify_password(_decoy_hash(decoy_hasher), password)
 

@@ -600,6 +600,15 @@ def test_a_refused_password_costs_the_same_work_for_any_address(session, monkeyp
     auth._dummy_password_hash.cache_clear()
 
 
+def test_a_damaged_stored_hash_is_refused_like_a_wrong_password(session):
+    user = _register(session)
+    user.password_hash = "not-an-argon2-hash"
+    session.add(user)
+    session.commit()
+    error = _error(sign_in_password, session=session, email=user.email, password=PASSWORD)
+    assert error.code == "invalid_credentials"
+
+
 def test_a_successful_sign_in_pays_one_verification_only(session, monkeypatch):
     import services.auth as auth
 
