@@ -277,6 +277,17 @@ def cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def scheduler_seconds(pid: int) -> tuple[float, float]:
+    """(ran, waited for a CPU) so far, in seconds, of the backend workers' main threads (where
+    their event loops run), from /proc/<pid>/schedstat; (0, 0) where the kernel keeps none."""
+    ran = waited = 0
+    for each in backend_pids(pid):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{each}/schedstat").read_text().split()
+            ran, waited = ran + int(fields[0]), waited + int(fields[1])
+    return ran / 1e9, waited / 1e9
+
+
 @contextlib.contextmanager
 def bench_app(tmp_dir: Path) -> Iterator[AppServer]:
     """The app as deployed on one host without Redis: one backend worker, state in memory
