@@ -250,7 +250,8 @@ def report(result: dict) -> None:
     )
     print(
         f"  the workers' event loops ran {result['loop_ran'] * 100:.0f}% of the time and were "
-        f"ready but waiting for a CPU {result['loop_waited'] * 100:.0f}% of it (machine load "
+        f"ready but waiting for a CPU {result['loop_waited'] * 100:.0f}% of it"
+        f"{' (summed over the workers)' if result['workers'] > 1 else ''} (machine load "
         f"average {result['load']:.1f} on {os.cpu_count()} cores): a tail while they wait is "
         "the machine's, not the app's"
     )
