@@ -69,6 +69,7 @@ from models import (
     AIModel,
     Asset,
     CompetitorReport,
+    CreditAccount,
     Generation,
     Organization,
     Project,
@@ -1518,6 +1519,26 @@ def generation_view(*, session: Session, user: User, org_id: int, public_id: str
     """One generation by its public id, if visible to the user (else NotFound)."""
     generation, _ = _visible_generation(session, user, org_id, public_id)
     return _views(session, select(Generation).where(Generation.id == generation.id))[0]
+
+
+def org_runs_fingerprint(*, session: Session, org_id: int) -> tuple[Any, ...]:
+    """What moves when a new run of the organization appears or its balance changes: its newest
+    generation and its balance with the time of its last movement. One statement on indexes.
+
+    A page with no run in progress compares it with what it saw last and reads its history again
+    only when it differs (a run started elsewhere, a retry or requeue, a top-up, a refund).
+    """
+    newest = (
+        select(Generation.id)
+        .where(Generation.org_id == org_id)
+        .order_by(col(Generation.created_at).desc(), col(Generation.id).desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    account = CreditAccount.org_id == org_id
+    balance = select(CreditAccount.balance_millicredits).where(account).scalar_subquery()
+    moved_at = select(CreditAccount.updated_at).where(account).scalar_subquery()
+    return tuple(session.exec(select(newest, balance, moved_at)).one())
 
 
 def generations_count(*, session: Session, org_id: int) -> int:

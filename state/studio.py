@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
 import time
 from collections.abc import Callable
@@ -86,6 +87,7 @@ _ACTIVE = ("queued", "running")
 # Reads (a pick, an option, a history page, a follow step) may use who-is-acting resolved at most
 # this long ago; every event that changes something resolves it again from the database.
 IDENTITY_REVALIDATE_SECONDS = 5.0
+_IDLE_JITTER = 0.25
 MODEL_NOT_LISTED = "That model is not in the list. Reload the page to see the models you can use."
 OPTION_NOT_OFFERED = "That option is not offered here. Reload the page and try again."
 
@@ -295,6 +297,8 @@ class StudioState(OrgPageState, rx.State):
     _blocker_context_stale: bool = False
     # Who acts, resolved at most IDENTITY_REVALIDATE_SECONDS ago, for reads only.
     _identity: _Identity | None = None
+    # What an idle follow step saw last (see _runs_moved); [] until the first look.
+    _runs_seen: list = []
 
     # --- the skeleton's hooks --------------------------------------------------------------
 
@@ -545,6 +549,19 @@ class StudioState(OrgPageState, rx.State):
 
     def _has_active_runs(self) -> bool:
         return any(item.status in _ACTIVE for item in self.history)
+
+    def _runs_moved(self) -> bool:
+        """With no run in progress on the page: whether a run appeared or the balance moved
+        since the last look (one statement), so an idle tab re-reads only when it would see
+        something new."""
+        if self._org_id is None:
+            return True
+        with db.new_session() as session:
+            seen = list(generations.org_runs_fingerprint(session=session, org_id=self._org_id))
+        if seen == self._runs_seen:
+            return False
+        self._runs_seen = seen
+        return True
 
     # --- events ----------------------------------------------------------------------------
 
@@ -861,15 +878,22 @@ class StudioState(OrgPageState, rx.State):
             elif chain != self._follow_chain:
                 return None
             self._followed_at = time.time()
-            interval = FOLLOW_INTERVAL_SECONDS if self._has_active_runs() else FOLLOW_IDLE_SECONDS
+            busy = self.running or self._has_active_runs()
+            # Idle tabs spread out: opened together, they would otherwise all look at once.
+            interval = (
+                FOLLOW_INTERVAL_SECONDS
+                if busy
+                else FOLLOW_IDLE_SECONDS * random.uniform(1 - _IDLE_JITTER, 1 + _IDLE_JITTER)
+            )
             org_id = self._org_id
         # With Redis, a run event of the organization ends the wait early.
-        await run_engine.run_events_wait(org_id=org_id, timeout=interval)
+        woken = await run_engine.run_events_wait(org_id=org_id, timeout=interval)
         async with self:
             if chain != self._follow_chain:
                 return None
             self._followed_at = time.time()
-            await self._show_current(everything=False)
+            if busy or woken or self._runs_moved():
+                await self._show_current(everything=False)
             live = next((item for item in self.history if item.public_id == self.live_id), None)
             if live is not None:
                 self.live_status = live.status

@@ -360,3 +360,31 @@ def test_a_new_run_the_filters_leave_out_is_not_added_to_history(session, engine
 
     asyncio.run(call(studio, "clear_history_filters"))
     assert studio.history[0].prompt == "A poster for the launch"
+
+
+def test_an_idle_tab_looks_with_one_statement_and_re_reads_only_when_something_moved(
+    session, engine, page_state, call
+):
+    """With no run in progress on the page, a follow step asks one question (a new run? a
+    balance movement?) and reads history again only when the answer changed."""
+    org, _, editor, cookie = _org_with_history(session, 0)
+    studio, _ = _open(page_state, call, engine, org, cookie)
+    assert studio._runs_moved() is True  # the first look has nothing to compare with
+
+    with counted(engine) as idle:
+        assert studio._runs_moved() is False
+    assert len([s for s in idle if not s.startswith("BEGIN")]) == 1
+
+    generations.generation_start(  # a run started elsewhere (another tab, the API)
+        session=session, user=editor, org_id=org.id, model_key="local-text", prompt="Elsewhere"
+    )
+    session.commit()
+    assert studio._runs_moved() is True
+    assert studio._runs_moved() is False
+
+    credits.credits_grant(  # a top-up
+        session=session, org_id=org.id, amount_millicredits=5000, idempotency_key="top-up"
+    )
+    session.commit()
+    assert studio._runs_moved() is True
+    assert studio._runs_moved() is False
