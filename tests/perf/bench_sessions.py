@@ -37,8 +37,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.live_app import AppServer
 from tests.perf import live_client as lc
 
@@ -266,7 +264,6 @@ def run(server: AppServer, size: str) -> dict:
 
 
 def test_bench_sessions(app_server, bench_size):
-    pytest.importorskip("aiohttp", reason="python-socketio's asyncio client needs aiohttp")
     run(app_server, bench_size)
 
 

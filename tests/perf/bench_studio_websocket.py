@@ -35,8 +35,6 @@ import statistics
 import tempfile
 from pathlib import Path
 
-import pytest
-
 from tests.live_app import AppServer
 from tests.perf import live_client as lc
 
@@ -157,7 +155,6 @@ def run(server: AppServer, size: str) -> dict[str, list[float]]:
 
 
 def test_bench_studio_websocket(app_server, bench_size):
-    pytest.importorskip("aiohttp", reason="python-socketio's asyncio client needs aiohttp")
     run(app_server, bench_size)
 
 

@@ -78,6 +78,21 @@ def _org_with_history(session, runs: int):
     return org, owner, editor, cookie
 
 
+def _more_runs(session, org, editor, count: int) -> None:
+    project_id = session.exec(select(Generation.project_id)).first()
+    session.commit()
+    for index in range(count):
+        generations.generation_start(
+            session=session,
+            user=editor,
+            org_id=org.id,
+            model_key="local-text",
+            prompt=f"More {index}",
+            project_id=project_id,
+        )
+        session.commit()
+
+
 def _open(page_state, call, engine, org, cookie):
     studio = page_state(StudioState, cookie=cookie, path=f"/org/{org.slug}/studio")
     with counted(engine) as statements:
@@ -99,18 +114,7 @@ def test_opening_studio_issues_a_bounded_number_of_queries(session, engine, page
 def test_page_open_costs_the_same_with_a_short_or_a_long_history(session, engine, page_state, call):
     org, owner, editor, cookie = _org_with_history(session, 3)
     _, few = _open(page_state, call, engine, org, cookie)
-    project_id = session.exec(select(Generation.project_id)).first()
-    session.commit()
-    for index in range(30):
-        generations.generation_start(
-            session=session,
-            user=editor,
-            org_id=org.id,
-            model_key="local-text",
-            prompt=f"More {index}",
-            project_id=project_id,
-        )
-        session.commit()
+    _more_runs(session, org, editor, 30)
 
     _, many = _open(page_state, call, engine, org, cookie)
 
@@ -309,18 +313,7 @@ def test_run_issues_a_bounded_number_of_queries_whatever_the_history(
     org, _, editor, cookie = _org_with_history(session, 2)
     studio, _ = _open(page_state, call, engine, org, cookie)
     short = _run(studio, call, engine, "A poster for the launch")
-    project_id = session.exec(select(Generation.project_id)).first()
-    session.commit()
-    for index in range(30):
-        generations.generation_start(
-            session=session,
-            user=editor,
-            org_id=org.id,
-            model_key="local-text",
-            prompt=f"More {index}",
-            project_id=project_id,
-        )
-        session.commit()
+    _more_runs(session, org, editor, 30)
 
     studio, _ = _open(page_state, call, engine, org, cookie)
     long = _run(studio, call, engine, "A second poster")
