@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, create_engine
 
 from core.settings import get_settings
@@ -95,3 +99,22 @@ def is_postgres(session_or_engine) -> bool:
         else session_or_engine
     )
     return bind.dialect.name == "postgresql"
+
+
+def attach_loaded(session: Session, model: type, values: dict) -> Any:
+    """The row of `model` with these column values, as a persistent object of `session`,
+    without a query: the one already in the session, or one built as the ORM builds a loaded
+    row (the mapped class's bare instance, then its column values; no validating constructor).
+    Columns missing from `values` are expired, so reading one loads it from the database."""
+    known = session.identity_map.get(identity_key(model, values["id"]))
+    if known is not None:
+        return known
+    mapper = sa_inspect(model)
+    row = mapper.class_manager.new_instance()
+    row.__dict__.update(values)
+    make_transient_to_detached(row)
+    session.add(row)
+    missing = [attr.key for attr in mapper.column_attrs if attr.key not in values]
+    if missing:
+        session.expire(row, missing)
+    return row

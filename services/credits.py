@@ -63,10 +63,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import and_, func, or_
-from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.orm import make_transient_to_detached
-from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
 from core import db
@@ -361,7 +358,6 @@ _POOL_ONLY = ", ".join(
 # Where each entry column sits in a returned row (after the outcome and the figure).
 _AT = {column: index + 2 for index, column in enumerate(_ENTRY_COLUMNS)}
 _lock_tokens = itertools.count(1)
-_ENTRY_MANAGER = sa_inspect(CreditLedgerEntry).class_manager
 
 
 def _compact(sql: str) -> str:
@@ -582,16 +578,10 @@ def _busy() -> Conflict:
 
 def _entry_from_row(session: Session, row: tuple) -> CreditLedgerEntry:
     """The entry of a returned row, as a persistent object of `session` (no extra query)."""
-    values = dict(zip(_ENTRY_COLUMNS, row[2:], strict=True))
-    known = session.identity_map.get(identity_key(CreditLedgerEntry, values["id"]))
-    if known is not None:  # entries never change: the loaded object is the same row
-        return known
-    # As the ORM builds a loaded row: the mapped class's bare instance, then its column values.
-    entry = _ENTRY_MANAGER.new_instance()
-    entry.__dict__.update(values)
-    make_transient_to_detached(entry)
-    session.add(entry)
-    return entry
+    # Entries never change: one already in the session is the same row.
+    return db.attach_loaded(
+        session, CreditLedgerEntry, dict(zip(_ENTRY_COLUMNS, row[2:], strict=True))
+    )
 
 
 def _pg_replay_or_lost_race(

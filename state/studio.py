@@ -25,7 +25,6 @@ from typing import Any
 
 import reflex as rx
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session
 
 from core import db
@@ -209,19 +208,6 @@ def _columns(row: Any) -> dict[str, Any]:
         for attr in sa_inspect(row).mapper.column_attrs
         if attr.key not in _SECRET_COLUMNS
     }
-
-
-def _attached(session: Session, model: type, columns: dict[str, Any]) -> Any:
-    """A row rebuilt from `_columns` and attached to `session` without a query; a secret
-    column left out is loaded from the database if something reads it."""
-    row = model(**columns)
-    make_transient_to_detached(row)
-    attached = session.merge(row, load=False)
-    left_out = [attr.key for attr in sa_inspect(attached).mapper.column_attrs]
-    left_out = [key for key in left_out if key not in columns]
-    if left_out:
-        session.expire(attached, left_out)
-    return attached
 
 
 @dataclass(frozen=True)
@@ -463,8 +449,8 @@ class StudioState(OrgPageState, rx.State):
         ):
             return Acting(
                 session=session,
-                user=_attached(session, User, cached.user),
-                org=_attached(session, Organization, cached.org),
+                user=db.attach_loaded(session, User, cached.user),
+                org=db.attach_loaded(session, Organization, cached.org),
                 actor=cached.actor,
             )
         self._identity = None
