@@ -121,12 +121,16 @@ class OrgPageState(rx.State, mixin=True):
     # Not a secret: it only names one submit of this person's form.
     form_token: str = ""
     pending: str = ""  # the form whose submit is running ("" when none): its button shows it
+    # The organization in the page's address, noted when the page loads and with each error.
+    # Computed vars read this, not the router: one reading the router is recomputed, and its
+    # state loaded and sent, on every page open of any page.
+    _page_slug: str = ""
 
     @rx.var
     def report_href(self) -> str:
         """Contact support pre-filled with the error shown (its code and UTC time); "" when
         no error code is shown. The error callout offers it as "Report this"."""
-        slug = routes.org_slug_from_path(self.router.url.path or "")
+        slug = self._page_slug
         if not (self.error and self.error_code and slug):
             return ""
         return routes.support_new(slug, error_code=self.error_code, time=self.error_at)
@@ -154,6 +158,7 @@ class OrgPageState(rx.State, mixin=True):
         """The one error map. Pages extend it for errors they show in their own place."""
         self.error_code = error.code
         self.error_at = f"{utcnow():%Y-%m-%d %H:%M}"
+        self._note_page()
         if isinstance(error, PlanLimitReached):
             self.limit_notice = notice_from_error(session=session, error=error)
         else:
@@ -251,8 +256,14 @@ class OrgPageState(rx.State, mixin=True):
         )
         return result
 
+    def _note_page(self) -> None:
+        slug = routes.org_slug_from_path(self.router.url.path or "")
+        if slug != self._page_slug:
+            self._page_slug = slug
+
     async def _load(self) -> Acting | None:
         """on_load: show the page to someone who may see it, and nothing to anyone else."""
+        self._note_page()
         with db.new_session() as session:
             try:
                 acting = await self._acting(session, self._view_action())

@@ -107,22 +107,19 @@ class SupportState(OrgPageState, rx.State):
 
     @rx.var
     def org_address(self) -> str:
-        return routes.org_slug_from_path(self.router.url.path)
+        return self._page_slug
 
     @rx.var
     def support_href(self) -> str:
-        slug = routes.org_slug_from_path(self.router.url.path)
-        return routes.support_new(slug) if slug else routes.HELP
+        return routes.support_new(self._page_slug) if self._page_slug else routes.HELP
 
     @rx.var
     def tickets_href(self) -> str:
-        slug = routes.org_slug_from_path(self.router.url.path)
-        return routes.support_tickets(slug) if slug else routes.HELP
+        return routes.support_tickets(self._page_slug) if self._page_slug else routes.HELP
 
     @rx.var
     def notifications_href(self) -> str:
-        slug = routes.org_slug_from_path(self.router.url.path)
-        return routes.help_notifications(slug) if slug else routes.HELP
+        return routes.help_notifications(self._page_slug) if self._page_slug else routes.HELP
 
     # --- the skeleton's hooks --------------------------------------------------------------
 
