@@ -59,6 +59,8 @@ SIZES = {
     "full": {"threads": 4, "per_thread": 300, "rounds": 3},
 }
 _run_ids = itertools.count(1)
+# Holds without a generation row: ids far above the runs' own generations (no collision).
+_bare_generation_ids = itertools.count(1_500_000_000)
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,7 @@ def _hold_settle(
         with engine.connect() as conn, Session(conn, expire_on_commit=False) as session:
             for i in range(per_thread):
                 org_id = rng.choice(org_ids)
-                generation_id = hash((tag, index, i)) & 0x7FFFFFFF
+                generation_id = next(_bare_generation_ids)
                 key = f"{tag}-{index}-{i}"
                 credits_hold(
                     session=session,
