@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, create_engine
 
 from core.settings import get_settings
 
+T = TypeVar("T")
 _engine: Engine | None = None
 
 
@@ -118,3 +120,38 @@ def attach_loaded(session: Session, model: type, values: dict) -> Any:
     if missing:
         session.expire(row, missing)
     return row
+
+
+# --- reads repeated within one unit of work ------------------------------------------------------
+
+_READS = "creative_studio.reads"
+
+
+def read_once(session: Session, key: tuple, read: Callable[[], T]) -> T:
+    """`read()` answered once per unit of work for `key`.
+
+    For lookups that several checks of one event repeat (who is acting in an organization, its
+    subscription, its plan). Any write through the session (a flush, a statement that is not
+    a SELECT) and the end of the transaction forget what was read, so a unit of work that
+    changes one of them reads it afresh.
+    """
+    reads = session.info.get(_READS)
+    if reads is None:
+        reads = session.info[_READS] = {}
+    if key not in reads:
+        reads[key] = read()
+    return reads[key]
+
+
+def _forget_reads(session: Any, *_args: Any) -> None:
+    session.info.pop(_READS, None)
+
+
+def _forget_reads_on_write(state: Any) -> None:
+    if not state.is_select:
+        _forget_reads(state.session)
+
+
+for _event in ("after_flush", "after_commit", "after_rollback", "after_soft_rollback"):
+    event.listen(OrmSession, _event, _forget_reads)
+event.listen(OrmSession, "do_orm_execute", _forget_reads_on_write)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from core import db
 from core.clock import utcnow
 from models import Invite, Membership, Organization, Plan, Project, Subscription, User
 from models.enums import InviteStatus, OrgRole
@@ -23,6 +24,10 @@ from services.errors import PlanLimitReached
 
 def org_plan(*, session: Session, org_id: int) -> Plan:
     """The plan whose limits apply to the org (the subscription's plan, else the org's)."""
+    return db.read_once(session, ("org_plan", org_id), lambda: _org_plan_read(session, org_id))
+
+
+def _org_plan_read(session: Session, org_id: int) -> Plan:
     plan_key = session.exec(
         select(Subscription.plan_key).where(Subscription.org_id == org_id)
     ).first()

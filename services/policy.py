@@ -24,6 +24,7 @@ from enum import StrEnum
 
 from sqlmodel import Session, select
 
+from core import db
 from core.clock import utcnow
 from models import (
     Membership,
@@ -350,6 +351,14 @@ def actor_for(*, session: Session, user: User, org_id: int | None) -> Actor:
     """The actor for `user` in `org_id`, with its role and approved projects (if scoped)."""
     if user.id is None:
         raise ValueError("actor_for needs a saved user")
+    return db.read_once(
+        session,
+        ("actor", user.id, bool(user.is_operator), org_id),
+        lambda: _actor_read(session, user, org_id),
+    )
+
+
+def _actor_read(session: Session, user: User, org_id: int | None) -> Actor:
     membership = None
     if org_id is not None:
         membership = session.exec(
@@ -417,6 +426,12 @@ def target_for(*, session: Session, org_id: int, project_id: int | None = None) 
                 "Pick one of your projects, or ask an owner or admin for access.",
                 base=NotFound,
             )
-    status = session.exec(select(Subscription.status).where(Subscription.org_id == org_id)).first()
+    status = db.read_once(
+        session,
+        ("subscription_status", org_id),
+        lambda: session.exec(
+            select(Subscription.status).where(Subscription.org_id == org_id)
+        ).first(),
+    )
     executable = status is None or status in RUNNABLE_SUBSCRIPTION_STATUSES
     return Target(org_id=org_id, project_id=project_id, subscription_executable=executable)

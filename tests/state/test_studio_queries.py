@@ -22,11 +22,11 @@ from services import auth, credits, generations, orgs
 from state.studio import IDENTITY_REVALIDATE_SECONDS, StudioState
 from tests.factories import add_member, make_org, make_user, signed_in_cookie
 
-# Measured: a page open issues 31 statements, BEGIN included (identity and 2FA, projects, plan
+# Measured: a page open issues 26 statements, BEGIN included (identity and 2FA, projects, plan
 # and models once, credits, runs in progress, one joined page of history with its names, its
 # assets in one batch, the team). The bound leaves a little room; what matters is that it does
 # not grow with history (the next test).
-PAGE_OPEN_MAX_QUERIES = 34
+PAGE_OPEN_MAX_QUERIES = 29
 
 
 @pytest.fixture(autouse=True)
@@ -288,10 +288,10 @@ def test_a_cached_identity_reads_a_left_out_secret_column_from_the_database(
     assert asyncio.run(acting_now()) == ("stored-hash", editor.email, User)
 
 
-# Measured: Run issues 33 statements on SQLite, BEGIN included (identity re-checked from the
+# Measured: Run issues 31 statements on SQLite, BEGIN included (identity re-checked from the
 # database, the run-start check read once, the brand kit, the insert, the hold, the balance).
 # The history is not re-read: the new run goes on top of what the page shows.
-RUN_MAX_QUERIES = 36
+RUN_MAX_QUERIES = 33
 
 
 def _run(studio, call, engine, prompt: str) -> int:
