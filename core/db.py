@@ -143,15 +143,22 @@ def read_once(session: Session, key: tuple, read: Callable[[], T]) -> T:
     return reads[key]
 
 
-def _forget_reads(session: Any, *_args: Any) -> None:
+def remember_read(session: Session, key: tuple, value: Any) -> None:
+    """Let `read_once(session, key, ...)` answer `value` in this unit of work: a fact resolved
+    moments ago and handed over instead of read again. Forgotten like any read."""
+    session.info.setdefault(_READS, {})[key] = value
+
+
+def forget_reads(session: Any, *_args: Any) -> None:
+    """Forget what `read_once` answered in this unit of work (after a write it cannot see)."""
     session.info.pop(_READS, None)
 
 
 def _forget_reads_on_write(state: Any) -> None:
     if not state.is_select:
-        _forget_reads(state.session)
+        forget_reads(state.session)
 
 
 for _event in ("after_flush", "after_commit", "after_rollback", "after_soft_rollback"):
-    event.listen(OrmSession, _event, _forget_reads)
+    event.listen(OrmSession, _event, forget_reads)
 event.listen(OrmSession, "do_orm_execute", _forget_reads_on_write)

@@ -957,15 +957,15 @@ def session_resolve(*, session: Session, token: str) -> tuple[User, UserSession]
     """
     if not token:
         return None
-    user_session = session.exec(
-        select(UserSession).where(_token_hash_in(UserSession.token_hash, token))
+    row = session.exec(
+        select(UserSession, User)
+        .join(User, User.id == UserSession.user_id)
+        .where(_token_hash_in(UserSession.token_hash, token))
     ).first()
     now = utcnow()
-    if user_session is None or not _session_is_live(user_session, now):
+    if row is None or not _session_is_live(row[0], now):
         return None
-    user = session.get(User, user_session.user_id)
-    if user is None:
-        return None
+    user_session, user = row
     current_hash = hash_token(token)
     hashed_under_old_key = user_session.token_hash != current_hash
     last_seen = as_utc(user_session.last_seen_at)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
+from core import db
 from core.clock import utcnow
 from core.settings import PROJECT_ROOT
 from models import AIModel, Plan, Tool
@@ -197,8 +198,16 @@ def catalog_sync(*, session: Session, catalog_dir: Path = CATALOG_DIR) -> Catalo
     return CatalogSyncResult(**counts)
 
 
+def plans_by_key(*, session: Session) -> dict[str, Plan]:
+    """Every plan by key (a handful of rows), read once per unit of work: a page asks for the
+    org's plan and for the plans that unlock each model."""
+    return db.read_once(
+        session, ("plans",), lambda: {plan.key: plan for plan in session.exec(select(Plan))}
+    )
+
+
 def plan_get(*, session: Session, key: str) -> Plan:
-    plan = session.exec(select(Plan).where(Plan.key == key)).first()
+    plan = plans_by_key(session=session).get(key)
     if plan is None:
         raise CatalogError(f"plan {key!r} is not in the catalog")
     return plan

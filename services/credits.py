@@ -62,7 +62,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, func, or_
+from sqlalchemy import and_, bindparam, func, or_
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session, col, select
 
@@ -551,6 +551,7 @@ def _pg_round_trip(
             raw.execute(lock_sql, params)
             cursor = raw.execute(sql, params)
         rows = cursor.fetchall()
+        db.forget_reads(session)  # the balances moved behind the session's back
     except psycopg.Error as error:
         raise DBAPIError.instance(sql, params, error, psycopg.Error) from error
     return {row[0]: row for row in rows}
@@ -719,14 +720,53 @@ def credits_grant(
     return _apply(session, account=account, pool=None, entry=entry, expected=expected)
 
 
+def _balances_statement(*, with_pool: bool) -> Any:
+    account = select(CreditAccount.balance_millicredits).where(
+        CreditAccount.org_id == bindparam("org_id")
+    )
+    pooled = select(func.coalesce(func.sum(CreditPool.balance_millicredits), 0)).where(
+        CreditPool.org_id == bindparam("org_id")
+    )
+    pool = select(CreditPool.balance_millicredits).where(
+        CreditPool.org_id == bindparam("org_id"), CreditPool.project_id == bindparam("project_id")
+    )
+    return select(
+        account.scalar_subquery(),
+        pooled.scalar_subquery(),
+        pool.scalar_subquery() if with_pool else None,
+    )
+
+
+# Built once (their cache keys are then computed once): without and with a project's pool.
+_BALANCES = {False: _balances_statement(with_pool=False), True: _balances_statement(with_pool=True)}
+
+
+def _balances(
+    session: Session, org_id: int, project_id: int | None = None
+) -> tuple[int | None, int, int]:
+    """(account balance or None without an account, pooled total, the project's pool balance)
+    in one statement: what the balance and the credits a run may hold are read from. Read once
+    per unit of work (a page shows the balance and what a run may hold; any write forgets it).
+    """
+    seen: dict = db.read_once(session, ("credits", org_id), dict)  # project id -> figures
+    if project_id in seen:
+        return seen[project_id]
+    if project_id is None and seen:  # the balance and the pooled total hold for any project
+        balance, pooled_total, _pool = next(iter(seen.values()))
+        return balance, pooled_total, 0
+    balance, pooled_total, pool_balance = session.execute(
+        _BALANCES[project_id is not None], {"org_id": org_id, "project_id": project_id}
+    ).one()
+    seen[project_id] = (balance, int(pooled_total or 0), int(pool_balance or 0))
+    return seen[project_id]
+
+
 def credits_available(*, session: Session, org_id: int, project_id: int | None = None) -> int:
     """Millicredits a new run may hold: unpooled balance, plus the project's pool if any."""
-    account = session.exec(_account_query(org_id)).first()
-    if account is None:
+    balance, pooled, pool_balance = _balances(session, org_id, project_id)
+    if balance is None:
         return 0
-    general = account.balance_millicredits - _pooled_total(session, org_id)
-    pool = _pool_for_project(session, org_id, project_id)
-    return general + (pool.balance_millicredits if pool is not None else 0)
+    return balance - pooled + pool_balance
 
 
 def credits_hold(
@@ -1227,9 +1267,8 @@ def pools_list(*, session: Session, org_id: int) -> list[CreditPool]:
 
 def balance_get(*, session: Session, org_id: int) -> BalanceView:
     """Balance, pooled part and unpooled part, in millicredits (zeros if no account yet)."""
-    account = session.exec(_account_query(org_id)).first()
-    balance = account.balance_millicredits if account is not None else 0
-    pooled = _pooled_total(session, org_id)
+    balance, pooled, _ = _balances(session, org_id)
+    balance = balance or 0
     return BalanceView(balance=balance, pooled=pooled, available_general=balance - pooled)
 
 

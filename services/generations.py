@@ -58,7 +58,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import func, text
+from sqlalchemy import String, bindparam, cast, func, text
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -353,18 +353,30 @@ def generation_blockers(
     return generation_blockers_for(context, model_key=model_key, params=params, prompt=prompt)
 
 
-def _active_runs(session: Session, *, user_id: int | None = None, org_id: int | None = None) -> int:
-    """Runs queued or running for a person or an organization: Studio generations and
-    Competitor Intel reports alike (both hold credits and a worker; one limit covers both)."""
-    counts = 0
-    for table in (Generation, CompetitorReport):
-        conditions = [col(table.status).in_(ACTIVE_STATUSES)]
-        if user_id is not None:
-            conditions.append(table.user_id == user_id)
-        if org_id is not None:
-            conditions.append(table.org_id == org_id)
-        counts += session.exec(select(func.count()).select_from(table).where(*conditions)).one()
-    return counts
+def _active_count(table: Any, column: Any, param: str) -> Any:
+    return (
+        select(func.count())
+        .select_from(table)
+        .where(col(table.status).in_(ACTIVE_STATUSES), column == bindparam(param))
+        .scalar_subquery()
+    )
+
+
+# Runs queued or running of a person (in any organization) and of an organization: Studio
+# generations and Competitor Intel reports alike (both hold credits and a worker; one limit
+# covers both). Built once: the statement's cache key is then computed once, not per read.
+_ACTIVE_RUNS = select(
+    _active_count(Generation, Generation.user_id, "user_id")
+    + _active_count(CompetitorReport, CompetitorReport.user_id, "user_id"),
+    _active_count(Generation, Generation.org_id, "org_id")
+    + _active_count(CompetitorReport, CompetitorReport.org_id, "org_id"),
+)
+
+
+def _active_runs(session: Session, *, user_id: int, org_id: int) -> tuple[int, int]:
+    """(the person's runs in progress, the organization's), in one statement."""
+    mine, in_org = session.execute(_ACTIVE_RUNS, {"user_id": user_id, "org_id": org_id}).one()
+    return int(mine), int(in_org)
 
 
 def _runs_phrase(count: int) -> str:
@@ -376,7 +388,7 @@ def _run_slot_blockers(session: Session, user: User, org: Organization) -> list[
     settings = get_settings()
     blockers: list[Blocker] = []
     per_user = settings.concurrent_runs_per_user
-    mine = _active_runs(session, user_id=user.id)
+    mine, in_org = _active_runs(session, user_id=user.id, org_id=org.id)
     if mine >= per_user:
         blockers.append(
             Blocker(
@@ -388,7 +400,6 @@ def _run_slot_blockers(session: Session, user: User, org: Organization) -> list[
             )
         )
     per_org = settings.concurrent_runs_per_org
-    in_org = _active_runs(session, org_id=org.id)
     if in_org >= per_org:
         blockers.append(
             Blocker(
@@ -1338,7 +1349,7 @@ def _steps(history: list) -> tuple[StatusStep, ...]:
 
 
 def _view_of(
-    row: Generation,
+    row: Any,
     *,
     model_name: str,
     project_name: str,
@@ -1370,7 +1381,9 @@ def _view_of(
         charged_millicredits=row.charged_millicredits,
         output_text=row.output_text,
         assets=assets,
-        late_result=row.late_result is not None,
+        late_result=bool(row.has_late_result)
+        if hasattr(row, "has_late_result")
+        else row.late_result is not None,
         retry_of_public_id=retry_of_public_id,
         retried_by_public_id=retried_by_public_id,
     )
@@ -1395,6 +1408,32 @@ _RETRY = aliased(Generation)
 _RETRIED_BY = (
     select(func.max(_RETRY.public_id)).where(_RETRY.retry_of_id == Generation.id)
 ).scalar_subquery()
+# What a view shows of a generation, read as plain rows (building ORM objects for a page of
+# history cost more than the query).
+_VIEW_COLUMNS = (
+    Generation.id,
+    Generation.public_id,
+    Generation.status,
+    Generation.model_key,
+    Generation.modality,
+    Generation.project_id,
+    Generation.user_id,
+    Generation.prompt,
+    Generation.params,
+    Generation.created_at,
+    Generation.started_at,
+    Generation.finished_at,
+    Generation.status_history,
+    Generation.failure_code,
+    Generation.failure_reason,
+    Generation.estimate_millicredits,
+    Generation.charged_millicredits,
+    Generation.output_text,
+    # A JSON column holds JSON null, not SQL NULL, when there is no late result.
+    (func.coalesce(cast(Generation.late_result, String), "null") != "null").label(
+        "has_late_result"
+    ),
+)
 
 
 def _views(session: Session, query: Any) -> list[GenerationView]:
@@ -1405,13 +1444,13 @@ def _views(session: Session, query: Any) -> list[GenerationView]:
     retry_of = _RETRY_OF
     joined = (
         select(
-            Generation,
-            AIModel.display_name,
-            Project.name,
-            User.name,
-            User.email,
-            retry_of.public_id,
-            _RETRIED_BY,
+            *_VIEW_COLUMNS,
+            AIModel.display_name.label("model_name"),
+            Project.name.label("project_name"),
+            User.name.label("user_name"),
+            User.email.label("user_email"),
+            retry_of.public_id.label("retry_of_public_id"),
+            _RETRIED_BY.label("retried_by_public_id"),
         )
         .join(page, page.c.id == Generation.id)
         .outerjoin(AIModel, AIModel.key == Generation.model_key)
@@ -1426,7 +1465,7 @@ def _views(session: Session, query: Any) -> list[GenerationView]:
     assets: dict[int, list[AssetRef]] = {}
     for asset in session.exec(
         select(Asset)
-        .where(col(Asset.generation_id).in_([row[0].id for row in rows]))
+        .where(col(Asset.generation_id).in_([row.id for row in rows]))
         .order_by(col(Asset.id))
     ):
         assets.setdefault(asset.generation_id, []).append(
@@ -1434,23 +1473,15 @@ def _views(session: Session, query: Any) -> list[GenerationView]:
         )
     return [
         _view_of(
-            generation,
-            model_name=model_name or generation.model_key,
-            project_name=project_name or "",
-            user_name=(user_name or user_email or "") if generation.user_id else "",
-            assets=tuple(assets.get(generation.id, [])),
-            retry_of_public_id=retry_of_public_id,
-            retried_by_public_id=retried_by_public_id,
+            row,
+            model_name=row.model_name or row.model_key,
+            project_name=row.project_name or "",
+            user_name=(row.user_name or row.user_email or "") if row.user_id else "",
+            assets=tuple(assets.get(row.id, [])),
+            retry_of_public_id=row.retry_of_public_id,
+            retried_by_public_id=row.retried_by_public_id,
         )
-        for (
-            generation,
-            model_name,
-            project_name,
-            user_name,
-            user_email,
-            retry_of_public_id,
-            retried_by_public_id,
-        ) in rows
+        for row in rows
     ]
 
 

@@ -20,12 +20,14 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
+from core import db
 from core.clock import utcnow
 from core.settings import get_settings
 from models import AIModel, Plan, User
 from models.enums import Modality, ModelStatus, RateUnit
 from services import policy
 from services.audit import audit_record
+from services.catalog import plans_by_key
 from services.credits import format_credits
 from services.error_codes import Code
 from services.errors import Conflict, NotFound, ValidationFailed, error_with_code
@@ -104,11 +106,21 @@ def _not_configured_reason(model: AIModel) -> str:
 
 
 def _all_models(session: Session) -> list[AIModel]:
-    return list(session.exec(select(AIModel).order_by(col(AIModel.sort_order), col(AIModel.key))))
+    """The registry in catalog order, read once per unit of work (the picker, the swap banner
+    and the blockers of one event ask for it)."""
+    return list(
+        db.read_once(
+            session,
+            ("ai_models",),
+            lambda: list(
+                session.exec(select(AIModel).order_by(col(AIModel.sort_order), col(AIModel.key)))
+            ),
+        )
+    )
 
 
 def _plans(session: Session) -> dict[str, Plan]:
-    return {plan.key: plan for plan in session.exec(select(Plan))}
+    return plans_by_key(session=session)
 
 
 def _availability(

@@ -457,18 +457,40 @@ def orgs_for_user(*, session: Session, user_id: int) -> list[tuple[Organization,
     return [(org, membership) for org, membership in rows]
 
 
+def _org_not_found(slug: str) -> NotFound:
+    return error_with_code(
+        Code.org_not_found,
+        f"There is no organization at {slug!r}. It may have been renamed or deleted; "
+        "pick one from the switcher.",
+        base=NotFound,
+    )
+
+
 def org_by_slug(*, session: Session, slug: str) -> Organization:
     org = session.exec(
         select(Organization).where(Organization.slug == (slug or "").strip().lower())
     ).first()
     if org is None or org.deleted_at is not None:
-        raise error_with_code(
-            Code.org_not_found,
-            f"There is no organization at {slug!r}. It may have been renamed or deleted; "
-            "pick one from the switcher.",
-            base=NotFound,
-        )
+        raise _org_not_found(slug)
     return org
+
+
+def org_and_membership(
+    *, session: Session, slug: str, user_id: int
+) -> tuple[Organization, Membership | None]:
+    """The organization at `slug` and `user_id`'s membership in it (None: not a member), in one
+    statement. Raises like `org_by_slug`."""
+    row = session.exec(
+        select(Organization, Membership)
+        .outerjoin(
+            Membership,
+            (Membership.org_id == Organization.id) & (Membership.user_id == user_id),
+        )
+        .where(Organization.slug == (slug or "").strip().lower())
+    ).first()
+    if row is None or row[0].deleted_at is not None:
+        raise _org_not_found(slug)
+    return row[0], row[1]
 
 
 # --- projects ------------------------------------------------------------------------------

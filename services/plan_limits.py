@@ -20,6 +20,7 @@ from models import Invite, Membership, Organization, Plan, Project, Subscription
 from models.enums import InviteStatus, OrgRole
 from services.catalog import plan_get
 from services.errors import PlanLimitReached
+from services.policy import subscription_facts
 
 
 def org_plan(*, session: Session, org_id: int) -> Plan:
@@ -28,9 +29,7 @@ def org_plan(*, session: Session, org_id: int) -> Plan:
 
 
 def _org_plan_read(session: Session, org_id: int) -> Plan:
-    plan_key = session.exec(
-        select(Subscription.plan_key).where(Subscription.org_id == org_id)
-    ).first()
+    _status, plan_key = subscription_facts(session=session, org_id=org_id)
     if plan_key is None:
         org = session.get(Organization, org_id)
         plan_key = org.plan_key if org is not None else "free"

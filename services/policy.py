@@ -347,15 +347,41 @@ def require(actor: Actor, action: Action, target: Target) -> None:
     raise error_with_code(decision.code, decision.message, base=PermissionDenied)
 
 
+def _actor_key(user: User, org_id: int | None) -> tuple:
+    return ("actor", user.id, bool(user.is_operator), org_id)
+
+
 def actor_for(*, session: Session, user: User, org_id: int | None) -> Actor:
     """The actor for `user` in `org_id`, with its role and approved projects (if scoped)."""
     if user.id is None:
         raise ValueError("actor_for needs a saved user")
     return db.read_once(
-        session,
-        ("actor", user.id, bool(user.is_operator), org_id),
-        lambda: _actor_read(session, user, org_id),
+        session, _actor_key(user, org_id), lambda: _actor_read(session, user, org_id)
     )
+
+
+def facts_known(
+    *,
+    session: Session,
+    user: User,
+    org_id: int,
+    actor: Actor,
+    subscription: tuple[str | None, str | None],
+) -> None:
+    """Who acts and the org's subscription, resolved moments ago (a page's identity handed to
+    its next reads): `actor_for` and `subscription_facts` answer them in this unit of work."""
+    db.remember_read(session, _actor_key(user, org_id), actor)
+    db.remember_read(session, ("subscription", org_id), subscription)
+
+
+def actor_with_membership(
+    *, session: Session, user: User, org_id: int, membership: Membership | None
+) -> Actor:
+    """The actor for `user` in `org_id` from their membership row, already read with the org
+    (None: not a member); `actor_for` answers it for the rest of the unit of work."""
+    actor = _actor_build(session, user, org_id, membership)
+    db.remember_read(session, _actor_key(user, org_id), actor)
+    return actor
 
 
 def _actor_read(session: Session, user: User, org_id: int | None) -> Actor:
@@ -364,6 +390,12 @@ def _actor_read(session: Session, user: User, org_id: int | None) -> Actor:
         membership = session.exec(
             select(Membership).where(Membership.org_id == org_id, Membership.user_id == user.id)
         ).first()
+    return _actor_build(session, user, org_id, membership)
+
+
+def _actor_build(
+    session: Session, user: User, org_id: int | None, membership: Membership | None
+) -> Actor:
     viewing_as = (
         bool(user.is_operator)
         and org_id is not None
@@ -402,6 +434,19 @@ def view_as_active(*, session: Session, user_id: int, org_id: int) -> ViewAsGran
     ).first()
 
 
+def subscription_facts(*, session: Session, org_id: int) -> tuple[str | None, str | None]:
+    """(status, plan key) of the org's subscription, (None, None) without one; read once per
+    unit of work (whether it may run and which plan's limits apply ask the same row)."""
+
+    def read() -> tuple[str | None, str | None]:
+        row = session.exec(
+            select(Subscription.status, Subscription.plan_key).where(Subscription.org_id == org_id)
+        ).first()
+        return (row[0], row[1]) if row is not None else (None, None)
+
+    return db.read_once(session, ("subscription", org_id), read)
+
+
 def target_for(*, session: Session, org_id: int, project_id: int | None = None) -> Target:
     """The target org (and project), with whether its subscription allows execution.
 
@@ -418,7 +463,10 @@ def target_for(*, session: Session, org_id: int, project_id: int | None = None) 
             base=NotFound,
         )
     if project_id is not None:
-        project = session.get(Project, project_id)
+        # Kept for the unit of work: several checks of one event ask about the same project.
+        project = db.read_once(
+            session, ("project", project_id), lambda: session.get(Project, project_id)
+        )
         if project is None or project.org_id != org_id:
             raise error_with_code(
                 Code.project_not_found,
@@ -426,12 +474,6 @@ def target_for(*, session: Session, org_id: int, project_id: int | None = None) 
                 "Pick one of your projects, or ask an owner or admin for access.",
                 base=NotFound,
             )
-    status = db.read_once(
-        session,
-        ("subscription_status", org_id),
-        lambda: session.exec(
-            select(Subscription.status).where(Subscription.org_id == org_id)
-        ).first(),
-    )
+    status, _plan_key = subscription_facts(session=session, org_id=org_id)
     executable = status is None or status in RUNNABLE_SUBSCRIPTION_STATUSES
     return Target(org_id=org_id, project_id=project_id, subscription_executable=executable)

@@ -171,16 +171,33 @@ class OrgPageState(rx.State, mixin=True):
         return action == policy.Action.org_view and path == routes.org_settings(org.slug)
 
     async def _acting(
-        self, session: Session, action: policy.Action, *, project_id: int | None = None
+        self,
+        session: Session,
+        action: policy.Action,
+        *,
+        project_id: int | None = None,
+        recent: bool = False,
     ) -> Acting:
-        """Who acts (cookie), where (URL), re-checked against the database and the policy."""
+        """Who acts (cookie), where (URL), re-checked against the database and the policy.
+
+        `recent`: the caller only reads (a page's load, a page's declared reads); who acts may
+        then be the one resolved at most IDENTITY_REVALIDATE_SECONDS ago for this cookie and
+        page (by the org's load_org or an earlier event). The policy is asked again either way.
+        """
         session_state = await self.get_state(SessionState)
-        user, org, actor = session_state._org_actor(session)
-        if actor.role is not None and not self._two_factor_exempt(org, action):
-            sso_service.two_factor_gate(session=session, user=user, org=org)
-        policy.require(
-            actor, action, policy.target_for(session=session, org_id=org.id, project_id=project_id)
-        )
+        known = session_state._recently_resolved(session) if recent and project_id is None else None
+        if known is not None:
+            user, org, actor, target = known
+        else:
+            session_state._resolved = None  # a refusal below must not leave an older answer
+            user, org, actor = session_state._org_actor(session)
+            gated = actor.role is not None and not self._two_factor_exempt(org, action)
+            if gated:
+                sso_service.two_factor_gate(session=session, user=user, org=org)
+            target = policy.target_for(session=session, org_id=org.id, project_id=project_id)
+            if project_id is None and (gated or actor.role is None):
+                session_state._remember_resolved(session, user, org, actor, target)  # 2FA met
+        policy.require(actor, action, target)
         return Acting(session=session, user=user, org=org, actor=actor)
 
     async def _act(
@@ -266,7 +283,7 @@ class OrgPageState(rx.State, mixin=True):
         self._note_page()
         with db.new_session() as session:
             try:
-                acting = await self._acting(session, self._view_action())
+                acting = await self._acting(session, self._view_action(), recent=True)
             except DomainError as error:
                 self._forget()
                 self._show_error(session, error)

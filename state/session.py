@@ -7,14 +7,19 @@ checks is a backend var (leading underscore) and is re-derived from the cookie i
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 from http.cookies import CookieError, SimpleCookie
+from typing import Any
 
 import reflex as rx
+from sqlalchemy import inspect as sa_inspect
 from sqlmodel import Session
 
 from core import db, routes
-from models import Organization, User
+from core.clock import utcnow
+from models import Membership, Organization, User
 from services import auth as auth_service
 from services import connections as connections_service
 from services import orgs as org_service
@@ -22,6 +27,40 @@ from services import policy
 from services import sso as sso_service
 from services.errors import DomainError, NotFound
 from state.navigation import backend_url, navigate
+
+# How long who-is-acting, once resolved from the database, may answer a read that a page
+# declares read-only (its load, the studio's picks): a revoked session or a removed member
+# still sees that page for at most this long. Anything that changes something resolves it anew.
+IDENTITY_REVALIDATE_SECONDS = 5.0
+# Never kept between events (a read that needs one loads it from the database).
+_SECRET_COLUMNS = frozenset({"password_hash", "totp_secret_encrypted", "google_subject"})
+
+
+def _columns(row: Any) -> dict[str, Any]:
+    """A row's column values but secrets (plain data, kept between events server-side)."""
+    return {
+        attr.key: getattr(row, attr.key)
+        for attr in sa_inspect(row).mapper.column_attrs
+        if attr.key not in _SECRET_COLUMNS
+    }
+
+
+@dataclass(frozen=True)
+class ResolvedIdentity:
+    """Who acts in the organization of one page, as last resolved from the database, with the
+    2FA requirement met (server-side only)."""
+
+    key: str  # a digest of the session cookie and the page's path it was resolved for
+    checked_at: datetime
+    user: dict[str, Any]
+    org: dict[str, Any]
+    actor: policy.Actor
+    target: policy.Target  # the organization, with whether its subscription allows runs
+    subscription: tuple[str | None, str | None]  # its (status, plan key)
+
+    def fresh_for(self, key: str) -> bool:
+        age = (utcnow() - self.checked_at).total_seconds()
+        return bool(key) and key == self.key and 0 <= age < IDENTITY_REVALIDATE_SECONDS
 
 
 @dataclass
@@ -34,6 +73,8 @@ class OrgLink:
 class SessionState(rx.State):
     _user_id: int | None = None
     _session_id: int | None = None
+    # The last full resolution of who acts on this tab's org page (see IDENTITY_REVALIDATE_SECONDS).
+    _resolved: ResolvedIdentity | None = None
 
     signed_in: bool = False
     user_name: str = ""
@@ -71,11 +112,65 @@ class SessionState(rx.State):
         if resolved is None:
             self._user_id = None
             self._session_id = None
+            self._resolved = None
             self.signed_in = False
             return None
         user, user_session = resolved
         self._user_id, self._session_id = user.id, user_session.id
         return user
+
+    def _identity_key(self) -> str:
+        token = self._session_token()
+        if not token:
+            return ""
+        seen = f"org-identity\0{token}\0{self.router.url.path or ''}"
+        return hashlib.sha256(seen.encode()).hexdigest()
+
+    def _remember_resolved(
+        self,
+        session: Session,
+        user: User,
+        org: Organization,
+        actor: policy.Actor,
+        target: policy.Target,
+    ) -> None:
+        """Note a full resolution whose 2FA requirement is met, for reads in the next seconds."""
+        key = self._identity_key()
+        self._resolved = (
+            ResolvedIdentity(
+                key=key,
+                checked_at=utcnow(),
+                user=_columns(user),
+                org=_columns(org),
+                actor=actor,
+                target=policy.Target(
+                    org_id=target.org_id, subscription_executable=target.subscription_executable
+                ),
+                subscription=policy.subscription_facts(session=session, org_id=org.id),
+            )
+            if key
+            else None
+        )
+
+    def _recently_resolved(
+        self, session: Session
+    ) -> tuple[User, Organization, policy.Actor, policy.Target] | None:
+        """Who acts and the organization as a policy target, as resolved at most
+        IDENTITY_REVALIDATE_SECONDS ago for this cookie and page (attached to `session`
+        without a query), or None."""
+        known = self._resolved
+        if known is None or not known.fresh_for(self._identity_key()):
+            return None
+        user = db.attach_loaded(session, User, known.user)
+        org = db.attach_loaded(session, Organization, known.org)
+        policy.facts_known(
+            session=session,
+            user=user,
+            org_id=org.id,
+            actor=known.actor,
+            subscription=known.subscription,
+        )
+        return user, org, known.actor, known.target
 
     def _org_actor(self, session: Session) -> tuple[User, Organization, policy.Actor]:
         """Who is acting, in which org (from the URL), re-checked against the DB.
@@ -87,24 +182,31 @@ class SessionState(rx.State):
         user = self._current_user(session)
         if user is None:
             raise NotFound("Your session has ended. Sign in again.")
-        org = org_service.org_by_slug(
-            session=session, slug=routes.org_slug_from_path(self.router.url.path)
+        org, membership = org_service.org_and_membership(
+            session=session, slug=routes.org_slug_from_path(self.router.url.path), user_id=user.id
         )
-        actor = policy.actor_for(session=session, user=user, org_id=org.id)
+        actor = policy.actor_with_membership(
+            session=session, user=user, org_id=org.id, membership=membership
+        )
         if actor.role is None and not actor.is_operator:
             raise NotFound("There is no organization at this address that you belong to.")
         return user, org, actor
 
-    def _fill_user(self, session: Session, user: User) -> None:
+    def _fill_user(
+        self, session: Session, user: User
+    ) -> dict[str, tuple[Organization, Membership]]:
+        """The person's name and organizations for the header; their organizations (with
+        their membership) by slug."""
         self.signed_in = True
         self.user_name = user.name or user.email
         self.user_email = user.email
         self.email_verified = user.email_verified_at is not None
         self.is_operator = user.is_operator
+        rows = org_service.orgs_for_user(session=session, user_id=user.id)
         self.orgs = [
-            OrgLink(slug=org.slug, name=org.name, role=membership.role)
-            for org, membership in org_service.orgs_for_user(session=session, user_id=user.id)
+            OrgLink(slug=org.slug, name=org.name, role=membership.role) for org, membership in rows
         ]
+        return {org.slug: (org, membership) for org, membership in rows}
 
     def _sign_in_redirect(self):
         return rx.redirect(routes.sign_in(self.router.url.path or None))
@@ -126,18 +228,22 @@ class SessionState(rx.State):
     def load_org(self):
         """on_load for /org/<slug>/...: the user must be a member (or an operator)."""
         slug = routes.org_slug_from_path(self.router.url.path)
+        self._resolved = None
         with db.session_scope() as session:
             user = self._current_user(session)
             if user is None:
                 self.ready = False
                 return self._sign_in_redirect()
-            self._fill_user(session, user)
+            mine = self._fill_user(session, user)
             self.org_not_found = True
             self.org_slug = slug
             self.org_name = self.org_role = self.org_plan = ""
             membership_role = next((o.role for o in self.orgs if o.slug == slug), None)
             try:
-                org = org_service.org_by_slug(session=session, slug=slug)
+                org, membership = mine.get(slug) or (
+                    org_service.org_by_slug(session=session, slug=slug),
+                    None,
+                )
             except DomainError:
                 org = None
                 moved = org_service.org_by_old_address(session=session, slug=slug)
@@ -156,11 +262,13 @@ class SessionState(rx.State):
                             f"{org_service.OLD_ADDRESS_REDIRECT_FOR.days} days."
                         ),
                     ]
-            if (
+            needs_2fa = (
                 org is not None
                 and membership_role is not None
                 and sso_service.org_requires_2fa_of(session=session, user=user, org=org)
-                and (self.router.url.path or "").rstrip("/") != routes.org_settings(org.slug)
+            )
+            if needs_2fa and (self.router.url.path or "").rstrip("/") != routes.org_settings(
+                org.slug
             ):
                 # "Require 2FA": enrol first, on Settings, before acting in this organization.
                 return [
@@ -176,11 +284,15 @@ class SessionState(rx.State):
                 self.org_name = org.name
                 self.org_role = membership_role or "operator"
                 self.org_plan = org_service.org_plan(session=session, org_id=org.id).name
-                actor = policy.actor_for(session=session, user=user, org_id=org.id)
+                actor = policy.actor_with_membership(
+                    session=session, user=user, org_id=org.id, membership=membership
+                )
                 target = policy.target_for(session=session, org_id=org.id)
                 self.allowed_actions = [
                     action.value for action in policy.Action if policy.can(actor, action, target)
                 ]
+                if not needs_2fa:  # the page's own load reads with it (one resolution, not two)
+                    self._remember_resolved(session, user, org, actor, target)
                 self.has_expired_connection = policy.Action.connections_manage.value in (
                     self.allowed_actions
                 ) and connections_service.connections_need_reconnect(session=session, org_id=org.id)

@@ -95,9 +95,14 @@ class SecurityState(OrgPageState, rx.State):
     # --- the skeleton's hooks -----------------------------------------------------------------
 
     async def _acting(
-        self, session: Session, action: policy.Action, *, project_id: int | None = None
+        self,
+        session: Session,
+        action: policy.Action,
+        *,
+        project_id: int | None = None,
+        recent: bool = False,
     ) -> Acting:
-        acting = await super()._acting(session, action, project_id=project_id)
+        acting = await super()._acting(session, action, project_id=project_id, recent=recent)
         self._current_session_id = (await self.get_state(SessionState))._session_id
         return acting
 

@@ -13,7 +13,6 @@ changes too, text appears as the worker streams it, and closing the tab never af
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import re
@@ -24,12 +23,9 @@ from datetime import datetime
 from typing import Any
 
 import reflex as rx
-from sqlalchemy import inspect as sa_inspect
 from sqlmodel import Session
 
 from core import db
-from core.clock import utcnow
-from models import Organization, User
 from models.enums import GenerationStatus
 from services import credits, generations, policy, pricing, run_engine, storage
 from services import models_registry as registry
@@ -45,7 +41,6 @@ from services.errors import (
 from state.model_choice import ModelOption, UpgradeOffer, model_option, upgrade_offer
 from state.navigation import backend_url
 from state.org_page import NOT_FOUND_RELOAD, Acting, OrgPageState, bounded, browser_id
-from state.session import SessionState
 
 Action = policy.Action
 
@@ -83,9 +78,6 @@ FOLLOW_IDLE_SECONDS = 3.0
 _FOLLOW_ALIVE_SECONDS = 3 * FOLLOW_IDLE_SECONDS + 5
 _MAX_CHAIN = 2**31
 _ACTIVE = ("queued", "running")
-# Reads (a pick, an option, a history page, a follow step) may use who-is-acting resolved at most
-# this long ago; every event that changes something resolves it again from the database.
-IDENTITY_REVALIDATE_SECONDS = 5.0
 _IDLE_JITTER = 0.25
 MODEL_NOT_LISTED = "That model is not in the list. Reload the page to see the models you can use."
 OPTION_NOT_OFFERED = "That option is not offered here. Reload the page and try again."
@@ -197,30 +189,6 @@ def _blocker_views(blockers: list[generations.Blocker]) -> list[BlockerView]:
     return [BlockerView(b.code, b.message, b.link_label, b.link_href) for b in blockers]
 
 
-# Never kept between events (a read that needs one loads it from the database).
-_SECRET_COLUMNS = frozenset({"password_hash", "totp_secret_encrypted", "google_subject"})
-
-
-def _columns(row: Any) -> dict[str, Any]:
-    """A row's column values but secrets (plain data, kept between events server-side)."""
-    return {
-        attr.key: getattr(row, attr.key)
-        for attr in sa_inspect(row).mapper.column_attrs
-        if attr.key not in _SECRET_COLUMNS
-    }
-
-
-@dataclass(frozen=True)
-class _Identity:
-    """Who acts on this page, as last resolved from the database (server-side only)."""
-
-    key: str  # a digest of the session cookie and the page's path it was resolved for
-    checked_at: datetime
-    user: dict[str, Any]
-    org: dict[str, Any]
-    actor: policy.Actor
-
-
 def _public_id(value: Any) -> str:
     """A generation id from the browser, or "" when it cannot be one."""
     return value if isinstance(value, str) and _PUBLIC_ID.match(value) else ""
@@ -281,8 +249,6 @@ class StudioState(OrgPageState, rx.State):
     # A run started here: credits held and runs in progress changed, so the next follow step
     # reads the context again (off the Run event's path).
     _blocker_context_stale: bool = False
-    # Who acts, resolved at most IDENTITY_REVALIDATE_SECONDS ago, for reads only.
-    _identity: _Identity | None = None
     # What an idle follow step saw last (see _runs_moved); [] until the first look.
     _runs_seen: list = []
 
@@ -422,48 +388,22 @@ class StudioState(OrgPageState, rx.State):
 
     # --- who acts --------------------------------------------------------------------------
 
-    async def _identity_key(self) -> str:
-        session_state = await self.get_state(SessionState)
-        token = session_state._session_token()
-        if not token:
-            return ""
-        seen = f"studio-identity\0{token}\0{self.router.url.path or ''}"
-        return hashlib.sha256(seen.encode()).hexdigest()
-
     async def _acting(
-        self, session: Session, action: policy.Action, *, project_id: int | None = None
+        self,
+        session: Session,
+        action: policy.Action,
+        *,
+        project_id: int | None = None,
+        recent: bool = False,
     ) -> Acting:
-        """Who acts. Reads (the page's view action, no project) use the identity resolved at
-        most IDENTITY_REVALIDATE_SECONDS ago for this cookie and address; everything else, and
-        a read past that time, resolves it from the database (session, user, organization,
-        membership, 2FA, policy) as the skeleton does."""
+        """Who acts. The page's reads (its view action, no project: a pick, an option, history)
+        may use who acts as resolved at most IDENTITY_REVALIDATE_SECONDS ago for this cookie
+        and address; everything else resolves it from the database (session, user,
+        organization, membership, 2FA, policy)."""
         is_read = action == self._view_action() and project_id is None
-        key = await self._identity_key()
-        cached = self._identity
-        if (
-            is_read
-            and key
-            and cached is not None
-            and cached.key == key
-            and 0 <= (utcnow() - cached.checked_at).total_seconds() < IDENTITY_REVALIDATE_SECONDS
-        ):
-            return Acting(
-                session=session,
-                user=db.attach_loaded(session, User, cached.user),
-                org=db.attach_loaded(session, Organization, cached.org),
-                actor=cached.actor,
-            )
-        self._identity = None
-        acting = await super()._acting(session, action, project_id=project_id)
-        if key:  # resolved now (any action allowed here implies the page's view action)
-            self._identity = _Identity(
-                key=key,
-                checked_at=utcnow(),
-                user=_columns(acting.user),
-                org=_columns(acting.org),
-                actor=acting.actor,
-            )
-        return acting
+        return await super()._acting(
+            session, action, project_id=project_id, recent=recent or is_read
+        )
 
     def _refresh_history(self, acting: Acting) -> None:
         views = generations.generations_history(
@@ -561,10 +501,11 @@ class StudioState(OrgPageState, rx.State):
         if isinstance(prefill, str) and prefill:
             self.prompt = bounded(prefill, PROMPT_INPUT_CHARS)
             self._update_estimate()
-        # A new page: the old page's chain (if any) stops, and this page follows its runs.
+        # A new page: the old page's chain (if any) stops, and this page follows its runs. The
+        # page was just shown to this person, so its chain starts without asking again.
         self._follow_chain = self._follow_chain % _MAX_CHAIN + 1
-        self._followed_at = 0.0
-        return StudioState.execute_pending
+        self._followed_at = time.time()
+        return StudioState.execute_pending(self._follow_chain)
 
     def _pick(self, acting: Acting, key: Any) -> ModelOption:
         options = {o.key: o for o in self._all_models()}

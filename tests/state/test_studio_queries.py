@@ -19,14 +19,18 @@ from core.clock import freeze, utcnow
 from core.settings import reset_settings_cache
 from models import Generation, User, UserSession
 from services import auth, credits, generations, orgs
-from state.studio import IDENTITY_REVALIDATE_SECONDS, StudioState
+from state.session import IDENTITY_REVALIDATE_SECONDS, SessionState
+from state.studio import StudioState
 from tests.factories import add_member, make_org, make_user, signed_in_cookie
 
-# Measured: a page open issues 26 statements, BEGIN included (identity and 2FA, projects, plan
-# and models once, credits, runs in progress, one joined page of history with its names, its
-# assets in one batch, the team). The bound leaves a little room; what matters is that it does
-# not grow with history (the next test).
-PAGE_OPEN_MAX_QUERIES = 29
+# Measured: the page's own load issues 9 statements, BEGIN included (projects, plans, models,
+# credits in one statement, runs in progress in one, one joined page of history with its
+# names, its assets in one batch, the team); who acts comes from the org's load_org just
+# before (6 more: session and person, 2FA, subscription, plans, membership). Without that
+# hand-over the load resolves it itself (13). The bound leaves a little room; what matters is
+# that it does not grow with history (the next test).
+PAGE_OPEN_MAX_QUERIES = 15
+LOAD_ORG_MAX_QUERIES = 7
 
 
 @pytest.fixture(autouse=True)
@@ -109,6 +113,51 @@ def test_opening_studio_issues_a_bounded_number_of_queries(session, engine, page
 
     assert len(studio.history) == min(runs, 20)
     assert opened <= PAGE_OPEN_MAX_QUERIES, opened
+
+
+def _open_as_the_browser_does(page_state, call, engine, org, cookie) -> tuple[int, list[str]]:
+    """The page's on_load handlers in order: SessionState.load_org, then StudioState.load;
+    (load_org's statement count, the load's statements)."""
+    studio = page_state(StudioState, cookie=cookie, path=f"/org/{org.slug}/studio")
+    tab = asyncio.run(studio.get_state(SessionState))
+    with counted(engine) as org_statements:
+        asyncio.run(call(tab, "load_org"))
+    with counted(engine) as load_statements:
+        asyncio.run(call(studio, "load"))
+    assert tab.org_not_found is False and studio.error == ""
+    return len(org_statements), load_statements
+
+
+def test_the_page_load_reads_who_acts_from_load_org_just_before(session, engine, page_state, call):
+    org, _, _, cookie = _org_with_history(session, 3)
+    start = utcnow()
+    freeze(start)
+
+    org_count, load = _open_as_the_browser_does(page_state, call, engine, org, cookie)
+
+    assert org_count <= LOAD_ORG_MAX_QUERIES, org_count
+    identity = ("FROM user_sessions", "FROM org_security", "memberships.user_id = ?")
+    assert [s for s in load if any(part in " ".join(s.split()) for part in identity)] == []
+    assert len(load) <= 10, len(load)
+
+
+def test_a_page_load_past_the_window_resolves_who_acts_again(session, engine, page_state, call):
+    """The hand-over is for the load that follows at once: one that comes later (a slow page,
+    a tab left open) reads the session again, so a revoked session is refused."""
+    org, _, editor, cookie = _org_with_history(session, 0)
+    start = utcnow()
+    freeze(start)
+    studio = page_state(StudioState, cookie=cookie, path=f"/org/{org.slug}/studio")
+    tab = asyncio.run(studio.get_state(SessionState))
+    asyncio.run(call(tab, "load_org"))
+    _revoke(session, editor)
+    session.commit()
+
+    freeze(start + timedelta(seconds=IDENTITY_REVALIDATE_SECONDS + 0.5))
+    asyncio.run(call(studio, "load"))
+
+    assert studio.error == "Your session has ended. Sign in again."
+    assert studio.history == [] and studio.text_models == []
 
 
 def test_page_open_costs_the_same_with_a_short_or_a_long_history(session, engine, page_state, call):
@@ -262,13 +311,15 @@ def test_what_the_page_keeps_between_events_survives_a_shared_state_manager(
     session.add(editor)
     session.commit()
     studio, _ = _open(page_state, call, engine, org, cookie)
-    assert studio._identity is not None and studio._blocker_context is not None
+    tab = asyncio.run(studio.get_state(SessionState))
+    assert tab._resolved is not None and studio._blocker_context is not None
 
     restored = type(studio)._deserialize(studio._serialize())
+    restored_tab = type(tab)._deserialize(tab._serialize())
 
-    assert restored._identity == studio._identity
+    assert restored_tab._resolved == tab._resolved
     assert restored._blocker_context == studio._blocker_context
-    assert "password_hash" not in studio._identity.user  # no secret is kept between events
+    assert "password_hash" not in tab._resolved.user  # no secret is kept between events
 
 
 def test_a_cached_identity_reads_a_left_out_secret_column_from_the_database(
@@ -288,10 +339,10 @@ def test_a_cached_identity_reads_a_left_out_secret_column_from_the_database(
     assert asyncio.run(acting_now()) == ("stored-hash", editor.email, User)
 
 
-# Measured: Run issues 31 statements on SQLite, BEGIN included (identity re-checked from the
-# database, the run-start check read once, the brand kit, the insert, the hold, the balance).
-# The history is not re-read: the new run goes on top of what the page shows.
-RUN_MAX_QUERIES = 33
+# Measured: Run issues 20 statements on SQLite, BEGIN included (identity re-checked from the
+# database in 3, the run-start check read once in 6, the brand kit, the insert, the hold in 7,
+# the balance). The history is not re-read: the new run goes on top of what the page shows.
+RUN_MAX_QUERIES = 22
 
 
 def _run(studio, call, engine, prompt: str) -> int:
