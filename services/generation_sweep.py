@@ -517,21 +517,34 @@ def _sweep_row_by_row(
             break
 
 
+# Timed-out runs mailed per transaction: one commit for many mails, not one each.
+MAIL_BATCH = 200
+
+
 def _notify_timed_out(engine: Engine, generation_ids: list[int]) -> None:
     """The run-failed mail for the runs this sweep timed out, after their commits.
 
     Each id is here only in the sweep that committed its time-out (SKIP LOCKED and the stuck
     condition make that one sweep), so each person is mailed once per run; a crash before this
-    loses the mail rather than sending it twice. Mail trouble never fails the sweep."""
-    for generation_id in generation_ids:
+    loses the mail rather than sending it twice. The runs are read and mailed `MAIL_BATCH` at
+    a time, one transaction each; each mail has a savepoint of its own, so one that fails is
+    logged and the others stand. Mail trouble never fails the sweep."""
+    for start in range(0, len(generation_ids), MAIL_BATCH):
+        batch = generation_ids[start : start + MAIL_BATCH]
         try:
             with Session(engine) as session:
-                generation = session.get(Generation, generation_id)
-                if generation is not None:
-                    run_failed_notify(session=session, generation=generation)
-                    session.commit()
-        except Exception:  # noqa: BLE001 - the refund stands; the mail is secondary
-            log.exception("generation %s: timed-out mail not sent", generation_id)
+                runs = session.exec(
+                    select(Generation).where(col(Generation.id).in_(batch)).order_by(Generation.id)
+                ).all()
+                for generation in runs:
+                    try:
+                        with session.begin_nested():
+                            run_failed_notify(session=session, generation=generation)
+                    except Exception:  # noqa: BLE001 - the refund stands; the mail is secondary
+                        log.exception("generation %s: timed-out mail not sent", generation.id)
+                session.commit()
+        except Exception:  # noqa: BLE001 - the refunds stand; the mail is secondary
+            log.exception("timed-out mail not sent for generations %s..%s", batch[0], batch[-1])
 
 
 def generations_sweep_stuck(

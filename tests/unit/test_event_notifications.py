@@ -10,12 +10,12 @@ from datetime import timedelta
 
 import pytest
 from aiosmtpd.controller import Controller
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core import clock
 from core.clock import utcnow
 from core.settings import reset_settings_cache
-from models import Incident, OAuthConnection, Organization
+from models import Incident, OAuthConnection, Organization, OutboxMail
 from models.enums import OrgRole
 from services import connections, generations, invites
 from services import status as status_service
@@ -275,3 +275,32 @@ def test_an_automatic_incident_mails_when_opened_and_once_when_resolved(session,
     session.commit()
     assert len(_mails(smtp, to="owner@acme.test", subject_has="Incident resolved")) == 1
     assert session.exec(select(Incident)).one().status == "resolved"
+
+
+def test_one_timed_out_mail_that_fails_leaves_the_others_of_its_batch_sent(
+    session, smtp, monkeypatch
+):
+    """The sweep mails its runs in batches, one transaction each: a mail that fails is logged
+    and skipped, and the other runs of the batch are mailed and their mail recorded."""
+    from services import generation_sweep, notifications
+
+    monkeypatch.setenv("CONCURRENT_RUNS_PER_USER", "10")
+    reset_settings_cache()
+    world = World(session)
+    runs = [world.start(prompt=f"Spring sale {index}") for index in range(3)]
+    broken = runs[1].id
+
+    def notify(*, session, generation):
+        if generation.id == broken:
+            raise RuntimeError("the template broke")
+        return notifications.run_failed_notify(session=session, generation=generation)
+
+    monkeypatch.setattr(generation_sweep, "run_failed_notify", notify)
+    swept = generations_sweep_stuck(now=utcnow() + timedelta(minutes=20))
+
+    assert swept.timed_out == 3  # every refund stands
+    subjects = [str(m["Subject"]) for m in _mails(smtp, subject_has="failed")]
+    mailed = [run.public_id for run in runs if any(run.public_id in s for s in subjects)]
+    assert mailed == [runs[0].public_id, runs[2].public_id]
+    recorded = session.exec(select(OutboxMail).where(col(OutboxMail.subject).contains("failed")))
+    assert len(recorded.all()) == 2
