@@ -26,6 +26,13 @@ every call (the browser can call any public handler with any arguments), asks th
 module, runs the work inside one transaction that it commits, maps every domain error to what
 the page shows, and refreshes the page's read models through `_refresh`.
 
+A page opens with `on_load=[SessionState.load_org, XState.load]`, XState.load calling
+`_load()`: load_org resolves who acts and hands it to `_load` (for IDENTITY_REVALIDATE_SECONDS
+at most), so the page does not resolve it again. A page opened often may do both in one event
+(each event of a page open costs a state lock, a delta and a message): `on_load=XState.load`,
+its load starting with `if (elsewhere := await self._open_org()) is not None: return elsewhere`
+(Studio does).
+
 Transaction rule: the skeleton commits; services called through it never commit or roll back.
 A service that owns its unit of work (it opens `core.db.session_scope()` itself) is called
 outside `_act`.
@@ -277,6 +284,14 @@ class OrgPageState(rx.State, mixin=True):
         slug = routes.org_slug_from_path(self.router.url.path or "")
         if slug != self._page_slug:
             self._page_slug = slug
+
+    async def _open_org(self) -> Any:
+        """SessionState.load_org's work, inside this page's load: a page whose on_load is its
+        load alone opens in one event instead of two (each event of a page open costs a state
+        lock, a delta and a message). The events to send instead of the page (sign-in, a moved
+        organization, 2FA enrolment), or None; the page's load returns them and stops."""
+        self._note_page()
+        return (await self.get_state(SessionState))._open_org()
 
     async def _load(self) -> Acting | None:
         """on_load: show the page to someone who may see it, and nothing to anyone else."""

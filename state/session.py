@@ -227,6 +227,13 @@ class SessionState(rx.State):
     @rx.event
     def load_org(self):
         """on_load for /org/<slug>/...: the user must be a member (or an operator)."""
+        return self._open_org()
+
+    def _open_org(self):
+        """load_org's work, also run inside a page's own load (`OrgPageState._open_org`): who
+        is signed in, the organization in the address and what they may do there. Returns the
+        events to send instead of the page (sign-in, a moved organization, 2FA enrolment), or
+        None."""
         slug = routes.org_slug_from_path(self.router.url.path)
         self._resolved = None
         with db.session_scope() as session:

@@ -493,6 +493,9 @@ class StudioState(OrgPageState, rx.State):
 
     @rx.event
     async def load(self):
+        """on_load: the organization (load_org's work) and the page, in one event."""
+        if (elsewhere := await self._open_org()) is not None:
+            return elsewhere
         self.upgrade_open = False
         if await self._load() is None:
             return None

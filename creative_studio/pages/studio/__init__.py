@@ -12,14 +12,13 @@ from creative_studio.pages.studio.banners import swap_banner, viewer_note
 from creative_studio.pages.studio.composer import composer
 from creative_studio.pages.studio.history import history
 from creative_studio.pages.studio.picker import models_card
-from state.session import SessionState
 from state.studio import StudioState
 
 
 @rx.page(
     route=routes.org_page_route("studio"),
     title="Creative Studio · Creative Studio",
-    on_load=[SessionState.load_org, StudioState.load],
+    on_load=StudioState.load,  # the organization's load too (one event, see _open_org)
 )
 def studio_page() -> rx.Component:
     return app_shell(
