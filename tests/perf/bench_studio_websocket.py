@@ -41,8 +41,8 @@ from tests.perf import live_client as lc
 # The product's goals: a round trip as a multiple of the trivial event's (medians).
 GOALS = {"page open": 20.0, "pick model": 2.0, "run": 5.0}
 SIZES = {
-    "small": {"rounds": 2, "per_round": 10, "runs": 2},
-    "full": {"rounds": 10, "per_round": 30, "runs": 10},
+    "small": {"rounds": 2, "per_round": 10, "runs": 2, "opens": 1},
+    "full": {"rounds": 10, "per_round": 30, "runs": 10, "opens": 3},
 }
 PICKS = ("local-image", "local-text")
 QUEUED = lc.changed(lc.STUDIO_STATE, "running", True)
@@ -108,11 +108,12 @@ async def _measure(server: AppServer, size: str) -> tuple[dict[str, list[float]]
                         lc.changed(lc.STUDIO_STATE, "selected_key", key),
                     )
                 )
-            fresh = lc.Tab(server.base_url, cookie, path, hashes)
-            try:
-                samples["page open"].append(await fresh.open())
-            finally:
-                await fresh.close()
+            for _ in range(shape["opens"]):
+                fresh = lc.Tab(server.base_url, cookie, path, hashes)
+                try:
+                    samples["page open"].append(await fresh.open())
+                finally:
+                    await fresh.close()
             if round_index < shape["runs"] and not notes:
                 await _one_run(tab, round_index, samples, notes)
     finally:
