@@ -289,9 +289,13 @@ class OrgPageState(rx.State, mixin=True):
         """SessionState.load_org's work, inside this page's load: a page whose on_load is its
         load alone opens in one event instead of two (each event of a page open costs a state
         lock, a delta and a message). The events to send instead of the page (sign-in, a moved
-        organization, 2FA enrolment), or None; the page's load returns them and stops."""
+        organization, 2FA enrolment), or None; the page's load returns them and stops. The
+        page then forgets what it showed, as a load refused by `_load` does."""
+        elsewhere = (await self.get_state(SessionState))._open_org()
+        if elsewhere is not None:
+            self._forget()
         self._note_page()
-        return (await self.get_state(SessionState))._open_org()
+        return elsewhere
 
     async def _load(self) -> Acting | None:
         """on_load: show the page to someone who may see it, and nothing to anyone else."""

@@ -132,6 +132,21 @@ def test_opening_studio_resolves_who_acts_once(session, engine, page_state, call
     assert [s for s in flat if "memberships.org_id = ? AND memberships.user_id = ?" in s] == []
 
 
+def test_a_tab_whose_session_ended_is_sent_to_sign_in_and_forgets_the_page(
+    session, engine, page_state, call
+):
+    org, _, editor, cookie = _org_with_history(session, 2)
+    studio, _ = _open(page_state, call, engine, org, cookie)
+    assert len(studio.history) == 2 and studio.text_models
+    _revoke(session, editor)
+    session.commit()
+
+    sent = asyncio.run(call(studio, "load"))
+
+    assert "/sign-in" in str(sent)
+    assert studio.history == [] and studio.text_models == [] and studio.balance_label == ""
+
+
 def _team_tab(page_state, org, cookie):
     from state.team import TeamState
 
