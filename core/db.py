@@ -122,6 +122,29 @@ def attach_loaded(session: Session, model: type, values: dict) -> Any:
     return row
 
 
+def loaded_columns(*models: type) -> list[Any]:
+    """Every column of `models`, labeled apart, for a prebuilt statement that reads rows as
+    plain tuples (no ORM loading); `attach_row` turns such a row back into the objects."""
+    return [
+        column.label(f"{model.__tablename__}_{column.key}")
+        for model in models
+        for column in model.__table__.columns
+    ]
+
+
+def attach_row(session: Session, models: tuple[type, ...], row: Any) -> tuple[Any, ...]:
+    """The objects of a row selected with `loaded_columns(*models)`, attached as loaded
+    (`attach_loaded`); None for a model whose id is NULL (the missing side of an outer join)."""
+    objects = []
+    at = 0
+    for model in models:
+        keys = model.__table__.columns.keys()
+        values = dict(zip(keys, row[at : at + len(keys)], strict=True))
+        at += len(keys)
+        objects.append(None if values["id"] is None else attach_loaded(session, model, values))
+    return tuple(objects)
+
+
 # --- reads repeated within one unit of work ------------------------------------------------------
 
 _READS = "creative_studio.reads"

@@ -73,8 +73,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
+from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, delete, select
+from sqlmodel import Session, col, delete, select
 
 from core import db, routes
 from core.clock import as_utc, utcnow
@@ -944,6 +945,16 @@ def _session_is_live(user_session: UserSession, now: datetime) -> bool:
     return now - last_seen <= idle_limit
 
 
+# The session behind a cookie and its person, read as plain columns by one prebuilt statement
+# (its cache key is computed once, not per read): every page event resolves it.
+_SESSION_AND_USER = (
+    select(*db.loaded_columns(UserSession, User))
+    .join_from(UserSession, User, col(User.id) == col(UserSession.user_id))
+    .where(col(UserSession.token_hash).in_(bindparam("hashes", expanding=True)))
+    .limit(1)
+)
+
+
 def session_resolve(*, session: Session, token: str) -> tuple[User, UserSession] | None:
     """The user and session behind a session cookie, or None when it no longer counts.
 
@@ -957,15 +968,13 @@ def session_resolve(*, session: Session, token: str) -> tuple[User, UserSession]
     """
     if not token:
         return None
-    row = session.exec(
-        select(UserSession, User)
-        .join(User, User.id == UserSession.user_id)
-        .where(_token_hash_in(UserSession.token_hash, token))
-    ).first()
-    now = utcnow()
-    if row is None or not _session_is_live(row[0], now):
+    row = session.execute(_SESSION_AND_USER, {"hashes": token_hash_candidates(token)}).first()
+    if row is None:
         return None
-    user_session, user = row
+    user_session, user = db.attach_row(session, (UserSession, User), row)
+    now = utcnow()
+    if not _session_is_live(user_session, now):
+        return None
     current_hash = hash_token(token)
     hashed_under_old_key = user_session.token_hash != current_hash
     last_seen = as_utc(user_session.last_seen_at)

@@ -198,11 +198,14 @@ def catalog_sync(*, session: Session, catalog_dir: Path = CATALOG_DIR) -> Catalo
     return CatalogSyncResult(**counts)
 
 
+_PLANS = select(Plan)  # built once: its cache key is computed once, not per read
+
+
 def plans_by_key(*, session: Session) -> dict[str, Plan]:
     """Every plan by key (a handful of rows), read once per unit of work: a page asks for the
     org's plan and for the plans that unlock each model."""
     return db.read_once(
-        session, ("plans",), lambda: {plan.key: plan for plan in session.exec(select(Plan))}
+        session, ("plans",), lambda: {plan.key: plan for plan in session.exec(_PLANS)}
     )
 
 

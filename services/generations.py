@@ -47,6 +47,7 @@ and no lock while it works) and again when it completes (``_complete``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 import time
@@ -1436,13 +1437,12 @@ _VIEW_COLUMNS = (
 )
 
 
-def _views(session: Session, query: Any) -> list[GenerationView]:
-    """The generations `query` selects (filtered and paged), newest first, as views: one joined
-    query for the rows with their model, project, person and retry links, one batch for their
-    assets."""
+def _joined_views(query: Any) -> Any:
+    """The page of generations `query` selects (filtered and paged), newest first, with their
+    model, project, person and retry links, as one joined statement of plain columns."""
     page = query.with_only_columns(Generation.id).subquery()
     retry_of = _RETRY_OF
-    joined = (
+    return (
         select(
             *_VIEW_COLUMNS,
             AIModel.display_name.label("model_name"),
@@ -1459,15 +1459,26 @@ def _views(session: Session, query: Any) -> list[GenerationView]:
         .outerjoin(retry_of, retry_of.id == Generation.retry_of_id)
         .order_by(col(Generation.created_at).desc(), col(Generation.id).desc())
     )
-    rows = session.exec(joined).all()
+
+
+# The assets of a page of generations, in one batch (built once).
+_PAGE_ASSETS = (
+    select(Asset)
+    .where(col(Asset.generation_id).in_(bindparam("generation_ids", expanding=True)))
+    .order_by(col(Asset.id))
+)
+
+
+def _views(
+    session: Session, joined: Any, params: dict[str, Any] | None = None
+) -> list[GenerationView]:
+    """The generations of a `_joined_views` statement, as views: that one query for the rows,
+    one batch for their assets."""
+    rows = session.exec(joined, params=params or {}).all()
     if not rows:
         return []
     assets: dict[int, list[AssetRef]] = {}
-    for asset in session.exec(
-        select(Asset)
-        .where(col(Asset.generation_id).in_([row.id for row in rows]))
-        .order_by(col(Asset.id))
-    ):
+    for asset in session.exec(_PAGE_ASSETS, params={"generation_ids": [row.id for row in rows]}):
         assets.setdefault(asset.generation_id, []).append(
             AssetRef(asset.public_id, asset.kind, asset.content_type, asset.filename)
         )
@@ -1483,6 +1494,34 @@ def _views(session: Session, query: Any) -> list[GenerationView]:
         )
         for row in rows
     ]
+
+
+@functools.lru_cache(maxsize=64)
+def _history_statement(
+    project: bool, scoped: bool, person: bool, status: bool, model: bool, prompt: bool
+) -> Any:
+    """A page of history with these filters, built once per combination: the values are bound
+    parameters, so the statement (and its cache key) is not rebuilt on every read."""
+    query = select(Generation).where(Generation.org_id == bindparam("org_id"))
+    if project:
+        query = query.where(Generation.project_id == bindparam("project_id"))
+    elif scoped:
+        query = query.where(
+            col(Generation.project_id).in_(bindparam("project_ids", expanding=True))
+        )
+    if person:
+        query = query.where(Generation.user_id == bindparam("user_id"))
+    if status:
+        query = query.where(Generation.status == bindparam("status"))
+    if model:
+        query = query.where(Generation.model_key == bindparam("model_key"))
+    if prompt:
+        query = query.where(func.lower(Generation.prompt).like(bindparam("needle"), escape="\\"))
+    return _joined_views(
+        query.order_by(col(Generation.created_at).desc(), col(Generation.id).desc())
+        .offset(bindparam("offset"))
+        .limit(bindparam("limit"))
+    )
 
 
 def generations_history(
@@ -1516,40 +1555,46 @@ def generations_history(
         policy.Action.asset_view if project_id is not None else policy.Action.project_view,
         policy.target_for(session=session, org_id=org_id, project_id=project_id),
     )
-    query = select(Generation).where(Generation.org_id == org_id)
-    if project_id is not None:
-        query = query.where(Generation.project_id == project_id)
-    elif actor.project_scoped and actor.role is not None and not actor.is_operator:
-        if not actor.project_ids:
-            return []
-        query = query.where(col(Generation.project_id).in_(sorted(actor.project_ids)))
-    if user_id is not None:
-        query = query.where(Generation.user_id == user_id)
-    if status:
-        query = query.where(Generation.status == status)
-    if model_key:
-        query = query.where(Generation.model_key == model_key)
-    if prompt_contains and prompt_contains.strip():
-        needle = (
-            prompt_contains.strip()
-            .lower()
-            .replace("\\", "\\\\")
-            .replace("%", "\\%")
-            .replace("_", "\\_")
-        )
-        query = query.where(func.lower(Generation.prompt).like(f"%{needle}%", escape="\\"))
-    return _views(
-        session,
-        query.order_by(col(Generation.created_at).desc(), col(Generation.id).desc())
-        .offset(max(0, offset))
-        .limit(max(1, min(limit, 200))),
+    scoped = (
+        project_id is None
+        and actor.project_scoped
+        and actor.role is not None
+        and not actor.is_operator
     )
+    if scoped and not actor.project_ids:
+        return []
+    needle = (prompt_contains or "").strip()
+    params: dict[str, Any] = {
+        "org_id": org_id,
+        "project_id": project_id,
+        "project_ids": sorted(actor.project_ids) if scoped else [],
+        "user_id": user_id,
+        "status": status,
+        "model_key": model_key,
+        "needle": "%"
+        + needle.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        + "%",
+        "offset": max(0, offset),
+        "limit": max(1, min(limit, 200)),
+    }
+    statement = _history_statement(
+        project_id is not None,
+        scoped,
+        user_id is not None,
+        bool(status),
+        bool(model_key),
+        bool(needle),
+    )
+    return _views(session, statement, params)  # a shape without a filter ignores its value
+
+
+_ONE_VIEW = _joined_views(select(Generation).where(Generation.id == bindparam("generation_id")))
 
 
 def generation_view(*, session: Session, user: User, org_id: int, public_id: str) -> GenerationView:
     """One generation by its public id, if visible to the user (else NotFound)."""
     generation, _ = _visible_generation(session, user, org_id, public_id)
-    return _views(session, select(Generation).where(Generation.id == generation.id))[0]
+    return _views(session, _ONE_VIEW, {"generation_id": generation.id})[0]
 
 
 def org_runs_fingerprint(*, session: Session, org_id: int) -> tuple[Any, ...]:

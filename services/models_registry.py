@@ -105,18 +105,13 @@ def _not_configured_reason(model: AIModel) -> str:
     )
 
 
+_MODELS = select(AIModel).order_by(col(AIModel.sort_order), col(AIModel.key))  # built once
+
+
 def _all_models(session: Session) -> list[AIModel]:
     """The registry in catalog order, read once per unit of work (the picker, the swap banner
     and the blockers of one event ask for it)."""
-    return list(
-        db.read_once(
-            session,
-            ("ai_models",),
-            lambda: list(
-                session.exec(select(AIModel).order_by(col(AIModel.sort_order), col(AIModel.key)))
-            ),
-        )
-    )
+    return list(db.read_once(session, ("ai_models",), lambda: list(session.exec(_MODELS))))
 
 
 def _plans(session: Session) -> dict[str, Plan]:

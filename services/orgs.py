@@ -17,9 +17,10 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlmodel import Session, col, select
 
+from core import db
 from core.clock import as_utc, utcnow
 from models import (
     CreditAccount,
@@ -446,14 +447,18 @@ def org_delete(*, session: Session, actor: User, org_id: int, confirm_slug: str)
     return org
 
 
+# Built once: every page open reads the person's organizations (the switcher).
+_ORGS_FOR_USER = (
+    select(Organization, Membership)
+    .join(Membership, col(Membership.org_id) == col(Organization.id))
+    .where(col(Membership.user_id) == bindparam("user_id"), col(Organization.deleted_at).is_(None))
+    .order_by(func.lower(Organization.name), col(Organization.id))
+)
+
+
 def orgs_for_user(*, session: Session, user_id: int) -> list[tuple[Organization, Membership]]:
     """The user's organizations (not deleted) with their membership, by name."""
-    rows = session.exec(
-        select(Organization, Membership)
-        .join(Membership, Membership.org_id == Organization.id)
-        .where(Membership.user_id == user_id, col(Organization.deleted_at).is_(None))
-        .order_by(func.lower(Organization.name), Organization.id)
-    )
+    rows = session.exec(_ORGS_FOR_USER, params={"user_id": user_id})
     return [(org, membership) for org, membership in rows]
 
 
@@ -475,22 +480,33 @@ def org_by_slug(*, session: Session, slug: str) -> Organization:
     return org
 
 
+# An organization by address and one person's membership in it, as plain columns (prebuilt).
+_ORG_AND_MEMBERSHIP = (
+    select(*db.loaded_columns(Organization, Membership))
+    .outerjoin(
+        Membership,
+        (col(Membership.org_id) == col(Organization.id))
+        & (col(Membership.user_id) == bindparam("user_id")),
+    )
+    .where(col(Organization.slug) == bindparam("slug"))
+    .limit(1)
+)
+
+
 def org_and_membership(
     *, session: Session, slug: str, user_id: int
 ) -> tuple[Organization, Membership | None]:
     """The organization at `slug` and `user_id`'s membership in it (None: not a member), in one
     statement. Raises like `org_by_slug`."""
-    row = session.exec(
-        select(Organization, Membership)
-        .outerjoin(
-            Membership,
-            (Membership.org_id == Organization.id) & (Membership.user_id == user_id),
-        )
-        .where(Organization.slug == (slug or "").strip().lower())
+    row = session.execute(
+        _ORG_AND_MEMBERSHIP, {"slug": (slug or "").strip().lower(), "user_id": user_id}
     ).first()
-    if row is None or row[0].deleted_at is not None:
+    if row is None:
         raise _org_not_found(slug)
-    return row[0], row[1]
+    org, membership = db.attach_row(session, (Organization, Membership), row)
+    if org.deleted_at is not None:
+        raise _org_not_found(slug)
+    return org, membership
 
 
 # --- projects ------------------------------------------------------------------------------
@@ -923,15 +939,17 @@ def ownership_transfer_confirmed(
     )
 
 
+# Built once: Studio's person filter and the Team page read it on every open.
+_TEAM = (
+    select(Membership, User)
+    .join(User, col(User.id) == col(Membership.user_id))
+    .where(col(Membership.org_id) == bindparam("org_id"))
+)
+
+
 def team_list(*, session: Session, org_id: int) -> list[TeamMember]:
     """Members by role (owners first) then name. The caller checks Action.team_view."""
-    rows = list(
-        session.exec(
-            select(Membership, User)
-            .join(User, User.id == Membership.user_id)
-            .where(Membership.org_id == org_id)
-        )
-    )
+    rows = list(session.exec(_TEAM, params={"org_id": org_id}))
     scoped_ids = [membership.id for membership, _ in rows if membership.project_scoped]
     names: dict[int, list[str]] = {}
     if scoped_ids:

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
 from core import db
@@ -434,14 +435,17 @@ def view_as_active(*, session: Session, user_id: int, org_id: int) -> ViewAsGran
     ).first()
 
 
+_SUBSCRIPTION_FACTS = select(Subscription.status, Subscription.plan_key).where(
+    Subscription.org_id == bindparam("org_id")
+)  # built once: every event of an org page asks it
+
+
 def subscription_facts(*, session: Session, org_id: int) -> tuple[str | None, str | None]:
     """(status, plan key) of the org's subscription, (None, None) without one; read once per
     unit of work (whether it may run and which plan's limits apply ask the same row)."""
 
     def read() -> tuple[str | None, str | None]:
-        row = session.exec(
-            select(Subscription.status, Subscription.plan_key).where(Subscription.org_id == org_id)
-        ).first()
+        row = session.exec(_SUBSCRIPTION_FACTS, params={"org_id": org_id}).first()
         return (row[0], row[1]) if row is not None else (None, None)
 
     return db.read_once(session, ("subscription", org_id), read)

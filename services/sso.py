@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 
 from authlib.integrations.httpx_client import OAuthError
 from authlib.oidc.core import CodeIDToken
+from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -266,9 +267,13 @@ def _require_manage(session: Session, actor: User, org_id: int) -> None:
     )
 
 
+# Built once: the 2FA requirement is asked on every page open.
+_ORG_SECURITY = select(OrgSecurity).where(OrgSecurity.org_id == bindparam("org_id"))
+
+
 def org_security_get(*, session: Session, org_id: int) -> OrgSecurity | None:
     """The organization's security settings row, or None when nothing was ever set."""
-    return session.exec(select(OrgSecurity).where(OrgSecurity.org_id == org_id)).first()
+    return session.exec(_ORG_SECURITY, params={"org_id": org_id}).first()
 
 
 def _security_row(session: Session, org_id: int) -> OrgSecurity:
