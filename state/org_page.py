@@ -30,8 +30,8 @@ A page opens with `on_load=[SessionState.load_org, XState.load]`, XState.load ca
 `_load()`: load_org resolves who acts and hands it to `_load` (for IDENTITY_REVALIDATE_SECONDS
 at most), so the page does not resolve it again. A page opened often may do both in one event
 (each event of a page open costs a state lock, a delta and a message): `on_load=XState.load`,
-its load starting with `if (elsewhere := await self._open_org()) is not None: return elsewhere`
-(Studio does).
+its load opening one session for both, `if (elsewhere := await self._open_org(session)) is not
+None: return elsewhere`, then `await self._load(session)` (Studio does).
 
 Transaction rule: the skeleton commits; services called through it never commit or roll back.
 A service that owns its unit of work (it opens `core.db.session_scope()` itself) is called
@@ -285,33 +285,37 @@ class OrgPageState(rx.State, mixin=True):
         if slug != self._page_slug:
             self._page_slug = slug
 
-    async def _open_org(self) -> Any:
+    async def _open_org(self, session: Session | None = None) -> Any:
         """SessionState.load_org's work, inside this page's load: a page whose on_load is its
         load alone opens in one event instead of two (each event of a page open costs a state
-        lock, a delta and a message). The events to send instead of the page (sign-in, a moved
+        lock, a delta and a message), and reads in one unit of work with `session` (the one
+        its `_load` then reads with). The events to send instead of the page (sign-in, a moved
         organization, 2FA enrolment), or None; the page's load returns them and stops. The
         page then forgets what it showed, as a load refused by `_load` does."""
-        elsewhere = (await self.get_state(SessionState))._open_org()
+        elsewhere = (await self.get_state(SessionState))._open_org(session)
         if elsewhere is not None:
             self._forget()
         self._note_page()
         return elsewhere
 
-    async def _load(self) -> Acting | None:
-        """on_load: show the page to someone who may see it, and nothing to anyone else."""
+    async def _load(self, session: Session | None = None) -> Acting | None:
+        """on_load: show the page to someone who may see it, and nothing to anyone else.
+        Reads on `session` when the page's load already opened one (`_open_org`)."""
         self._note_page()
-        with db.new_session() as session:
-            try:
-                acting = await self._acting(session, self._view_action(), recent=True)
-            except DomainError as error:
-                self._forget()
-                self._show_error(session, error)
-                return None
-            self._clear_messages()
-            self.form_token = form_submissions.form_token_new()
-            self.pending = ""
-            self._refresh(acting)
-            return acting
+        if session is None:
+            with db.new_session() as own:
+                return await self._load(own)
+        try:
+            acting = await self._acting(session, self._view_action(), recent=True)
+        except DomainError as error:
+            self._forget()
+            self._show_error(session, error)
+            return None
+        self._clear_messages()
+        self.form_token = form_submissions.form_token_new()
+        self.pending = ""
+        self._refresh(acting)
+        return acting
 
     async def _refresh_quietly(self, session: Session) -> None:
         """After a refused action, show the current truth (it may be why it was refused)."""

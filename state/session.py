@@ -229,83 +229,83 @@ class SessionState(rx.State):
         """on_load for /org/<slug>/...: the user must be a member (or an operator)."""
         return self._open_org()
 
-    def _open_org(self):
-        """load_org's work, also run inside a page's own load (`OrgPageState._open_org`): who
-        is signed in, the organization in the address and what they may do there. Returns the
-        events to send instead of the page (sign-in, a moved organization, 2FA enrolment), or
-        None."""
+    def _open_org(self, session: Session | None = None):
+        """load_org's work, also run inside a page's own load (`OrgPageState._open_org`, on
+        the session the page then reads with): who is signed in, the organization in the
+        address and what they may do there. Returns the events to send instead of the page
+        (sign-in, a moved organization, 2FA enrolment), or None."""
+        if session is None:
+            with db.session_scope() as own:
+                return self._open_org(own)
         slug = routes.org_slug_from_path(self.router.url.path)
         self._resolved = None
-        with db.session_scope() as session:
-            user = self._current_user(session)
-            if user is None:
-                self.ready = False
-                return self._sign_in_redirect()
-            mine = self._fill_user(session, user)
-            self.org_not_found = True
-            self.org_slug = slug
-            self.org_name = self.org_role = self.org_plan = ""
-            membership_role = next((o.role for o in self.orgs if o.slug == slug), None)
-            try:
-                org, membership = mine.get(slug) or (
-                    org_service.org_by_slug(session=session, slug=slug),
-                    None,
-                )
-            except DomainError:
-                org = None
-                moved = org_service.org_by_old_address(session=session, slug=slug)
-                if moved is not None and (
-                    user.is_operator or any(o.slug == moved.slug for o in self.orgs)
-                ):
-                    # An old address: the same page at the new one, saying it moved.
-                    parts = [p for p in self.router.url.path.split("/") if p]
-                    rest = "/".join(parts[2:])
-                    target = f"/org/{moved.slug}/{rest}" if rest else routes.org_home(moved.slug)
-                    return [
-                        rx.redirect(f"{target}?moved_from={slug}"),
-                        rx.toast.info(
-                            f"This organization moved from /org/{slug} to /org/{moved.slug}. "
-                            "Update your bookmarks: the old address stops working after "
-                            f"{org_service.OLD_ADDRESS_REDIRECT_FOR.days} days."
-                        ),
-                    ]
-            needs_2fa = (
-                org is not None
-                and membership_role is not None
-                and sso_service.org_requires_2fa_of(session=session, user=user, org=org)
+        user = self._current_user(session)
+        if user is None:
+            self.ready = False
+            return self._sign_in_redirect()
+        mine = self._fill_user(session, user)
+        self.org_not_found = True
+        self.org_slug = slug
+        self.org_name = self.org_role = self.org_plan = ""
+        membership_role = next((o.role for o in self.orgs if o.slug == slug), None)
+        try:
+            org, membership = mine.get(slug) or (
+                org_service.org_by_slug(session=session, slug=slug),
+                None,
             )
-            if needs_2fa and (self.router.url.path or "").rstrip("/") != routes.org_settings(
-                org.slug
+        except DomainError:
+            org = None
+            moved = org_service.org_by_old_address(session=session, slug=slug)
+            if moved is not None and (
+                user.is_operator or any(o.slug == moved.slug for o in self.orgs)
             ):
-                # "Require 2FA": enrol first, on Settings, before acting in this organization.
+                # An old address: the same page at the new one, saying it moved.
+                parts = [p for p in self.router.url.path.split("/") if p]
+                rest = "/".join(parts[2:])
+                target = f"/org/{moved.slug}/{rest}" if rest else routes.org_home(moved.slug)
                 return [
-                    rx.redirect(routes.org_settings(org.slug)),
-                    rx.toast.warning(
-                        f"{org.name} requires two-factor authentication. Turn it on under "
-                        "Security below, then continue.",
-                        duration=15000,
+                    rx.redirect(f"{target}?moved_from={slug}"),
+                    rx.toast.info(
+                        f"This organization moved from /org/{slug} to /org/{moved.slug}. "
+                        "Update your bookmarks: the old address stops working after "
+                        f"{org_service.OLD_ADDRESS_REDIRECT_FOR.days} days."
                     ),
                 ]
-            if org is not None and (membership_role is not None or user.is_operator):
-                self.org_not_found = False
-                self.org_name = org.name
-                self.org_role = membership_role or "operator"
-                self.org_plan = org_service.org_plan(session=session, org_id=org.id).name
-                actor = policy.actor_with_membership(
-                    session=session, user=user, org_id=org.id, membership=membership
-                )
-                target = policy.target_for(session=session, org_id=org.id)
-                self.allowed_actions = [
-                    action.value for action in policy.Action if policy.can(actor, action, target)
-                ]
-                if not needs_2fa:  # the page's own load reads with it (one resolution, not two)
-                    self._remember_resolved(session, user, org, actor, target)
-                self.has_expired_connection = policy.Action.connections_manage.value in (
-                    self.allowed_actions
-                ) and connections_service.connections_need_reconnect(session=session, org_id=org.id)
-            else:
-                self.allowed_actions = []
-                self.has_expired_connection = False
+        needs_2fa = (
+            org is not None
+            and membership_role is not None
+            and sso_service.org_requires_2fa_of(session=session, user=user, org=org)
+        )
+        if needs_2fa and (self.router.url.path or "").rstrip("/") != routes.org_settings(org.slug):
+            # "Require 2FA": enrol first, on Settings, before acting in this organization.
+            return [
+                rx.redirect(routes.org_settings(org.slug)),
+                rx.toast.warning(
+                    f"{org.name} requires two-factor authentication. Turn it on under "
+                    "Security below, then continue.",
+                    duration=15000,
+                ),
+            ]
+        if org is not None and (membership_role is not None or user.is_operator):
+            self.org_not_found = False
+            self.org_name = org.name
+            self.org_role = membership_role or "operator"
+            self.org_plan = org_service.org_plan(session=session, org_id=org.id).name
+            actor = policy.actor_with_membership(
+                session=session, user=user, org_id=org.id, membership=membership
+            )
+            target = policy.target_for(session=session, org_id=org.id)
+            self.allowed_actions = [
+                action.value for action in policy.Action if policy.can(actor, action, target)
+            ]
+            if not needs_2fa:  # the page's own load reads with it (one resolution, not two)
+                self._remember_resolved(session, user, org, actor, target)
+            self.has_expired_connection = policy.Action.connections_manage.value in (
+                self.allowed_actions
+            ) and connections_service.connections_need_reconnect(session=session, org_id=org.id)
+        else:
+            self.allowed_actions = []
+            self.has_expired_connection = False
         self.ready = True
 
     @rx.event

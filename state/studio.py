@@ -493,12 +493,14 @@ class StudioState(OrgPageState, rx.State):
 
     @rx.event
     async def load(self):
-        """on_load: the organization (load_org's work) and the page, in one event."""
-        if (elsewhere := await self._open_org()) is not None:
-            return elsewhere
-        self.upgrade_open = False
-        if await self._load() is None:
-            return None
+        """on_load: the organization (load_org's work) and the page, in one event and one
+        unit of work."""
+        with db.new_session() as session:
+            if (elsewhere := await self._open_org(session)) is not None:
+                return elsewhere
+            self.upgrade_open = False
+            if await self._load(session) is None:
+                return None
         # "Use in Studio" (Assistant, Competitor Intel): ?prompt=... fills the prompt.
         prefill = self.router.url.query_parameters.get("prompt", "")
         if isinstance(prefill, str) and prefill:

@@ -23,13 +23,13 @@ from state.session import IDENTITY_REVALIDATE_SECONDS, SessionState
 from state.studio import StudioState
 from tests.factories import add_member, make_org, make_user, signed_in_cookie
 
-# Measured: opening Studio (its load, which does the organization's load too) issues 15
-# statements, BEGIN included: the session and its person, the person's organizations, 2FA,
-# the subscription, the plans (the organization's part), then projects, models, credits in one
+# Measured: opening Studio (its load, which does the organization's load too, in one unit of
+# work) issues 13 statements, BEGIN included: the session and its person, the person's
+# organizations, 2FA, the subscription, the plans, then projects, models, credits in one
 # statement, runs in progress in one, one joined page of history with its names, its assets in
 # one batch, the team. The bound leaves a little room; what matters is that it does not grow
 # with history (the next test).
-PAGE_OPEN_MAX_QUERIES = 17
+PAGE_OPEN_MAX_QUERIES = 15
 LOAD_ORG_MAX_QUERIES = 7
 
 
@@ -117,7 +117,8 @@ def test_opening_studio_issues_a_bounded_number_of_queries(session, engine, page
 
 def test_opening_studio_resolves_who_acts_once(session, engine, page_state, call):
     """Studio's on_load is its load alone: the organization's load (SessionState.load_org's
-    work) and the page's own reads run in one event, and who acts is resolved once."""
+    work) and the page's own reads run in one event and one unit of work, and who acts is
+    resolved once."""
     org, _, _, cookie = _org_with_history(session, 3)
 
     studio = page_state(StudioState, cookie=cookie, path=f"/org/{org.slug}/studio")
@@ -130,6 +131,9 @@ def test_opening_studio_resolves_who_acts_once(session, engine, page_state, call
     assert len([s for s in flat if "FROM user_sessions" in s]) == 1
     # The membership comes with the person's organizations, not from a lookup of its own.
     assert [s for s in flat if "memberships.org_id = ? AND memberships.user_id = ?" in s] == []
+    # One unit of work: one transaction, and what both parts ask (the plans) is read once.
+    assert len([s for s in flat if s.startswith("BEGIN")]) == 1
+    assert len([s for s in flat if "FROM plans" in s]) == 1
 
 
 def test_a_tab_whose_session_ended_is_sent_to_sign_in_and_forgets_the_page(
