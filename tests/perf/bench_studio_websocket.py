@@ -9,8 +9,11 @@ the first delta that shows the event's effect.
                 one-var delta. The baseline: Reflex's own cost of one event (state lock,
                 handler, delta, websocket both ways);
   * page open   a new tab: connect + hydrate (the compiled state hashes are sent as the
-                browser does) + the page's on_load (SessionState.load_org, StudioState.load)
-                until is_hydrated;
+                browser does) + the page's on_load (StudioState.load) until is_hydrated;
+  * bare open   the same for an address with no page (the 404 page has no on_load): Reflex's
+                own cost of opening any page of this app, connect and hydrate of the whole
+                state tree. Not a goal; the floor under "page open", printed so the part
+                Studio's load adds can be read off;
   * pick model  StudioState.pick_model, alternately Studio Local Image and Studio Local Text,
                 until the delta with the new selection;
   * run         StudioState.run with the prompt in the form, until the delta saying the run is
@@ -40,6 +43,7 @@ from tests.perf import live_client as lc
 
 # The product's goals: a round trip as a multiple of the trivial event's (medians).
 GOALS = {"page open": 20.0, "pick model": 2.0, "run": 5.0}
+ROLES = {"trivial": "(baseline)", "bare open": "(floor of any page open: no on_load)"}
 SIZES = {
     "small": {"rounds": 2, "per_round": 10, "runs": 2, "opens": 1},
     "full": {"rounds": 10, "per_round": 30, "runs": 10, "opens": 3},
@@ -48,6 +52,7 @@ PICKS = ("local-image", "local-text")
 QUEUED = lc.changed(lc.STUDIO_STATE, "running", True)
 REFUSED = lc.changed(lc.STUDIO_STATE, "error")
 IDLE = lc.changed(lc.STUDIO_STATE, "running", False)
+NO_PAGE = "/no-such-page"  # served by the 404 page, which has no on_load
 
 
 def _ms(samples: list[float], q: float) -> float:
@@ -85,7 +90,13 @@ async def _measure(server: AppServer, size: str) -> tuple[dict[str, list[float]]
     ((slug, cookie),) = lc.signed_in_world(server, 1)
     path = f"/org/{slug}/studio"
     hashes = lc.initial_state_hashes(server.base_url)
-    samples: dict[str, list[float]] = {"trivial": [], "page open": [], "pick model": [], "run": []}
+    samples: dict[str, list[float]] = {
+        "trivial": [],
+        "page open": [],
+        "bare open": [],
+        "pick model": [],
+        "run": [],
+    }
     notes: list[str] = []
     tab = lc.Tab(server.base_url, cookie, path, hashes)
     await tab.open()  # warm up: first imports, caches, the identity of this cookie
@@ -109,11 +120,12 @@ async def _measure(server: AppServer, size: str) -> tuple[dict[str, list[float]]
                     )
                 )
             for _ in range(shape["opens"]):
-                fresh = lc.Tab(server.base_url, cookie, path, hashes)
-                try:
-                    samples["page open"].append(await fresh.open())
-                finally:
-                    await fresh.close()
+                for name, address in (("page open", path), ("bare open", NO_PAGE)):
+                    fresh = lc.Tab(server.base_url, cookie, address, hashes)
+                    try:
+                        samples[name].append(await fresh.open())
+                    finally:
+                        await fresh.close()
             if round_index < shape["runs"] and not notes:
                 await _one_run(tab, round_index, samples, notes)
     finally:
@@ -134,7 +146,7 @@ def report(
         if not values:
             continue
         p50 = statistics.median(values)
-        goal = f"   goal <= {GOALS[name]:.0f}x" if name in GOALS else "   (baseline)"
+        goal = f"   goal <= {GOALS[name]:.0f}x" if name in GOALS else f"   {ROLES[name]}"
         print(
             f"  {name:<11} n={len(values):<4} p50 {p50 * 1000:8.2f} ms  "
             f"p90 {_ms(values, 0.9):8.2f} ms   x{p50 / baseline:7.1f}{goal}"
