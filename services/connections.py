@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from authlib.integrations.httpx_client import OAuth2Client, OAuthError
+from sqlalchemy import bindparam
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, or_, select
@@ -226,16 +227,20 @@ def connections_list(*, session: Session, org_id: int) -> list[ConnectionView]:
     return sorted(views, key=lambda view: not view.needs_reconnect)
 
 
+# Built once: every org page open of an admin asks it.
+_AN_EXPIRED_CONNECTION = (
+    select(OAuthConnection.id)
+    .where(
+        OAuthConnection.org_id == bindparam("org_id"),
+        OAuthConnection.status == ConnectionStatus.expired.value,
+    )
+    .limit(1)
+)
+
+
 def connections_need_reconnect(*, session: Session, org_id: int) -> bool:
     """Whether any of the org's connections expired (the red dot in the sidebar)."""
-    found = session.exec(
-        select(OAuthConnection.id)
-        .where(
-            OAuthConnection.org_id == org_id,
-            OAuthConnection.status == ConnectionStatus.expired.value,
-        )
-        .limit(1)
-    ).first()
+    found = session.exec(_AN_EXPIRED_CONNECTION, params={"org_id": org_id}).first()
     return found is not None
 
 
