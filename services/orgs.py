@@ -12,10 +12,12 @@ and raise `PlanLimitReached` with a message naming the limit, its value and the 
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, func
 from sqlmodel import Session, col, select
@@ -633,14 +635,22 @@ def projects_visible(
 ) -> list[Project]:
     """Projects the actor may see, by name; a project-scoped editor sees only approved ones."""
     policy.require(actor, Action.project_view, policy.Target(org_id=org_id))
-    query = select(Project).where(Project.org_id == org_id)
+    scoped = actor.project_scoped and actor.role is not None and not actor.is_operator
+    if scoped and not actor.project_ids:
+        return []
+    params = {"org_id": org_id, "project_ids": sorted(actor.project_ids) if scoped else []}
+    return list(session.exec(_projects_statement(include_archived, scoped), params=params))
+
+
+@functools.lru_cache(maxsize=4)
+def _projects_statement(include_archived: bool, scoped: bool) -> Any:
+    """The projects of an organization by name, built once per shape (the values are bound)."""
+    query = select(Project).where(Project.org_id == bindparam("org_id"))
     if not include_archived:
         query = query.where(col(Project.archived_at).is_(None))
-    if actor.project_scoped and actor.role is not None and not actor.is_operator:
-        if not actor.project_ids:
-            return []
-        query = query.where(col(Project.id).in_(sorted(actor.project_ids)))
-    return list(session.exec(query.order_by(func.lower(Project.name), Project.id)))
+    if scoped:
+        query = query.where(col(Project.id).in_(bindparam("project_ids", expanding=True)))
+    return query.order_by(func.lower(Project.name), Project.id)
 
 
 # --- team --------------------------------------------------------------------------------------
