@@ -395,7 +395,8 @@ class AnalyticsState(OrgPageState, rx.State):
     async def load(self):
         self.loaded = False
         self.open_day = ""
-        await self._load()
+        opened = await self._open()
+        return opened.elsewhere
 
     @rx.event
     async def set_period(self, value: str):

@@ -228,7 +228,8 @@ class ApiLogsState(OrgPageState, rx.State):
     async def load(self):
         self.searched_request_id = ""
         self.status_filter = self.code_filter = self.model_filter = self.key_filter = ALL
-        await self._load()
+        opened = await self._open()
+        return opened.elsewhere
 
     def _pick(self, value: Any, choices: list[Choice]) -> str:
         if not self.org_address:  # a tab the page was never shown to filters nothing

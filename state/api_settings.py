@@ -172,7 +172,8 @@ class ApiSettingsState(OrgPageState, rx.State):
             NO_PROJECT,
             "never",
         )
-        await self._load()
+        opened = await self._open()
+        return opened.elsewhere
 
     @rx.event
     def toggle_scope(self, scope: str, checked: bool):

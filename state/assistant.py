@@ -259,9 +259,9 @@ class AssistantState(OrgPageState, rx.State):
         self.active_id = wanted
         self.renaming = False
         self.upgrade_open = False
-        acting = await self._load()
-        if acting is None:
-            return None
+        opened = await self._open()
+        if opened.acting is None:
+            return opened.elsewhere
         if wanted and not self.messages and self.active_title == "":
             self.error = assistant.CONVERSATION_NOT_FOUND
         if self.replying:

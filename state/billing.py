@@ -457,7 +457,10 @@ class BillingState(OrgPageState, rx.State):
     async def load(self):
         self.portal_note = ""
         self.kind_filter, self.since, self.until, self.blocks = "all", "", "", "1"
-        acting = await self._load()
+        opened = await self._open()
+        if opened.elsewhere is not None:
+            return opened.elsewhere
+        acting = opened.acting
         self.loaded = acting is not None
         if acting is not None:
             outcome = self.router.url.query_parameters.get("checkout", "")
@@ -742,4 +745,5 @@ class ReceiptState(OrgPageState, rx.State):
         self._invoice_id = bounded(
             self.router.url.query_parameters.get("invoice", ""), MAX_INVOICE_ID_CHARS
         )
-        await self._load()
+        opened = await self._open()
+        return opened.elsewhere

@@ -135,7 +135,8 @@ class BrandKitsState(OrgPageState, rx.State):
 
     @rx.event
     async def load(self):
-        await self._load()
+        opened = await self._open()
+        return opened.elsewhere
 
     @rx.event
     async def pick_scope(self, value: str):

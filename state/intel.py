@@ -347,8 +347,9 @@ class IntelState(OrgPageState, rx.State):
 
     @rx.event
     async def load(self):
-        if await self._load() is None:
-            return None
+        opened = await self._open()
+        if opened.acting is None:
+            return opened.elsewhere
         self._follow_chain = self._follow_chain % _MAX_CHAIN + 1
         return IntelState.follow(self._follow_chain)
 

@@ -58,10 +58,11 @@ class LocalCheckoutState(OrgPageState, rx.State):
     async def load(self):
         self.ready = self.done = False
         self._token = bounded(self.router.url.query_parameters.get("session", ""), MAX_TOKEN_CHARS)
-        await self._load()
+        opened = await self._open()
         slug = routes.org_slug_from_path(self.router.url.path)
         self.cancel_path = routes.org_billing_after_checkout(slug, "canceled")
         self.billing_path = routes.org_billing(slug)
+        return opened.elsewhere
 
     @rx.event
     async def confirm(self, form: dict):

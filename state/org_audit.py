@@ -105,7 +105,9 @@ class OrgAuditState(OrgPageState, rx.State):
     async def load(self):
         self.actor_filter = self.action_filter = self.since = self.until = ""
         self.verify_message, self.verify_ok = "", False
-        self.loaded = await self._load() is not None
+        opened = await self._open()
+        self.loaded = opened.acting is not None
+        return opened.elsewhere
 
     @rx.event
     async def apply_filters(self, form: dict):

@@ -26,12 +26,15 @@ every call (the browser can call any public handler with any arguments), asks th
 module, runs the work inside one transaction that it commits, maps every domain error to what
 the page shows, and refreshes the page's read models through `_refresh`.
 
-A page opens with `on_load=[SessionState.load_org, XState.load]`, XState.load calling
-`_load()`: load_org resolves who acts and hands it to `_load` (for IDENTITY_REVALIDATE_SECONDS
-at most), so the page does not resolve it again. A page opened often may do both in one event
-(each event of a page open costs a state lock, a delta and a message): `on_load=XState.load`,
-its load opening one session for both, `if (elsewhere := await self._open_org(session)) is not
-None: return elsewhere`, then `await self._load(session)` (Studio does).
+A page opens in one event and one unit of work: `on_load=XState.load`, its load starting with
+`opened = await self._open()` and `if opened.elsewhere is not None: return opened.elsewhere`
+(`opened.acting` is who acts, or None when the page was refused). `_open` does
+SessionState.load_org's work (the header, the organization, what the person may do there)
+and the page's `_load` on one session; each event of a page open costs a state lock, a delta
+and a message. A page with several loads (Settings, Help) keeps
+`on_load=[SessionState.load_org, XState.load, ...]`, each load calling `_load()`: load_org
+resolves who acts and hands it to `_load` (for IDENTITY_REVALIDATE_SECONDS at most), so the
+page does not resolve it again.
 
 Transaction rule: the skeleton commits; services called through it never commit or roll back.
 A service that owns its unit of work (it opens `core.db.session_scope()` itself) is called
@@ -114,6 +117,15 @@ def form_fields(form: Any) -> dict:
 def bounded(value: Any, max_chars: int) -> str:
     """Text from the browser for a setter: always a string, never longer than `max_chars`."""
     return str(value if value is not None else "")[:max_chars]
+
+
+@dataclass(frozen=True)
+class Opened:
+    """What `OrgPageState._open` found: the events to send instead of the page (sign-in, a
+    moved organization, 2FA enrolment) or None, and who acts (None when refused)."""
+
+    elsewhere: Any
+    acting: Acting | None
 
 
 class OrgPageState(rx.State, mixin=True):
@@ -297,6 +309,14 @@ class OrgPageState(rx.State, mixin=True):
             self._forget()
         self._note_page()
         return elsewhere
+
+    async def _open(self) -> Opened:
+        """A page's load in one event: the organization's part (`_open_org`) and the page's
+        (`_load`), on one session."""
+        with db.new_session() as session:
+            if (elsewhere := await self._open_org(session)) is not None:
+                return Opened(elsewhere, None)
+            return Opened(None, await self._load(session))
 
     async def _load(self, session: Session | None = None) -> Acting | None:
         """on_load: show the page to someone who may see it, and nothing to anyone else.

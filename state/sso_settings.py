@@ -164,9 +164,9 @@ class SsoSettingsState(OrgPageState, rx.State):
     @rx.event
     async def load(self):
         self.section = ""
-        acting = await self._load()
-        if acting is None:
-            return
+        opened = await self._open()
+        if opened.acting is None:
+            return opened.elsewhere
         outcome = bounded(self.router.url.query_parameters.get("test", ""), 64)
         if outcome == "ok":
             self.section = "sso"

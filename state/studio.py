@@ -495,12 +495,12 @@ class StudioState(OrgPageState, rx.State):
     async def load(self):
         """on_load: the organization (load_org's work) and the page, in one event and one
         unit of work."""
-        with db.new_session() as session:
-            if (elsewhere := await self._open_org(session)) is not None:
-                return elsewhere
-            self.upgrade_open = False
-            if await self._load(session) is None:
-                return None
+        self.upgrade_open = False
+        opened = await self._open()
+        if opened.elsewhere is not None:
+            return opened.elsewhere
+        if opened.acting is None:
+            return None
         # "Use in Studio" (Assistant, Competitor Intel): ?prompt=... fills the prompt.
         prefill = self.router.url.query_parameters.get("prompt", "")
         if isinstance(prefill, str) and prefill:

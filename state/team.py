@@ -363,7 +363,10 @@ class TeamState(OrgPageState, rx.State):
         self.confirm_leave = self.confirm_transfer = False
         self.invite_role, self.invite_project_ids = "editor", []
         self.transfer_user_id = self.slug_to_confirm = ""
-        acting = await self._load()
+        opened = await self._open()
+        if opened.elsewhere is not None:
+            return opened.elsewhere
+        acting = opened.acting
         moved_from = bounded(
             self.router.url.query_parameters.get("moved_from", ""), SLUG_QUERY_MAX_CHARS
         )

@@ -494,7 +494,7 @@ def analytics_content() -> rx.Component:
 @rx.page(
     route=routes.org_page_route("analytics"),
     title="Analytics · Creative Studio",
-    on_load=[SessionState.load_org, AnalyticsState.load],
+    on_load=AnalyticsState.load,
 )
 def analytics_page() -> rx.Component:
     return app_shell(

@@ -12,7 +12,6 @@ from creative_studio.components.forms import error_callout, field, label_for, su
 from creative_studio.components.page import card, muted, table
 from creative_studio.layout import app_shell
 from state.api_logs import ApiLogsState, LedgerLineView, LogRowView
-from state.session import SessionState
 
 S = ApiLogsState
 
@@ -242,7 +241,7 @@ def _rows_card() -> rx.Component:
 @rx.page(
     route=routes.org_subpage_route("settings", "logs"),
     title="Logs · Settings · Creative Studio",
-    on_load=[SessionState.load_org, ApiLogsState.load],
+    on_load=ApiLogsState.load,
 )
 def api_logs_page() -> rx.Component:
     return app_shell(

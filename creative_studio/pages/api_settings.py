@@ -19,7 +19,6 @@ from creative_studio.components.forms import (
 from creative_studio.components.page import card, muted, status_badge, table
 from creative_studio.layout import app_shell
 from state.api_settings import ApiSettingsState, KeyRow, ModelOption, ScopeOption
-from state.session import SessionState
 
 S = ApiSettingsState
 
@@ -310,7 +309,7 @@ def _quickstart() -> rx.Component:
 @rx.page(
     route=routes.org_subpage_route("settings", "api"),
     title="API · Settings · Creative Studio",
-    on_load=[SessionState.load_org, ApiSettingsState.load],
+    on_load=ApiSettingsState.load,
 )
 def api_settings_page() -> rx.Component:
     return app_shell(

@@ -12,7 +12,6 @@ from creative_studio.components.forms import error_callout, label_for, success_c
 from creative_studio.components.page import card, muted, read_only_line, table
 from creative_studio.layout import app_shell
 from state.brand_kits import BrandKitsState, KitRow
-from state.session import SessionState
 
 LIST_HELP = (
     ("voice", "Voice", "Adjectives, one a line: confident, warm, plain-spoken."),
@@ -113,7 +112,7 @@ def _kit_row(row: KitRow) -> rx.Component:
 @rx.page(
     route=routes.org_subpage_route("settings", "brand"),
     title="Brand kits · Creative Studio",
-    on_load=[SessionState.load_org, BrandKitsState.load],
+    on_load=BrandKitsState.load,
 )
 def brand_kits_page() -> rx.Component:
     return app_shell(

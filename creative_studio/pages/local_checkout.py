@@ -12,7 +12,6 @@ from core import routes
 from creative_studio.components.forms import error_callout, field
 from creative_studio.layout import app_shell
 from state.local_checkout import LocalCheckoutState
-from state.session import SessionState
 
 
 def _checkout_card() -> rx.Component:
@@ -110,7 +109,7 @@ def _confirm_form() -> rx.Component:
 @rx.page(
     route=routes.org_local_checkout_route(),
     title="Local checkout · Creative Studio",
-    on_load=[SessionState.load_org, LocalCheckoutState.load],
+    on_load=LocalCheckoutState.load,
 )
 def local_checkout_page() -> rx.Component:
     return app_shell(

@@ -8,7 +8,6 @@ from core import routes
 from creative_studio.components.page import card, muted, table
 from creative_studio.layout import app_shell, explanation_card
 from state.org_audit import AuditEntryRow, OrgAuditState
-from state.session import SessionState
 
 S = OrgAuditState
 
@@ -109,7 +108,7 @@ def _content() -> rx.Component:
 @rx.page(
     route=f"/org/[{routes.ORG_ROUTE_ARG}]/audit",
     title="Audit log · Creative Studio",
-    on_load=[SessionState.load_org, OrgAuditState.load],
+    on_load=OrgAuditState.load,
 )
 def org_audit_page() -> rx.Component:
     return app_shell(

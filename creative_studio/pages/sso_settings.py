@@ -9,7 +9,6 @@ from core import routes
 from creative_studio.components.forms import error_callout, field, label_for, success_callout
 from creative_studio.components.page import card, muted, table
 from creative_studio.layout import app_shell
-from state.session import SessionState
 from state.sso_settings import ROLE_OPTIONS, DomainRow, SsoSettingsState
 
 S = SsoSettingsState
@@ -308,7 +307,7 @@ def _two_factor_card() -> rx.Component:
 @rx.page(
     route=routes.org_subpage_route("settings", "sso"),
     title="Security & SSO · Creative Studio",
-    on_load=[SessionState.load_org, SsoSettingsState.load],
+    on_load=SsoSettingsState.load,
 )
 def sso_settings_page() -> rx.Component:
     return app_shell(

@@ -151,32 +151,33 @@ def test_a_tab_whose_session_ended_is_sent_to_sign_in_and_forgets_the_page(
     assert studio.history == [] and studio.text_models == [] and studio.balance_label == ""
 
 
-def _team_tab(page_state, org, cookie):
-    from state.team import TeamState
+def _settings_tab(page_state, org, cookie):
+    """Settings: a page that keeps [SessionState.load_org, its loads] (it has two)."""
+    from state.settings import SecurityState
 
-    team = page_state(TeamState, cookie=cookie, path=f"/org/{org.slug}/team")
-    return team, asyncio.run(team.get_state(SessionState))
+    security = page_state(SecurityState, cookie=cookie, path=f"/org/{org.slug}/settings")
+    return security, asyncio.run(security.get_state(SessionState))
 
 
 def test_a_page_load_reads_who_acts_from_load_org_just_before(session, engine, page_state, call):
     """A page whose on_load is [SessionState.load_org, its load]: the load uses who acts as
     load_org resolved it a moment before."""
     org, _, _, cookie = _org_with_history(session, 0)
-    team, tab = _team_tab(page_state, org, cookie)
+    security, tab = _settings_tab(page_state, org, cookie)
     with counted(engine) as org_statements:
         asyncio.run(call(tab, "load_org"))
     with counted(engine) as load_statements:
-        asyncio.run(call(team, "load"))
+        asyncio.run(call(security, "load"))
 
     assert len(org_statements) <= LOAD_ORG_MAX_QUERIES, len(org_statements)
     identity = (
-        "FROM user_sessions",
+        "FROM user_sessions JOIN users",  # the cookie's session (the page lists sessions too)
         "FROM org_security",
         "memberships.org_id = ? AND memberships.user_id = ?",
     )
     flat = [" ".join(statement.split()) for statement in load_statements]
     assert [s for s in flat if any(part in s for part in identity)] == []
-    assert team.error == ""
+    assert security.error == "" and len(security.sessions) == 1
 
 
 def test_a_page_load_past_the_window_resolves_who_acts_again(session, engine, page_state, call):
@@ -185,16 +186,37 @@ def test_a_page_load_past_the_window_resolves_who_acts_again(session, engine, pa
     org, _, editor, cookie = _org_with_history(session, 0)
     start = utcnow()
     freeze(start)
-    team, tab = _team_tab(page_state, org, cookie)
+    security, tab = _settings_tab(page_state, org, cookie)
     asyncio.run(call(tab, "load_org"))
     _revoke(session, editor)
     session.commit()
 
     freeze(start + timedelta(seconds=IDENTITY_REVALIDATE_SECONDS + 0.5))
-    asyncio.run(call(team, "load"))
+    asyncio.run(call(security, "load"))
 
-    assert team.error == "Your session has ended. Sign in again."
-    assert team.members == []
+    assert security.error == "Your session has ended. Sign in again."
+    assert security.sessions == []
+
+
+def test_an_org_page_opens_in_one_event_and_one_unit_of_work(session, engine, page_state, call):
+    """Team's on_load is its load alone: the header, the organization and the page are read
+    in one transaction, and who acts is resolved once; a signed-out tab is sent to sign-in."""
+    from state.team import TeamState
+
+    org, _, _, cookie = _org_with_history(session, 0)
+    team = page_state(TeamState, cookie=cookie, path=f"/org/{org.slug}/team")
+    with counted(engine) as statements:
+        assert asyncio.run(call(team, "load")) is None
+
+    tab = asyncio.run(team.get_state(SessionState))
+    assert tab.org_name == org.name and team.error == "" and len(team.members) == 2
+    flat = [" ".join(statement.split()) for statement in statements]
+    assert len([s for s in flat if s.startswith("BEGIN")]) == 1
+    assert len([s for s in flat if "FROM user_sessions" in s]) == 1
+
+    signed_out = page_state(TeamState, cookie="", path=f"/org/{org.slug}/team")
+    assert "/sign-in" in str(asyncio.run(call(signed_out, "load")))
+    assert signed_out.members == []
 
 
 def test_page_open_costs_the_same_with_a_short_or_a_long_history(session, engine, page_state, call):

@@ -114,9 +114,13 @@ def test_a_member_without_2fa_is_sent_to_enrol_and_cannot_act_until_then(session
     on_team = page_state(SessionState, cookie=cookie, path="/org/acme-corp/team")
     sent = asyncio.run(call(on_team, "load_org"))
     assert "/org/acme-corp/settings" in str(sent) and "two-factor" in str(sent)
-    # Acting (here: inviting someone) is refused with the same reason.
+    # A page that opens in one event (Team) sends them there too, and shows nothing.
     team = page_state(TeamState, cookie=cookie, path="/org/acme-corp/team")
-    asyncio.run(call(team, "load"))
+    sent = asyncio.run(call(team, "load"))
+    assert "/org/acme-corp/settings" in str(sent) and "two-factor" in str(sent)
+    assert team.members == []
+    # Acting (here: inviting someone) is refused with the same reason.
+    asyncio.run(call(team, "send_invite", {"email": "pat@" + DOMAIN}))
     assert team.error_code == "two_factor_required" and "Account > Security" in team.error
     # On Settings the member can enrol...
     security = page_state(SecurityState, cookie=cookie, path="/org/acme-corp/settings")

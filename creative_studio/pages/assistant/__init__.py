@@ -13,13 +13,12 @@ from creative_studio.layout import app_shell
 from creative_studio.pages.assistant.chat import chat_panel
 from creative_studio.pages.assistant.conversations import conversations_panel
 from state.assistant import AssistantState
-from state.session import SessionState
 
 
 @rx.page(
     route=routes.org_page_route("assistant"),
     title="Marketing Assistant · Creative Studio",
-    on_load=[SessionState.load_org, AssistantState.load],
+    on_load=AssistantState.load,
 )
 def assistant_page() -> rx.Component:
     return app_shell(

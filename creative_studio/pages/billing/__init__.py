@@ -26,7 +26,6 @@ from creative_studio.pages.billing.rates import rates_card
 from creative_studio.pages.billing.receipt import receipt_page  # noqa: F401  (registers the page)
 from creative_studio.pages.billing.spend_controls import spend_controls_card
 from state.billing import BillingState
-from state.session import SessionState
 
 NATIVE_SELECT_CSS = """
 .cs-native-select { height: var(--space-7); min-width: 12rem; padding: 0 0.5rem; border-radius: var(--radius-2);
@@ -60,7 +59,7 @@ def billing_content() -> rx.Component:
 @rx.page(
     route=routes.org_page_route("billing"),
     title="Billing · Creative Studio",
-    on_load=[SessionState.load_org, BillingState.load],
+    on_load=BillingState.load,
 )
 def billing_page() -> rx.Component:
     return app_shell(

@@ -9,7 +9,6 @@ from core import routes
 from creative_studio.components.forms import error_callout
 from creative_studio.layout import app_shell
 from state.billing import ReceiptState
-from state.session import SessionState
 
 
 def _line(label: str, value) -> rx.Component:
@@ -61,7 +60,7 @@ def _receipt_card() -> rx.Component:
 @rx.page(
     route=routes.org_local_receipt_route(),
     title="Receipt · Creative Studio",
-    on_load=[SessionState.load_org, ReceiptState.load],
+    on_load=ReceiptState.load,
 )
 def receipt_page() -> rx.Component:
     return app_shell(

@@ -10,13 +10,12 @@ from creative_studio.layout import app_shell
 from creative_studio.pages.intel.report import report_card
 from creative_studio.pages.intel.request import history_card, request_card
 from state.intel import IntelState
-from state.session import SessionState
 
 
 @rx.page(
     route=routes.org_page_route("intel"),
     title="Competitor Intel · Creative Studio",
-    on_load=[SessionState.load_org, IntelState.load],
+    on_load=IntelState.load,
 )
 def intel_page() -> rx.Component:
     return app_shell(

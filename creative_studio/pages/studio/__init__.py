@@ -18,7 +18,7 @@ from state.studio import StudioState
 @rx.page(
     route=routes.org_page_route("studio"),
     title="Creative Studio · Creative Studio",
-    on_load=StudioState.load,  # the organization's load too (one event, see _open_org)
+    on_load=StudioState.load,  # the organization's load too (one event, see OrgPageState._open)
 )
 def studio_page() -> rx.Component:
     return app_shell(

@@ -14,14 +14,13 @@ from creative_studio.pages.team.invites import invite_card, invites_card
 from creative_studio.pages.team.members import members_card
 from creative_studio.pages.team.organization import organization_card
 from creative_studio.pages.team.projects import projects_card
-from state.session import SessionState
 from state.team import TeamState
 
 
 @rx.page(
     route=routes.org_page_route("team"),
     title="Team · Creative Studio",
-    on_load=[SessionState.load_org, TeamState.load],
+    on_load=TeamState.load,
 )
 def team_page() -> rx.Component:
     return app_shell(
