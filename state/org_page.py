@@ -133,7 +133,6 @@ class OrgPageState(rx.State, mixin=True):
 
     error: str = ""
     error_code: str = ""
-    error_at: str = ""  # when the error was shown (UTC, "YYYY-MM-DD HH:MM"), for Report this
     notice: str = ""
     limit_notice: LimitNotice = LimitNotice()
     # Issued when the page renders; mutating forms send it back so a retried submit acts once.
@@ -144,6 +143,8 @@ class OrgPageState(rx.State, mixin=True):
     # Computed vars read this, not the router: one reading the router is recomputed, and its
     # state loaded and sent, on every page open of any page.
     _page_slug: str = ""
+    # When the error was shown (UTC, "YYYY-MM-DD HH:MM"): only the Report this link shows it.
+    _error_at: str = ""
 
     @rx.var
     def report_href(self) -> str:
@@ -152,7 +153,7 @@ class OrgPageState(rx.State, mixin=True):
         slug = self._page_slug
         if not (self.error and self.error_code and slug):
             return ""
-        return routes.support_new(slug, error_code=self.error_code, time=self.error_at)
+        return routes.support_new(slug, error_code=self.error_code, time=self._error_at)
 
     # --- what each page provides ------------------------------------------------------------
 
@@ -170,13 +171,13 @@ class OrgPageState(rx.State, mixin=True):
     # --- the skeleton -----------------------------------------------------------------------
 
     def _clear_messages(self) -> None:
-        self.error = self.error_code = self.error_at = self.notice = ""
+        self.error = self.error_code = self._error_at = self.notice = ""
         self.limit_notice = LimitNotice()
 
     def _show_error(self, session: Session, error: DomainError) -> None:
         """The one error map. Pages extend it for errors they show in their own place."""
         self.error_code = error.code
-        self.error_at = f"{utcnow():%Y-%m-%d %H:%M}"
+        self._error_at = f"{utcnow():%Y-%m-%d %H:%M}"
         self._note_page()
         if isinstance(error, PlanLimitReached):
             self.limit_notice = notice_from_error(session=session, error=error)

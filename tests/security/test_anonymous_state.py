@@ -73,7 +73,7 @@ MESSAGE_VARS = frozenset(
     {
         "error",
         "error_code",
-        "error_at",  # when the error was shown (UTC minute), for Report this
+        "_error_at",  # when the error was shown (UTC minute), for Report this
         "notice",
         "section",
         "limit_notice",
