@@ -298,30 +298,21 @@ class OrgPageState(rx.State, mixin=True):
         if slug != self._page_slug:
             self._page_slug = slug
 
-    async def _open_org(self, session: Session | None = None) -> Any:
-        """SessionState.load_org's work, inside this page's load: a page whose on_load is its
-        load alone opens in one event instead of two (each event of a page open costs a state
-        lock, a delta and a message), and reads in one unit of work with `session` (the one
-        its `_load` then reads with). The events to send instead of the page (sign-in, a moved
-        organization, 2FA enrolment), or None; the page's load returns them and stops. The
-        page then forgets what it showed, as a load refused by `_load` does."""
-        elsewhere = (await self.get_state(SessionState))._open_org(session)
-        if elsewhere is not None:
-            self._forget()
-        self._note_page()
-        return elsewhere
-
     async def _open(self) -> Opened:
-        """A page's load in one event: the organization's part (`_open_org`) and the page's
-        (`_load`), on one session."""
+        """A page's load in one event and one unit of work: SessionState.load_org's work, then
+        the page's `_load`, on one session. A page sent elsewhere (sign-in, a moved
+        organization, 2FA enrolment) forgets what it showed, as a load refused by `_load` does."""
         with db.new_session() as session:
-            if (elsewhere := await self._open_org(session)) is not None:
+            elsewhere = (await self.get_state(SessionState))._open_org(session)
+            if elsewhere is not None:
+                self._forget()
+                self._note_page()
                 return Opened(elsewhere, None)
             return Opened(None, await self._load(session))
 
     async def _load(self, session: Session | None = None) -> Acting | None:
         """on_load: show the page to someone who may see it, and nothing to anyone else.
-        Reads on `session` when the page's load already opened one (`_open_org`)."""
+        Reads on `session` when the page's load already opened one (`_open`)."""
         self._note_page()
         if session is None:
             with db.new_session() as own:

@@ -230,7 +230,7 @@ class SessionState(rx.State):
         return self._open_org()
 
     def _open_org(self, session: Session | None = None):
-        """load_org's work, also run inside a page's own load (`OrgPageState._open_org`, on
+        """load_org's work, also run inside a page's own load (`OrgPageState._open`, on
         the session the page then reads with): who is signed in, the organization in the
         address and what they may do there. Returns the events to send instead of the page
         (sign-in, a moved organization, 2FA enrolment), or None."""

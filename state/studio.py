@@ -497,10 +497,8 @@ class StudioState(OrgPageState, rx.State):
         unit of work."""
         self.upgrade_open = False
         opened = await self._open()
-        if opened.elsewhere is not None:
-            return opened.elsewhere
         if opened.acting is None:
-            return None
+            return opened.elsewhere
         # "Use in Studio" (Assistant, Competitor Intel): ?prompt=... fills the prompt.
         prefill = self.router.url.query_parameters.get("prompt", "")
         if isinstance(prefill, str) and prefill:
