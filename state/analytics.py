@@ -215,8 +215,8 @@ class AnalyticsState(OrgPageState, rx.State):
     scope_value: str = ""
 
     period_label: str = ""
-    period_first: str = ""  # ISO days of the period on screen (the custom form starts there)
-    period_last: str = ""
+    _period_first: str = ""  # ISO days of the period on screen (the custom form starts there)
+    _period_last: str = ""
     scope_label: str = "Whole organization"
     scope_values: list[Choice] = []  # the choices of the selected scope kind
     kpis: list[Kpi] = []
@@ -231,7 +231,6 @@ class AnalyticsState(OrgPageState, rx.State):
     project_rows: list[GroupRow] = []
     source_rows: list[GroupRow] = []
     checks: list[CheckRow] = []
-    checks_failing: int = 0
     chips: list[ReconChip] = []
     open_day: str = ""
     open_day_status: str = ""
@@ -239,10 +238,6 @@ class AnalyticsState(OrgPageState, rx.State):
     open_day_details: list[ReconDetail] = []
     last_rollup: str = ""
     operator_view: bool = False  # an operator reading a customer's analytics
-
-    @rx.var
-    def operator_analytics_href(self) -> str:
-        return routes.OPERATOR_ANALYTICS
 
     # --- the skeleton's hooks --------------------------------------------------------------
 
@@ -286,7 +281,7 @@ class AnalyticsState(OrgPageState, rx.State):
             session=session, actor=acting.actor, org_id=org.id, scope=scope, period=period
         )
         self.period_label = period.label
-        self.period_first, self.period_last = period.first.isoformat(), period.last.isoformat()
+        self._period_first, self._period_last = period.first.isoformat(), period.last.isoformat()
         self.kpis = kpis_for(report)
         self.empty = report.empty
         self.daily_chart = daily_chart(report)
@@ -316,7 +311,6 @@ class AnalyticsState(OrgPageState, rx.State):
             report=report,
         )
         self.checks = [CheckRow(i.label, i.ok, i.detail) for i in items]
-        self.checks_failing = sum(1 for i in items if not i.ok)
         stored = {
             row.day: row
             for row in reconciliation.reconciliation_days(
@@ -407,7 +401,7 @@ class AnalyticsState(OrgPageState, rx.State):
             return
         if value == "custom" and not (self.custom_from and self.custom_to):
             # Start from the days on screen; the person then edits From and To.
-            self.custom_from, self.custom_to = self.period_first, self.period_last
+            self.custom_from, self.custom_to = self._period_first, self._period_last
         self.period = value
         await self._read()
 

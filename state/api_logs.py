@@ -152,7 +152,7 @@ def _view(row: api_requests.LogRow) -> LogRowView:
 
 class ApiLogsState(OrgPageState, rx.State):
     rows: list[LogRowView] = []
-    searched_request_id: str = ""
+    _searched_request_id: str = ""
     status_filter: str = ALL
     code_filter: str = ALL
     model_filter: str = ALL
@@ -187,7 +187,7 @@ class ApiLogsState(OrgPageState, rx.State):
     def _filters(self) -> api_requests.LogFilters:
         key_id = int(self.key_filter) if self.key_filter.isdigit() else None
         return api_requests.LogFilters(
-            request_id=self.searched_request_id,
+            request_id=self._searched_request_id,
             status="" if self.status_filter == ALL else self.status_filter,
             code="" if self.code_filter == ALL else self.code_filter,
             model="" if self.model_filter == ALL else self.model_filter,
@@ -226,7 +226,7 @@ class ApiLogsState(OrgPageState, rx.State):
 
     @rx.event
     async def load(self):
-        self.searched_request_id = ""
+        self._searched_request_id = ""
         self.status_filter = self.code_filter = self.model_filter = self.key_filter = ALL
         opened = await self._open()
         return opened.elsewhere
@@ -258,19 +258,19 @@ class ApiLogsState(OrgPageState, rx.State):
 
     @rx.event
     async def search(self, form: dict):
-        self.searched_request_id = bounded(form_fields(form).get("request_id", ""), 64).strip()
+        self._searched_request_id = bounded(form_fields(form).get("request_id", ""), 64).strip()
         if await self._load() is None:
-            self.searched_request_id = ""
+            self._searched_request_id = ""
             return
-        if self.searched_request_id and not self.rows and not self.error:
+        if self._searched_request_id and not self.rows and not self.error:
             self.notice = (
-                f"No request {self.searched_request_id} in this organization's log. Check the id "
+                f"No request {self._searched_request_id} in this organization's log. Check the id "
                 f"(it starts with req_); requests are kept {self.retention_days} days."
             )
 
     @rx.event
     async def clear_search(self):
-        self.searched_request_id = ""
+        self._searched_request_id = ""
         self.status_filter = self.code_filter = self.model_filter = self.key_filter = ALL
         await self._load()
 

@@ -107,7 +107,7 @@ class ApiSettingsState(OrgPageState, rx.State):
     create_project: str = NO_PROJECT
     create_expiry: str = "never"
     new_key_secret: str = ""  # shown once, then cleared
-    new_key_name: str = ""
+    _new_key_name: str = ""
     confirm_revoke_id: int = 0
 
     api_enabled: bool = True
@@ -158,14 +158,14 @@ class ApiSettingsState(OrgPageState, rx.State):
     def _forget(self) -> None:
         self.keys, self.project_choices, self.model_options = [], [], []
         self.org_address = ""
-        self.new_key_secret = self.new_key_name = ""
+        self.new_key_secret = self._new_key_name = ""
 
     # --- events ----------------------------------------------------------------------------
 
     @rx.event
     async def load(self):
         self.section = ""
-        self.new_key_secret = self.new_key_name = ""
+        self.new_key_secret = self._new_key_name = ""
         self.confirm_revoke_id = 0
         self.create_scopes, self.create_project, self.create_expiry = (
             list(DEFAULT_SCOPES),
@@ -196,13 +196,13 @@ class ApiSettingsState(OrgPageState, rx.State):
 
     @rx.event
     def dismiss_secret(self):
-        self.new_key_secret = self.new_key_name = ""
+        self.new_key_secret = self._new_key_name = ""
 
     @rx.event
     async def create_key(self, form: dict):
         form = form_fields(form)
         self.section = "create"
-        self.new_key_secret = self.new_key_name = ""
+        self.new_key_secret = self._new_key_name = ""
         self.pending = "create"
         yield
         name = bounded(form.get("name", ""), FORM_TEXT_MAX_CHARS)
@@ -241,7 +241,7 @@ class ApiSettingsState(OrgPageState, rx.State):
             self.pending = ""
         if done is not None and "secret" in made:
             self.new_key_secret = made["secret"]
-            self.new_key_name = name
+            self._new_key_name = name
             yield rx.set_value("key-name", "")
 
     @rx.event

@@ -99,7 +99,7 @@ class AssistantState(OrgPageState, rx.State):
     messages: list[MessageRow] = []
     replying: bool = False  # the latest reply is still being written
     interrupted_id: int = 0  # a reply that can be continued (0 = none)
-    reply_id: int = 0  # the reply being followed
+    _reply_id: int = 0  # the reply being followed
 
     can_send: bool = False
     can_start: bool = False  # may start a conversation (somewhere in the project list)
@@ -200,7 +200,7 @@ class AssistantState(OrgPageState, rx.State):
         self.messages = [self._row(m) for m in detail.messages]
         latest = detail.messages[-1] if detail.messages else None
         self.replying = latest is not None and latest.status == "streaming"
-        self.reply_id = latest.id if self.replying else 0
+        self._reply_id = latest.id if self.replying else 0
         self.interrupted_id = (
             latest.id if latest is not None and latest.status == "interrupted" else 0
         )
@@ -248,7 +248,7 @@ class AssistantState(OrgPageState, rx.State):
         self.active_id = self.active_title = self.active_where = self.active_kit = ""
         self.messages = []
         self.replying = False
-        self.reply_id = self.interrupted_id = 0
+        self._reply_id = self.interrupted_id = 0
         self._active_project_id = None
 
     # --- events ----------------------------------------------------------------------------
@@ -397,10 +397,10 @@ class AssistantState(OrgPageState, rx.State):
     async def follow(self):
         """Follow the reply being written: re-read its row until it is no longer streaming."""
         async with self:
-            if self._following or not self.reply_id:
+            if self._following or not self._reply_id:
                 return None
             self._following = True
-            reply_id, org_id = self.reply_id, self._org_id
+            reply_id, org_id = self._reply_id, self._org_id
         try:
             while True:
                 await asyncio.sleep(FOLLOW_SECONDS)
@@ -409,14 +409,14 @@ class AssistantState(OrgPageState, rx.State):
                         session=session, org_id=org_id, message_id=reply_id
                     )
                 async with self:
-                    if reply_id != self.reply_id or view is None:
+                    if reply_id != self._reply_id or view is None:
                         return None
                     self.messages = [
                         self._row(view) if row.id == reply_id else row for row in self.messages
                     ]
                     if view.status != "streaming":
                         self.replying = False
-                        self.reply_id = 0
+                        self._reply_id = 0
                         self.interrupted_id = reply_id if view.status == "interrupted" else 0
                         with db.new_session() as session:
                             self.cap_line = cap_status(
@@ -431,7 +431,7 @@ class AssistantState(OrgPageState, rx.State):
 
     @rx.event
     async def stop(self):
-        reply_id = self.reply_id or self.interrupted_id
+        reply_id = self._reply_id or self.interrupted_id
         if not reply_id:
             return None
         await self._act(
@@ -458,7 +458,7 @@ class AssistantState(OrgPageState, rx.State):
         if claimed is None:
             return None
         assistant.reply_start(reply_id)
-        self.replying, self.reply_id, self.interrupted_id = True, reply_id, 0
+        self.replying, self._reply_id, self.interrupted_id = True, reply_id, 0
         return AssistantState.follow
 
     @rx.event

@@ -280,13 +280,13 @@ class BillingState(OrgPageState, rx.State):
     projects: list[ProjectOption] = []
     invoices: list[InvoiceRow] = []
     plans: list[PlanRow] = []
-    block_credits: int = 10
-    block_price_cents: int = 100
+    _block_credits: int = 10
+    _block_price_cents: int = 100
     max_blocks: int = 1000
     terms: str = ""
     blocks: str = "1"
     ledger: list[LedgerRow] = []
-    kind_filter: str = "all"
+    _kind_filter: str = "all"
     since: str = ""
     until: str = ""
     text_rates: list[RateRow] = []
@@ -401,14 +401,14 @@ class BillingState(OrgPageState, rx.State):
             for p in overview.plans
         ]
         terms = overview.top_up
-        self.block_credits = terms.block_credits
-        self.block_price_cents = terms.block_price_cents
+        self._block_credits = terms.block_credits
+        self._block_price_cents = terms.block_price_cents
         self.max_blocks = terms.max_blocks
         self.terms = terms.describe()
 
     def _window(self) -> LedgerWindow:
         """The current filters (only valid ones are ever kept, see `apply_filters`)."""
-        return ledger_window(self.kind_filter, self.since, self.until)
+        return ledger_window(self._kind_filter, self.since, self.until)
 
     def _fill_ledger(self, acting: Acting) -> None:
         window = self._window()
@@ -456,7 +456,7 @@ class BillingState(OrgPageState, rx.State):
     @rx.event
     async def load(self):
         self.portal_note = ""
-        self.kind_filter, self.since, self.until, self.blocks = "all", "", "", "1"
+        self._kind_filter, self.since, self.until, self.blocks = "all", "", "", "1"
         opened = await self._open()
         if opened.elsewhere is not None:
             return opened.elsewhere
@@ -479,7 +479,7 @@ class BillingState(OrgPageState, rx.State):
 
         def keep_filters(_acting: Acting) -> None:
             window = ledger_window(kind, since, until)  # refuses a malformed or reversed range
-            self.kind_filter = kind if window.kinds is not None else "all"
+            self._kind_filter = kind if window.kinds is not None else "all"
             self.since, self.until = since, until
 
         await self._read(keep_filters)
@@ -688,10 +688,10 @@ class BillingState(OrgPageState, rx.State):
             return f"Enter a whole number of blocks (1 to {self.max_blocks:,})."
         if not 1 <= count <= self.max_blocks:
             return f"Enter a whole number of blocks (1 to {self.max_blocks:,})."
-        total = count * self.block_credits
-        price = count * self.block_price_cents
+        total = count * self._block_credits
+        price = count * self._block_price_cents
         return (
-            f"{count} block{'s' if count != 1 else ''} × {self.block_credits} credits = "
+            f"{count} block{'s' if count != 1 else ''} × {self._block_credits} credits = "
             f"{total:,} credits for ${price / 100:,.2f}"
         )
 

@@ -167,8 +167,7 @@ class IntelState(OrgPageState, rx.State):
     def billing_href(self) -> str:
         return routes.org_billing(self.org_address) if self.org_address else ""
 
-    @rx.var
-    def has_active(self) -> bool:
+    def _has_active(self) -> bool:
         return any(row.status in _ACTIVE for row in self.reports)
 
     # --- the skeleton's hooks --------------------------------------------------------------
@@ -456,7 +455,7 @@ class IntelState(OrgPageState, rx.State):
         async with self:
             if not isinstance(chain, int) or isinstance(chain, bool) or chain != self._follow_chain:
                 return None
-            if not self.has_active:
+            if not self._has_active():
                 return None
             self._followed_at = time.time()
         await asyncio.sleep(FOLLOW_SECONDS)

@@ -373,7 +373,7 @@ class OperatorCustomerState(_OperatorBase, rx.State):
     threshold: str = ""
     # The run action whose reason form is open: refund | requeue | stop | retry.
     run_action: str = ""
-    run_public_id: str = ""
+    _run_public_id: str = ""
     run_action_label: str = ""
     _request_key: str = ""  # one adjustment form = one request, however often submitted
     _bulk_key: str = ""  # one page load = one bulk request per kind, however often pressed
@@ -471,7 +471,7 @@ class OperatorCustomerState(_OperatorBase, rx.State):
 
     @rx.event
     async def load(self):
-        self.run_action = self.run_public_id = self.run_action_label = ""
+        self.run_action = self._run_public_id = self.run_action_label = ""
         if self._bulk_key:  # a new page load is a new bulk request (set again by _refresh)
             self._bulk_key = ""
         return await self._load_page()
@@ -490,7 +490,7 @@ class OperatorCustomerState(_OperatorBase, rx.State):
             )
             return
         self.error = self.notice = ""
-        self.run_action, self.run_public_id = action, public_id
+        self.run_action, self._run_public_id = action, public_id
         self.run_action_label = {
             "refund": f"Refund {run.refund_label} credits for {public_id}",
             "requeue": f"Send {public_id} to the queue again",
@@ -500,14 +500,14 @@ class OperatorCustomerState(_OperatorBase, rx.State):
 
     @rx.event
     def cancel_run_action(self):
-        self.run_action = self.run_public_id = self.run_action_label = ""
+        self.run_action = self._run_public_id = self.run_action_label = ""
 
     @rx.event
     async def submit_run_action(self, form: dict):
         fields = form_fields(form)
         reason = bounded(fields.get("reason", ""), MAX_REASON_INPUT)
         amount_text = bounded(fields.get("amount", ""), MAX_AMOUNT_INPUT).strip()
-        action, public_id = self.run_action, self.run_public_id
+        action, public_id = self.run_action, self._run_public_id
         if action not in RUN_ACTIONS or not public_id:
             self.error = "Pick a run and an action first."
             return
@@ -533,7 +533,7 @@ class OperatorCustomerState(_OperatorBase, rx.State):
 
         result = await self._run(work, success=lambda message: message)
         if result is not None:
-            self.run_action = self.run_public_id = self.run_action_label = ""
+            self.run_action = self._run_public_id = self.run_action_label = ""
 
     @rx.event
     async def bulk_retry(self, form: dict):

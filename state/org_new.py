@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from core import db, routes
 from services import form_submissions
 from services import orgs as org_service
-from services.errors import DomainError, PlanLimitReached
+from services.errors import DomainError
 from state.org_page import form_fields
 from state.session import SessionState
 
@@ -21,14 +21,12 @@ PURPOSE = "org_create"
 
 class NewOrgState(rx.State):
     error: str = ""
-    limit_hit: bool = False
     form_token: str = ""
     pending: bool = False
 
     @rx.event
     async def load(self):
         self.error = ""
-        self.limit_hit = False
         self.pending = False
         # A token only for someone who may submit the form (a signed-out tab gets nothing).
         session_state = await self.get_state(SessionState)
@@ -79,7 +77,6 @@ class NewOrgState(rx.State):
                 except DomainError as error:
                     session.rollback()
                     self.error = error.message
-                    self.limit_hit = isinstance(error, PlanLimitReached)
                     return None
             self.error = ""
             self.form_token = form_submissions.form_token_new()

@@ -85,8 +85,7 @@ class SessionState(rx.State):
 
     org_slug: str = ""
     org_name: str = ""
-    org_role: str = ""
-    org_plan: str = ""
+    _org_role: str = ""
     org_not_found: bool = False
     ready: bool = False
     # Policy answers for this user in this org, for showing (not enforcing) what is possible.
@@ -246,7 +245,7 @@ class SessionState(rx.State):
         mine = self._fill_user(session, user)
         self.org_not_found = True
         self.org_slug = slug
-        self.org_name = self.org_role = self.org_plan = ""
+        self.org_name = self._org_role = ""
         membership_role = next((o.role for o in self.orgs if o.slug == slug), None)
         try:
             org, membership = mine.get(slug) or (
@@ -289,8 +288,7 @@ class SessionState(rx.State):
         if org is not None and (membership_role is not None or user.is_operator):
             self.org_not_found = False
             self.org_name = org.name
-            self.org_role = membership_role or "operator"
-            self.org_plan = org_service.org_plan(session=session, org_id=org.id).name
+            self._org_role = membership_role or "operator"
             actor = policy.actor_with_membership(
                 session=session, user=user, org_id=org.id, membership=membership
             )
@@ -343,11 +341,7 @@ class SessionState(rx.State):
 
     @rx.var
     def org_role_label(self) -> str:
-        return self.org_role.replace("_", " ").capitalize()
-
-    @rx.var
-    def org_plan_label(self) -> str:
-        return self.org_plan
+        return self._org_role.replace("_", " ").capitalize()
 
     @rx.var
     def user_initials(self) -> str:

@@ -91,11 +91,10 @@ class SsoSettingsState(OrgPageState, rx.State):
     sso_enabled: bool = False
     require_sso: bool = False
     require_2fa: bool = False
-    tested: bool = False
+    _tested: bool = False
     tested_line: str = ""  # "Tested 2026-11-26 10:00 UTC as ada@example.com"
     test_problem: str = ""  # why the last test failed, when it did after the last success
-    own_2fa: bool = False
-    members_without_2fa: list[str] = []
+    _members_without_2fa: list[str] = []
     domains: list[DomainRow] = []
     has_verified_domain: bool = False
     # Domains the scheduled DNS re-check unverified (or is about to): said at the top of the card.
@@ -112,7 +111,6 @@ class SsoSettingsState(OrgPageState, rx.State):
         session, org = acting.session, acting.org
         self.org_address = org.slug
         self.redirect_uri = sso_service.sso_redirect_uri()
-        self.own_2fa = acting.user.totp_enabled_at is not None
         row = sso_service.org_security_get(session=session, org_id=org.id)
         self.issuer = row.sso_issuer if row else ""
         self.client_id = row.sso_client_id if row else ""
@@ -121,7 +119,7 @@ class SsoSettingsState(OrgPageState, rx.State):
         self.sso_enabled = bool(row and row.sso_enabled)
         self.require_sso = bool(row and row.require_sso)
         self.require_2fa = bool(row and row.require_2fa)
-        self.tested = bool(row and row.sso_tested_at)
+        self._tested = bool(row and row.sso_tested_at)
         self.tested_line = (
             f"Test sign-in succeeded {_when(row.sso_tested_at)}"
             + (f" as {row.sso_tested_email}" if row.sso_tested_email else "")
@@ -140,7 +138,7 @@ class SsoSettingsState(OrgPageState, rx.State):
             if failed_last
             else ""
         )
-        self.members_without_2fa = sso_service.members_without_2fa(session=session, org_id=org.id)
+        self._members_without_2fa = sso_service.members_without_2fa(session=session, org_id=org.id)
         claimed = domain_service.domains_list(session=session, org_id=org.id)
         self.domains = [
             DomainRow(
@@ -333,26 +331,22 @@ class SsoSettingsState(OrgPageState, rx.State):
     # --- display ---------------------------------------------------------------------------
 
     @rx.var
-    def can_turn_on(self) -> bool:
-        return self.tested and not self.sso_enabled
-
-    @rx.var
     def turn_on_reason(self) -> str:
         """Why "Turn on" cannot work yet (shown next to it, never a silent disabled button)."""
         if self.sso_enabled:
             return ""
         if not self.secret_saved:
             return "Save the issuer URL, client ID and client secret first."
-        if not self.tested:
+        if not self._tested:
             return "Run “Test sign-in” successfully first."
         return ""
 
     @rx.var
     def without_2fa_line(self) -> str:
-        count = len(self.members_without_2fa)
+        count = len(self._members_without_2fa)
         if count == 0:
             return "Every member has two-factor authentication on."
-        shown = ", ".join(self.members_without_2fa[:5])
+        shown = ", ".join(self._members_without_2fa[:5])
         more = f" and {count - 5} more" if count > 5 else ""
         return f"{count} member{'s' if count != 1 else ''} without it: {shown}{more}."
 

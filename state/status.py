@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import reflex as rx
 
-from core import db, routes
+from core import db
 from services import status as status_service
 from services.errors import DomainError
 from state.session import SessionState
@@ -126,7 +126,6 @@ class IncidentBannerState(rx.State):
 
     banner_title: str = ""
     banner_text: str = ""
-    status_href: str = routes.STATUS
 
     @rx.event
     async def load(self):

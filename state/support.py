@@ -79,7 +79,7 @@ class SupportState(OrgPageState, rx.State):
     # the form, pre-filled from where the person came from
     subject: str = ""
     project_name: str = ""
-    project_ref: str = ""  # project id as text, from the link
+    _project_ref: str = ""  # project id as text, from the link
     tool: str = ""
     model: str = ""
     time_utc: str = ""
@@ -88,7 +88,7 @@ class SupportState(OrgPageState, rx.State):
     generation_id: str = ""
     form_key: str = ""
     suggestions: list[HitRow] = []
-    created_ticket_id: int = 0
+    _created_ticket_id: int = 0
 
     # status summary on the in-app help page
     status_headline: str = ""
@@ -173,7 +173,7 @@ class SupportState(OrgPageState, rx.State):
 
     @rx.event
     async def load(self):
-        self.open_ticket_id, self.messages, self.created_ticket_id = 0, [], 0
+        self.open_ticket_id, self.messages, self._created_ticket_id = 0, [], 0
         await self._load()
 
     @rx.event
@@ -186,15 +186,15 @@ class SupportState(OrgPageState, rx.State):
         self.reported_code, self.request_id = field("error_code"), field("request_id")
         self.generation_id = field("generation_id")
         self.time_utc = field("time") or f"{utcnow():%Y-%m-%d %H:%M}"
-        self.project_ref, self.project_name = field("project_id"), ""
+        self._project_ref, self.project_name = field("project_id"), ""
         self.form_key = secrets.token_urlsafe(16)
-        self.created_ticket_id = 0
+        self._created_ticket_id = 0
         self.suggestions = []
         acting = await self._load()
-        if acting is not None and self.project_ref:
+        if acting is not None and self._project_ref:
             self.project_name = self._visible_project_name(acting)
             if not self.project_name:
-                self.project_ref = ""
+                self._project_ref = ""
         if acting is not None and self.generation_id:
             self._fill_from_run(acting)
         if self.subject:
@@ -202,7 +202,7 @@ class SupportState(OrgPageState, rx.State):
 
     def _visible_project_name(self, acting: Acting) -> str:
         try:
-            project_id = browser_id(self.project_ref)
+            project_id = browser_id(self._project_ref)
         except NotFound:
             return ""
         with db.new_session() as session:
@@ -249,9 +249,9 @@ class SupportState(OrgPageState, rx.State):
         fields = form_fields(form)
         text = lambda key, limit: bounded(fields.get(key, ""), limit)  # noqa: E731
         project_id = None
-        if self.project_ref:
+        if self._project_ref:
             try:
-                project_id = browser_id(self.project_ref)
+                project_id = browser_id(self._project_ref)
             except NotFound:
                 project_id = None
         ticket_fields = support_service.TicketFields(
@@ -282,7 +282,7 @@ class SupportState(OrgPageState, rx.State):
             ),
         )
         if ticket_id is not None and ticket_id is not True:
-            self.created_ticket_id = int(ticket_id)
+            self._created_ticket_id = int(ticket_id)
 
     @rx.event
     async def open_ticket(self, ticket_id: Any):

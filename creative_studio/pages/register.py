@@ -20,10 +20,16 @@ from creative_studio.layout import centered_card
 from state.register import RegisterState
 
 
+def _invalid(name: str) -> dict:
+    """Marks the field a refusal names (its `field`) as invalid for screen readers; the
+    message above the form says what is wrong with it."""
+    return {"aria_invalid": rx.cond(RegisterState.error_field == name, "true", "false")}
+
+
 def _form() -> rx.Component:
     return rx.form(
         rx.vstack(
-            field("Name", "name", autocomplete="name", required=True),
+            field("Name", "name", autocomplete="name", required=True, **_invalid("name")),
             rx.cond(
                 RegisterState.locked_email != "",
                 field(
@@ -35,7 +41,7 @@ def _form() -> rx.Component:
                     read_only=True,
                     hint="This invitation is for this address.",
                 ),
-                field("Email", "email", "email", "username", required=True),
+                field("Email", "email", "email", "username", required=True, **_invalid("email")),
             ),
             field(
                 "Password",
@@ -44,8 +50,16 @@ def _form() -> rx.Component:
                 "new-password",
                 required=True,
                 hint="At least 12 characters, not a common password, not your email.",
+                **_invalid("password"),
             ),
-            field("Repeat password", "password_confirm", "password", "new-password", required=True),
+            field(
+                "Repeat password",
+                "password_confirm",
+                "password",
+                "new-password",
+                required=True,
+                **_invalid("password_confirm"),
+            ),
             token_input(RegisterState.form_token),
             submit_button("Create account", pending=RegisterState.pending, size="3", width="100%"),
             spacing="4",

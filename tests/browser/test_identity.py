@@ -36,6 +36,9 @@ def test_register_verify_sign_in_and_create_an_organization(app_server, page):
     page.get_by_label("Repeat password").fill("short")
     page.get_by_role("button", name="Create account").click()
     expect(page.get_by_role("alert")).to_contain_text("12")  # names the failed rule
+    # ...and marks the field it is about for screen readers, that one alone.
+    expect(page.get_by_label("Password", exact=True)).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("Email")).to_have_attribute("aria-invalid", "false")
     screenshot(page, "register-weak-password")
 
     page.get_by_label("Password", exact=True).fill(PASSWORD)

@@ -79,8 +79,8 @@ def test_editor_sends_and_sees_the_reply_with_kit_and_allowance(session, page_st
     )
     assert follow is not None, page.error
     assert [m.role for m in page.messages] == ["user", "assistant"]
-    assert page.replying and page.reply_id
-    wait_for_reply(page.reply_id)
+    assert page.replying and page._reply_id
+    wait_for_reply(page._reply_id)
     asyncio.run(call(page, "search"))  # any refresh shows the stored reply
     reply = page.messages[-1]
     assert reply.status == "done" and "Here is a draft for" in reply.markdown

@@ -165,10 +165,10 @@ def test_ledger_filters_refuse_malformed_and_reversed_days(session, page_state, 
     assert billing.ledger == shown
 
     asyncio.run(call(billing, "apply_filters", {"kind": "purchase", "since": "", "until": ""}))
-    assert billing.error == "" and billing.kind_filter == "purchase"
+    assert billing.error == "" and billing._kind_filter == "purchase"
     assert billing.ledger == []  # no purchase yet
     asyncio.run(call(billing, "apply_filters", {"kind": "nonsense"}))
-    assert billing.kind_filter == "all"
+    assert billing._kind_filter == "all"
 
 
 def test_scoped_editor_sees_only_its_projects_and_cannot_export(session, page_state, call, acme):

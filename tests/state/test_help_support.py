@@ -133,7 +133,7 @@ def test_operator_answers_in_the_queue_and_the_customer_sees_it(world, session, 
     )
     _run(call(support, "load_support"))
     _run(call(support, "submit_ticket", {"subject": "Broken run", "generation_id": run.public_id}))
-    ticket_id = support.created_ticket_id
+    ticket_id = support._created_ticket_id
 
     # An editor cannot open the queue.
     denied = page_state(OperatorSupportState, cookie=editor_cookie, path=routes.OPERATOR_SUPPORT)

@@ -86,7 +86,7 @@ def test_operator_refunds_a_failed_run_once(session, page_state, call, world):
     asyncio.run(call(page, "open_run_action", "gen_failed1", "refund"))
     assert "already refunded" in page.error
     # A second tab opened before the refund still has the form open: the service refuses.
-    page.run_action, page.run_public_id = "refund", "gen_failed1"
+    page.run_action, page._run_public_id = "refund", "gen_failed1"
     asyncio.run(call(page, "submit_run_action", {"reason": "double click"}))
     assert "already refunded" in page.error and "Ann Operator" in page.error
     with db.new_session() as fresh:

@@ -35,8 +35,7 @@ def test_load_org_as_member_fills_role_plan_and_what_they_may_do(session, page_s
     assert state.ready and state.signed_in
     assert not state.org_not_found
     assert (state.org_slug, state.org_name) == (org.slug, "Acme Marketing")
-    assert state.org_role == "admin" and state.org_role_label == "Admin"
-    assert state.org_plan == "Free"
+    assert state._org_role == "admin" and state.org_role_label == "Admin"
     assert state.user_name == "Ada Admin" and state.user_initials == "AA"
     assert "team_manage" in state.allowed_actions
     assert "billing_manage" not in state.allowed_actions
@@ -54,7 +53,7 @@ def test_load_org_as_non_member_says_not_found(session, page_state, call):
     asyncio.run(call(state, "load_org"))
     assert state.ready
     assert state.org_not_found
-    assert state.org_name == "" and state.org_role == "" and state.org_plan == ""
+    assert state.org_name == "" and state._org_role == ""
     assert state.allowed_actions == []
 
 
