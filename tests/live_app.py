@@ -310,6 +310,9 @@ def page(context):
 def screenshot(page, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
+    # Right after a resize, a full-page capture can catch blocks not yet painted (a blank card
+    # where its text is): wait until the browser has painted two frames since.
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
     page.screenshot(path=str(path), full_page=True)
     return path
 

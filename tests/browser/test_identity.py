@@ -40,6 +40,10 @@ def test_register_verify_sign_in_and_create_an_organization(app_server, page):
     expect(page.get_by_label("Password", exact=True)).to_have_attribute("aria-invalid", "true")
     expect(page.get_by_label("Email")).to_have_attribute("aria-invalid", "false")
     screenshot(page, "register-weak-password")
+    desktop = page.viewport_size
+    page.set_viewport_size({"width": 375, "height": 812})
+    screenshot(page, "register-weak-password-375")
+    page.set_viewport_size(desktop)
 
     page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_label("Repeat password").fill(PASSWORD)
