@@ -689,3 +689,15 @@ def test_usage_of_every_outcome_is_rolled_up_per_day_and_source(world, session):
         "studio": (2, 1, charged.units, charged.millicredits),  # the failed run counts, at 0
         "api": (1, 0, 10, 10),
     }
+
+
+def test_new_runs_never_share_their_options_or_status_history():
+    """Each new row gets its own empty options and history (defaults are made per row)."""
+    first = Generation(public_id="gen_a", org_id=1, model_key="local-text", modality="text")
+    second = Generation(public_id="gen_b", org_id=1, model_key="local-text", modality="text")
+
+    first.params["tone"] = "bold"
+    first.status_history.append({"status": "queued"})
+
+    assert (second.params, second.status_history) == ({}, [])
+    assert first.params is not second.params
