@@ -40,7 +40,8 @@ lock and one statement that checks, inserts the entry (``ON CONFLICT (idempotenc
 NOTHING``) and moves the balances by what it inserted, sent together (see "PostgreSQL: one
 round trip per movement" below). Settle and release find the hold by id or generation in
 that statement; nothing is read beforehand. Pool allocation and return, which are rare,
-take the ORM path below on every database; SQLite takes it for everything.
+take the ORM path below on every database; SQLite takes it for everything but a new hold,
+which is one checked INSERT and the balance's UPDATE (see "SQLite: a new hold" below).
 
 The ``credits_*``/``pool_*`` functions **flush but never commit**: the caller owns the
 transaction (``credits_apply`` is a convenience that runs one movement in its own
@@ -62,7 +63,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, bindparam, func, or_
+from sqlalchemy import and_, bindparam, func, or_, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session, col, select
 
@@ -527,6 +528,104 @@ UNION ALL SELECT 'unlocked', NULL, {_NO_ENTRY} FROM gate WHERE NOT locked
 _CLOSE_SQL = {where: _close_sql(where) for where in (_HOLD_BY_ID, _HOLD_BY_GENERATION)}
 
 
+# --- SQLite: a new hold in two statements ------------------------------------------------
+#
+# SQLite has one writer at a time (every transaction opens with BEGIN IMMEDIATE), so what a
+# statement reads cannot change before the transaction ends. The common case of a hold (an
+# unused key, no earlier hold of the generation, enough credits) is one INSERT ... SELECT that
+# checks all of that and inserts the entry, then one UPDATE of the cached balance (and one of
+# the pool it drew on). When the INSERT inserts nothing, the ORM path below reads what is there
+# and says why (a replay, another hold, not enough credits, no account yet): it sees the same
+# rows, under the same lock.
+_SQLITE_NEW_HOLD = text(
+    _compact(f"""
+WITH pools AS (
+    SELECT coalesce(sum(balance_millicredits), 0) AS pooled,
+           max(CASE WHEN project_id = :project_id THEN id END) AS pool_id,
+           coalesce(sum(CASE WHEN project_id = :project_id THEN balance_millicredits END), 0)
+               AS pool_balance
+    FROM credit_pools WHERE org_id = :org_id
+), plan AS (
+    SELECT credit_accounts.balance_millicredits AS balance, pools.pool_id,
+           min(pools.pool_balance, :amount) AS from_pool
+    FROM credit_accounts, pools
+    WHERE credit_accounts.org_id = :org_id
+      AND credit_accounts.balance_millicredits - pools.pooled + pools.pool_balance >= :amount
+      AND NOT EXISTS (SELECT 1 FROM credit_ledger_entries WHERE idempotency_key = :key)
+      AND NOT EXISTS (
+          SELECT 1 FROM credit_ledger_entries
+          WHERE generation_id = :generation_id AND kind = 'hold'
+      )
+)
+INSERT INTO credit_ledger_entries ({_INSERT_COLUMNS})
+SELECT :org_id, 'hold', -:amount, balance - :amount,
+       CASE WHEN from_pool <> 0 THEN pool_id END, -from_pool, :key, :actor_user_id,
+       :project_id, :generation_id, '', :memo, :now
+FROM plan WHERE true
+RETURNING id, balance_after_millicredits, pool_id, pool_amount_millicredits
+""")
+).bindparams(bindparam("now", type_=CreditLedgerEntry.__table__.c.created_at.type))
+_SQLITE_MOVE_ACCOUNT = text(
+    "UPDATE credit_accounts SET balance_millicredits = :balance, updated_at = :now "
+    "WHERE org_id = :org_id"
+).bindparams(bindparam("now", type_=CreditAccount.__table__.c.updated_at.type))
+_SQLITE_MOVE_POOL = text(
+    "UPDATE credit_pools SET balance_millicredits = balance_millicredits + :amount, "
+    "updated_at = :now WHERE id = :pool_id"
+).bindparams(bindparam("now", type_=CreditPool.__table__.c.updated_at.type))
+
+
+def _sqlite_new_hold(session: Session, values: dict[str, Any]) -> CreditLedgerEntry | None:
+    """The hold of `values` (CreditLedgerEntry columns) when every check passes, else None."""
+    connection = session.connection()
+    row = connection.execute(
+        _SQLITE_NEW_HOLD,
+        {
+            "org_id": values["org_id"],
+            "amount": -values["amount_millicredits"],
+            "key": values["idempotency_key"],
+            "actor_user_id": values["actor_user_id"],
+            "project_id": values["project_id"],
+            "generation_id": values["generation_id"],
+            "memo": values["memo"],
+            "now": values["created_at"],
+        },
+    ).first()
+    if row is None:
+        return None
+    entry_id, balance_after, pool_id, pool_amount = row
+    now = values["created_at"]
+    connection.execute(
+        _SQLITE_MOVE_ACCOUNT, {"balance": balance_after, "now": now, "org_id": values["org_id"]}
+    )
+    if pool_amount:
+        connection.execute(
+            _SQLITE_MOVE_POOL, {"amount": pool_amount, "now": now, "pool_id": pool_id}
+        )
+    _balances_moved(session, values["org_id"])
+    return db.attach_loaded(
+        session,
+        CreditLedgerEntry,
+        {
+            **values,
+            "id": entry_id,
+            "balance_after_millicredits": balance_after,
+            "pool_id": pool_id,
+            "pool_amount_millicredits": pool_amount,
+            "reference": "",
+        },
+    )
+
+
+def _balances_moved(session: Session, org_id: int) -> None:
+    """The org's balances changed by a statement the session did not see: what it holds of
+    them is read again when next used."""
+    db.forget_reads(session)
+    for held in list(session.identity_map.values()):
+        if isinstance(held, CreditAccount | CreditPool) and held.org_id == org_id:
+            session.expire(held)
+
+
 def _on_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
@@ -829,6 +928,22 @@ def credits_hold(
     if insert_with is not None:
         session.add(insert_with)
         session.flush()
+    created = _sqlite_new_hold(
+        session,
+        {
+            "org_id": org_id,
+            "kind": LedgerEntryKind.hold.value,
+            "amount_millicredits": -amount_millicredits,
+            "idempotency_key": idempotency_key,
+            "actor_user_id": actor_user_id,
+            "project_id": project_id,
+            "generation_id": generation_id,
+            "memo": memo,
+            "created_at": utcnow(),
+        },
+    )
+    if created is not None:
+        return created
     account = _lock_account(session, org_id)
     # One query for a replay of this key and for another hold of the same generation.
     same = CreditLedgerEntry.idempotency_key == idempotency_key

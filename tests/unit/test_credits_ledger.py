@@ -606,6 +606,48 @@ def test_project_hold_draws_from_pool_first_then_general(session, org):
     assert_invariants(session, org_id)
 
 
+def test_a_hold_is_what_the_session_and_the_database_both_show(session, org):
+    """The account and pool the session already holds show the hold at once, and the entry
+    it returns is the row stored."""
+    org_id, (project_a, _) = org
+    credits_grant(session=session, org_id=org_id, amount_millicredits=10 * C, idempotency_key=key())
+    pool_allocate(
+        session=session,
+        org_id=org_id,
+        project_id=project_a,
+        amount_millicredits=3 * C,
+        idempotency_key=key(),
+    )
+    account = credit_account_get_or_create(session=session, org_id=org_id)
+    (pool,) = pools_list(session=session, org_id=org_id)
+
+    hold = credits_hold(
+        session=session,
+        org_id=org_id,
+        amount_millicredits=4 * C,
+        idempotency_key="hold-31",
+        project_id=project_a,
+        generation_id=31,
+        actor_user_id=None,
+        memo="gen_31 on Studio Local Text",
+    )
+
+    assert (account.balance_millicredits, pool.balance_millicredits) == (6 * C, 0)
+    shown = {
+        name: getattr(hold, name)
+        for name in ("id", "kind", "amount_millicredits", "balance_after_millicredits")
+        + ("pool_id", "pool_amount_millicredits", "idempotency_key", "project_id")
+        + ("generation_id", "reference", "memo")
+    }
+    session.expire_all()
+    stored = session.get(CreditLedgerEntry, shown["id"])
+    assert {name: getattr(stored, name) for name in shown} == shown
+    assert shown["amount_millicredits"] == -4 * C and shown["pool_amount_millicredits"] == -3 * C
+    assert shown["pool_id"] == pool.id and shown["memo"] == "gen_31 on Studio Local Text"
+    assert clock.as_utc(stored.created_at) == clock.as_utc(hold.created_at)
+    assert_invariants(session, org_id)
+
+
 def test_release_of_pooled_hold_refills_the_pool(session, org):
     org_id, (project_a, _) = org
     credits_grant(session=session, org_id=org_id, amount_millicredits=10 * C, idempotency_key=key())
