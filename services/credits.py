@@ -577,6 +577,7 @@ _SQLITE_MOVE_POOL = text(
 
 def _sqlite_new_hold(session: Session, values: dict[str, Any]) -> CreditLedgerEntry | None:
     """The hold of `values` (CreditLedgerEntry columns) when every check passes, else None."""
+    session.flush()  # what the caller added goes first, as with any ORM query
     connection = session.connection()
     row = connection.execute(
         _SQLITE_NEW_HOLD,
@@ -617,12 +618,12 @@ def _sqlite_new_hold(session: Session, values: dict[str, Any]) -> CreditLedgerEn
     )
 
 
-def _balances_moved(session: Session, org_id: int) -> None:
-    """The org's balances changed by a statement the session did not see: what it holds of
-    them is read again when next used."""
+def _balances_moved(session: Session, org_id: int | None = None) -> None:
+    """Balances changed by a statement the session did not see (of `org_id`, or of any org):
+    what it holds of them is read again when next used."""
     db.forget_reads(session)
     for held in list(session.identity_map.values()):
-        if isinstance(held, CreditAccount | CreditPool) and held.org_id == org_id:
+        if isinstance(held, CreditAccount | CreditPool) and org_id in (None, held.org_id):
             session.expire(held)
 
 
@@ -650,7 +651,7 @@ def _pg_round_trip(
             raw.execute(lock_sql, params)
             cursor = raw.execute(sql, params)
         rows = cursor.fetchall()
-        db.forget_reads(session)  # the balances moved behind the session's back
+        _balances_moved(session)
     except psycopg.Error as error:
         raise DBAPIError.instance(sql, params, error, psycopg.Error) from error
     return {row[0]: row for row in rows}
