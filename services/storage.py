@@ -8,6 +8,7 @@ redirecting to a short-lived presigned S3 URL.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from dataclasses import dataclass
@@ -206,8 +207,24 @@ class AssetLinkInvalid(DomainError):
 
 
 def asset_link_sign(asset_public_id: str, *, ttl_seconds: int = ASSET_LINK_TTL_SECONDS) -> str:
-    """A signed token naming the asset and its expiry (a Unix time)."""
-    expires_at = int(utcnow().timestamp()) + int(ttl_seconds)
+    """A signed token naming the asset and its expiry (a Unix time).
+
+    The same asset gets the same token for a minute (valid for at least `ttl_seconds` minus
+    that minute): a page that re-reads its list while a run is in progress shows unchanged
+    addresses, so the browser keeps the images it has instead of fetching them again, and
+    nothing is signed twice.
+    """
+    now = int(utcnow().timestamp())
+    expires_at = now - now % _ASSET_LINK_STEP_SECONDS + int(ttl_seconds)
+    return _signed_asset_link(asset_public_id, expires_at, get_settings().secret_key)
+
+
+_ASSET_LINK_STEP_SECONDS = 60
+
+
+@functools.lru_cache(maxsize=4096)
+def _signed_asset_link(asset_public_id: str, expires_at: int, _secret_key: str) -> str:
+    # Keyed by the current SECRET_KEY too: after a rotation, links are signed with the new one.
     return sign({"asset": asset_public_id, "exp": expires_at}, purpose=ASSET_LINK_PURPOSE)
 
 

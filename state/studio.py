@@ -418,15 +418,23 @@ class StudioState(OrgPageState, rx.State):
             model_key=self.filter_model or None,
             prompt_contains=self.filter_text or None,
         )
-        self.history_has_more = len(views) > HISTORY_PAGE_SIZE
+        has_more = len(views) > HISTORY_PAGE_SIZE
+        if has_more != self.history_has_more:
+            self.history_has_more = has_more
         views = views[:HISTORY_PAGE_SIZE]
-        self.history = [_history_item(view, self._can_run) for view in views]
+        items = [_history_item(view, self._can_run) for view in views]
+        # A re-read that finds what the page shows sends nothing and redraws nothing (the
+        # follow steps re-read every second while a run is in progress).
+        if items != self.get_value("history"):
+            self.history = items
         self._history_projects = {view.public_id: view.project_id for view in views}
         self._show_balance(acting)
 
     def _show_balance(self, acting: Acting) -> None:
         balance = credits.balance_get(session=acting.session, org_id=acting.org.id)
-        self.balance_label = f"{credits.format_credits(balance.balance)} credits"
+        label = f"{credits.format_credits(balance.balance)} credits"
+        if label != self.balance_label:
+            self.balance_label = label
 
     def _open_upgrade(self, acting: Acting, model: ModelOption) -> None:
         self.offer = upgrade_offer(

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -98,6 +98,26 @@ def test_signed_link_round_trip_and_expiry():
     with pytest.raises(storage.AssetLinkInvalid) as caught:
         storage.asset_link_verify(signed)
     assert caught.value.reason == "expired" and caught.value.http_status == 410
+
+
+def test_a_link_stays_the_same_for_a_minute_and_then_renews():
+    """A page re-reading its list keeps the same image addresses (the browser keeps what it
+    loaded); a minute later a fresh link is made, and both still open the asset."""
+    clock.freeze(datetime(2026, 5, 1, 12, 0, 5, tzinfo=UTC))
+    first = storage.asset_link_sign("ast_1")
+    clock.freeze(datetime(2026, 5, 1, 12, 0, 59, tzinfo=UTC))
+    assert storage.asset_link_sign("ast_1") == first
+    assert storage.asset_link_sign("ast_2") != first
+    clock.freeze(datetime(2026, 5, 1, 12, 1, 0, tzinfo=UTC))
+    renewed = storage.asset_link_sign("ast_1")
+    assert renewed != first
+    assert storage.asset_link_verify(first) == storage.asset_link_verify(renewed) == "ast_1"
+    # Valid for at least the link's time to live less that minute.
+    clock.freeze(datetime(2026, 5, 1, 12, 0, 59, tzinfo=UTC) + timedelta(seconds=9 * 60))
+    assert storage.asset_link_verify(first) == "ast_1"
+    clock.freeze(datetime(2026, 5, 1, 12, 10, 1, tzinfo=UTC))
+    with pytest.raises(storage.AssetLinkInvalid):
+        storage.asset_link_verify(first)
 
 
 def test_tampered_or_foreign_links_are_invalid():
