@@ -64,6 +64,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import and_, bindparam, func, or_, text
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session, col, select
 
@@ -623,7 +624,11 @@ def _balances_moved(session: Session, org_id: int | None = None) -> None:
     what it holds of them is read again when next used."""
     db.forget_reads(session)
     for held in list(session.identity_map.values()):
-        if isinstance(held, CreditAccount | CreditPool) and org_id in (None, held.org_id):
+        if not isinstance(held, CreditAccount | CreditPool):
+            continue
+        # Read without loading: an object already expired (or deleted meanwhile) stays as is.
+        held_org = sa_inspect(held).dict.get("org_id")
+        if held_org is not None and org_id in (None, held_org):
             session.expire(held)
 
 

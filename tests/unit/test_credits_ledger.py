@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import event
 from sqlmodel import Session, SQLModel, select
 
 from core import clock, db
@@ -645,6 +646,52 @@ def test_a_hold_is_what_the_session_and_the_database_both_show(session, org):
     assert shown["amount_millicredits"] == -4 * C and shown["pool_amount_millicredits"] == -3 * C
     assert shown["pool_id"] == pool.id and shown["memo"] == "gen_31 on Studio Local Text"
     assert clock.as_utc(stored.created_at) == clock.as_utc(hold.created_at)
+    assert_invariants(session, org_id)
+
+
+def test_a_movement_does_not_read_back_what_the_session_holds(session, org):
+    """Objects of the account and pools the session holds are only marked stale by a movement:
+    the next movement does not load them again (one round trip stays one)."""
+    org_id, (project_a, _) = org
+    credits_grant(session=session, org_id=org_id, amount_millicredits=10 * C, idempotency_key=key())
+    pool_allocate(
+        session=session,
+        org_id=org_id,
+        project_id=project_a,
+        amount_millicredits=3 * C,
+        idempotency_key=key(),
+    )
+    account = credit_account_get_or_create(session=session, org_id=org_id)
+    (pool,) = pools_list(session=session, org_id=org_id)
+    credits_hold(
+        session=session,
+        org_id=org_id,
+        amount_millicredits=C,
+        idempotency_key=key(),
+        project_id=project_a,
+        generation_id=41,
+    )
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    event.listen(session.get_bind(), "before_cursor_execute", seen)
+    try:
+        credits_hold(
+            session=session,
+            org_id=org_id,
+            amount_millicredits=C,
+            idempotency_key=key(),
+            project_id=project_a,
+            generation_id=42,
+        )
+    finally:
+        event.remove(session.get_bind(), "before_cursor_execute", seen)
+
+    reloads = ("SELECT credit_accounts.", "SELECT credit_pools.")
+    assert [s for s in statements if s.lstrip().startswith(reloads)] == []
+    assert (account.balance_millicredits, pool.balance_millicredits) == (8 * C, C)
     assert_invariants(session, org_id)
 
 
