@@ -215,6 +215,10 @@ def asset_link_sign(asset_public_id: str, *, ttl_seconds: int = ASSET_LINK_TTL_S
     nothing is signed twice.
     """
     now = int(utcnow().timestamp())
+    if ttl_seconds < 2 * _ASSET_LINK_STEP_SECONDS:  # too short to give a minute away
+        return sign(
+            {"asset": asset_public_id, "exp": now + int(ttl_seconds)}, purpose=ASSET_LINK_PURPOSE
+        )
     expires_at = now - now % _ASSET_LINK_STEP_SECONDS + int(ttl_seconds)
     return _signed_asset_link(asset_public_id, expires_at, get_settings().secret_key)
 

@@ -118,6 +118,14 @@ def test_a_link_stays_the_same_for_a_minute_and_then_renews():
     clock.freeze(datetime(2026, 5, 1, 12, 10, 1, tzinfo=UTC))
     with pytest.raises(storage.AssetLinkInvalid):
         storage.asset_link_verify(first)
+    # A link shorter than two minutes is not rounded: it lasts exactly what was asked.
+    clock.freeze(datetime(2026, 5, 1, 12, 0, 59, tzinfo=UTC))
+    short = storage.asset_link_sign("ast_3", ttl_seconds=30)
+    clock.freeze(datetime(2026, 5, 1, 12, 1, 29, tzinfo=UTC))
+    assert storage.asset_link_verify(short) == "ast_3"
+    clock.freeze(datetime(2026, 5, 1, 12, 1, 30, tzinfo=UTC))
+    with pytest.raises(storage.AssetLinkInvalid):
+        storage.asset_link_verify(short)
 
 
 def test_tampered_or_foreign_links_are_invalid():
