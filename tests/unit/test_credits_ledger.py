@@ -607,20 +607,29 @@ def test_project_hold_draws_from_pool_first_then_general(session, org):
     assert_invariants(session, org_id)
 
 
-def test_a_hold_is_what_the_session_and_the_database_both_show(session, org):
-    """The account and pool the session already holds show the hold at once, and the entry
-    it returns is the row stored."""
-    org_id, (project_a, _) = org
+def _held_account_and_pool(
+    session: Session, org_id: int, project_id: int
+) -> tuple[CreditAccount, CreditPool]:
+    """10 credits, 3 of them in the project's pool; the account and the pool as objects the
+    session holds."""
     credits_grant(session=session, org_id=org_id, amount_millicredits=10 * C, idempotency_key=key())
     pool_allocate(
         session=session,
         org_id=org_id,
-        project_id=project_a,
+        project_id=project_id,
         amount_millicredits=3 * C,
         idempotency_key=key(),
     )
     account = credit_account_get_or_create(session=session, org_id=org_id)
     (pool,) = pools_list(session=session, org_id=org_id)
+    return account, pool
+
+
+def test_a_hold_is_what_the_session_and_the_database_both_show(session, org):
+    """The account and pool the session already holds show the hold at once, and the entry
+    it returns is the row stored."""
+    org_id, (project_a, _) = org
+    account, pool = _held_account_and_pool(session, org_id, project_a)
 
     hold = credits_hold(
         session=session,
@@ -653,16 +662,7 @@ def test_a_movement_does_not_read_back_what_the_session_holds(session, org):
     """Objects of the account and pools the session holds are only marked stale by a movement:
     the next movement does not load them again (one round trip stays one)."""
     org_id, (project_a, _) = org
-    credits_grant(session=session, org_id=org_id, amount_millicredits=10 * C, idempotency_key=key())
-    pool_allocate(
-        session=session,
-        org_id=org_id,
-        project_id=project_a,
-        amount_millicredits=3 * C,
-        idempotency_key=key(),
-    )
-    account = credit_account_get_or_create(session=session, org_id=org_id)
-    (pool,) = pools_list(session=session, org_id=org_id)
+    account, pool = _held_account_and_pool(session, org_id, project_a)
     credits_hold(
         session=session,
         org_id=org_id,
