@@ -1,7 +1,8 @@
 """Creative Studio in the real app: an editor on Growth generates text and an image with local
 models and sees the outputs; a locked video model opens the upgrade modal; a swap shows the
 banner naming both models; a run goes on after its tab closes, a run started elsewhere shows
-up, and a slow model's text appears in the run card as it is written."""
+up, and a slow model's text appears in the run card as it is written while the images already
+shown are not fetched again."""
 
 import re
 import threading
@@ -189,12 +190,25 @@ def test_text_appears_in_the_run_card_while_a_slow_model_writes_it(app_server, p
     _hosted_text_endpoint(app_server, f"http://127.0.0.1:{server.server_address[1]}/v1")
     try:
         _open_studio(page, app_server)
+        _run(page, "Studio Local Image", "A still before the slow run")
+        still = page.locator("[data-generation]").first
+        expect(still).to_contain_text("succeeded", timeout=60_000)
+        image = still.get_by_role("img", name=re.compile("A still before the slow run"))
+        page.wait_for_function(
+            "el => el.complete && el.naturalWidth > 0", arg=image.element_handle(), timeout=30_000
+        )
+        fetched: list[str] = []
+        page.on("request", lambda r: fetched.append(r.url) if "/signed-assets/" in r.url else None)
         _run(page, "Hosted Text (OpenAI-compatible)", "Words one at a time")
         card = page.locator("[data-generation]").filter(has_text="Words one at a time")
         expect(card).to_contain_text("word1 ", timeout=60_000)
         expect(card).to_contain_text("running")  # still being written
         expect(card).to_contain_text("word6 ")  # and more of it since
         expect(card).to_contain_text("running")
+        # Meanwhile the page re-read its history every second: the image it already showed
+        # kept its address and was not fetched again (once at most, if its link renewed at the
+        # turn of a minute).
+        assert len(fetched) <= 1, fetched
         screenshot(page, "studio-streaming")
         release.set()
         expect(card).to_contain_text("succeeded", timeout=60_000)
