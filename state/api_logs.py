@@ -163,7 +163,7 @@ class ApiLogsState(OrgPageState, rx.State):
     org_address: str = ""
     retention_days: int = api_requests.LOG_RETENTION_DAYS
     detail_open: bool = False
-    detail: RunDetailView = RunDetailView()
+    detail: RunDetailView = rx.field(default_factory=RunDetailView)
 
     @rx.var
     def status_choices(self) -> list[Choice]:

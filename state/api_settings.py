@@ -98,7 +98,6 @@ SCOPE_OPTIONS = [
 
 class ApiSettingsState(OrgPageState, rx.State):
     keys: list[KeyRow] = []
-    scope_options: list[ScopeOption] = SCOPE_OPTIONS
     project_choices: list[Choice] = []
     model_options: list[ModelOption] = []
     org_address: str = ""

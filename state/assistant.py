@@ -109,7 +109,7 @@ class AssistantState(OrgPageState, rx.State):
 
     text_models: list[ModelOption] = []  # the picker: every text model, locked ones too
     upgrade_open: bool = False
-    offer: UpgradeOffer = UpgradeOffer()
+    offer: UpgradeOffer = rx.field(default_factory=UpgradeOffer)
     project_choices: list[Choice] = []
     new_model: str = ""
     new_project: str = "org"

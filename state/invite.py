@@ -44,7 +44,7 @@ class InviteState(rx.State):
     expires: str = ""
     signed_in_email: str = ""
     joining: bool = False
-    notice: LimitNotice = LimitNotice()
+    notice: LimitNotice = rx.field(default_factory=LimitNotice)
 
     @rx.var
     def billing_href(self) -> str:

@@ -134,7 +134,7 @@ class OrgPageState(rx.State, mixin=True):
     error: str = ""
     error_code: str = ""
     notice: str = ""
-    limit_notice: LimitNotice = LimitNotice()
+    limit_notice: LimitNotice = rx.field(default_factory=LimitNotice)
     # Issued when the page renders; mutating forms send it back so a retried submit acts once.
     # Not a secret: it only names one submit of this person's form.
     form_token: str = ""

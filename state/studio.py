@@ -216,7 +216,7 @@ class StudioState(OrgPageState, rx.State):
     live_status: str = ""
     running: bool = False
     upgrade_open: bool = False
-    offer: UpgradeOffer = UpgradeOffer()
+    offer: UpgradeOffer = rx.field(default_factory=UpgradeOffer)
     _can_run: bool = False  # may run in the chosen project (history offers Retry / Run again)
     balance_label: str = ""  # the organization's balance, next to what a run costs
     # History: one page at a time (every run reachable), filtered by project, person, status,

@@ -175,7 +175,9 @@ class TeamState(OrgPageState, rx.State):
 
     seats_line: str = ""  # "Seats 4 of 20 (Growth)"
     projects_line: str = ""
-    seat_notice: LimitNotice = LimitNotice()  # shown ahead of time when the invite form cannot work
+    seat_notice: LimitNotice = rx.field(
+        default_factory=LimitNotice
+    )  # shown ahead of time when the invite form cannot work
 
     section: str = ""  # which card `error`, `notice` and `limit_notice` belong to
 

@@ -18,7 +18,7 @@ from creative_studio.components.forms import (
 )
 from creative_studio.components.page import card, muted, status_badge, table
 from creative_studio.layout import app_shell
-from state.api_settings import ApiSettingsState, KeyRow, ModelOption, ScopeOption
+from state.api_settings import SCOPE_OPTIONS, ApiSettingsState, KeyRow, ModelOption, ScopeOption
 
 S = ApiSettingsState
 
@@ -140,7 +140,7 @@ def _create_card() -> rx.Component:
                 ),
                 rx.text("Scopes", size="2", weight="medium"),
                 rx.flex(
-                    rx.foreach(S.scope_options, _scope_checkbox),
+                    *[_scope_checkbox(option) for option in SCOPE_OPTIONS],
                     column_gap="1.5rem",
                     row_gap="0.5rem",
                     wrap="wrap",
