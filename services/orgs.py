@@ -791,10 +791,13 @@ def member_change_role(
 
 
 def _membership_delete(session: Session, membership: Membership) -> None:
-    for access in session.exec(
+    accesses = session.exec(
         select(ProjectAccess).where(ProjectAccess.membership_id == membership.id)
-    ):
+    ).all()
+    for access in accesses:
         session.delete(access)
+    if accesses:  # the rows that point at the membership go first, not by the database's cascade
+        session.flush()
     session.delete(membership)
     session.flush()
 
