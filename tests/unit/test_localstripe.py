@@ -187,6 +187,13 @@ def test_subscription_lifecycle_with_webhooks_from_localstripe(
 
     sub = _wait_for(subscribed)
     assert sub.plan_key == "growth"
+
+    def both_delivered():  # localstripe sends the two webhooks in no fixed order
+        with Session(engine) as session:
+            types = {e.event_type for e in session.exec(select(ProcessedWebhookEvent))}
+        return {"invoice.payment_succeeded", "customer.subscription.created"} <= types
+
+    _wait_for(both_delivered)
     with Session(engine) as session:
         invoice = session.exec(select(Invoice).where(Invoice.org_id == org.id)).one()
         assert (invoice.status, invoice.amount_cents, invoice.credits, invoice.kind) == (
