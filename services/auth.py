@@ -72,9 +72,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import bindparam
+from sqlalchemy import and_, bindparam, exists, func
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, delete, select
 
 from core import db, routes
@@ -90,8 +92,18 @@ from core.crypto import (
     verify_password,
 )
 from core.settings import get_settings
-from models import EmailToken, OutboxMail, User, UserSession
-from models.enums import EmailTokenPurpose
+from models import (
+    EmailToken,
+    Membership,
+    OAuthConnection,
+    Organization,
+    OrgSecurity,
+    OutboxMail,
+    Subscription,
+    User,
+    UserSession,
+)
+from models.enums import ConnectionStatus, EmailTokenPurpose
 from services.audit import audit_record
 from services.error_codes import Code
 from services.errors import (
@@ -935,7 +947,8 @@ def sign_in_landing_path(*, session: Session, user_id: int) -> str:
 # --- sessions -----------------------------------------------------------------------------------
 
 
-def _session_is_live(user_session: UserSession, now: datetime) -> bool:
+def _session_is_live(user_session: Any, now: datetime) -> bool:
+    """`user_session`: a UserSession, or a row with its columns (`identity_facts`)."""
     if user_session.revoked_at is not None or user_session.activated_at is None:
         return False
     if user_session.mfa_pending or as_utc(user_session.expires_at) <= now:
@@ -989,6 +1002,80 @@ def session_resolve(*, session: Session, token: str) -> tuple[User, UserSession]
     session.add(user_session)
     session.commit()
     return user, user_session
+
+
+# Everything "who acts in this organization" rests on, for the session behind a cookie and the
+# organization at an address, in one prebuilt statement: the session's state, the person, their
+# memberships, the organization, their membership in it, its 2FA requirement, its subscription
+# and whether a connection needs reconnecting. The session's last use is read last, for the
+# idle check only (it changes once a minute and is not a fact).
+_ANY_MEMBERSHIP = aliased(Membership)
+_IDENTITY_FACTS = (
+    select(
+        col(UserSession.id).label("session_id"),
+        col(UserSession.revoked_at),
+        col(UserSession.activated_at),
+        col(UserSession.mfa_pending),
+        col(UserSession.expires_at),
+        col(User.id).label("user_id"),
+        col(User.name),
+        col(User.email),
+        col(User.email_verified_at),
+        col(User.is_operator),
+        col(User.totp_enabled_at),
+        # Joining or leaving an organization changes the switcher: their count and newest id.
+        select(func.count()).where(_ANY_MEMBERSHIP.user_id == User.id).scalar_subquery(),
+        select(func.max(_ANY_MEMBERSHIP.id))
+        .where(_ANY_MEMBERSHIP.user_id == User.id)
+        .scalar_subquery(),
+        col(Organization.id).label("org_id"),
+        col(Organization.name).label("org_name"),
+        col(Organization.plan_key),
+        col(Organization.deleted_at),
+        col(Membership.id).label("membership_id"),
+        col(Membership.role),
+        col(Membership.project_scoped),
+        col(OrgSecurity.require_2fa),
+        col(Subscription.status),
+        col(Subscription.plan_key).label("subscription_plan_key"),
+        exists()
+        .where(
+            OAuthConnection.org_id == Organization.id,
+            OAuthConnection.status == ConnectionStatus.expired.value,
+        )
+        .label("connection_expired"),
+        col(UserSession.last_seen_at),
+    )
+    .select_from(UserSession)
+    .join(User, col(User.id) == col(UserSession.user_id))
+    .join(Organization, col(Organization.slug) == bindparam("slug"))
+    .outerjoin(
+        Membership,
+        and_(
+            col(Membership.org_id) == col(Organization.id), col(Membership.user_id) == col(User.id)
+        ),
+    )
+    .outerjoin(OrgSecurity, col(OrgSecurity.org_id) == col(Organization.id))
+    .outerjoin(Subscription, col(Subscription.org_id) == col(Organization.id))
+    .where(col(UserSession.token_hash).in_(bindparam("hashes", expanding=True)))
+    .limit(1)
+)
+
+
+def identity_facts(*, session: Session, token: str, slug: str) -> tuple | None:
+    """What "who acts in the organization at `slug`" rests on for the session behind `token`,
+    read in one statement: equal facts mean an earlier full resolution still holds. None when
+    the session no longer counts (as `session_resolve` decides) or there is no such address."""
+    if not token or not slug:
+        return None
+    row = (
+        session.connection()
+        .execute(_IDENTITY_FACTS, {"hashes": token_hash_candidates(token), "slug": slug})
+        .first()
+    )
+    if row is None or not _session_is_live(row, utcnow()):
+        return None
+    return tuple(row)[:-1]
 
 
 def sessions_list(*, session: Session, user_id: int) -> list[UserSession]:

@@ -8,7 +8,7 @@ checks is a backend var (leading underscore) and is re-derived from the cookie i
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
@@ -61,6 +61,53 @@ class ResolvedIdentity:
     def fresh_for(self, key: str) -> bool:
         age = (utcnow() - self.checked_at).total_seconds()
         return bool(key) and key == self.key and 0 <= age < IDENTITY_REVALIDATE_SECONDS
+
+
+# What an organization's load shows in the header and sidebar (OrgLink rows apart).
+_SHOWN = (
+    "signed_in",
+    "user_name",
+    "user_email",
+    "email_verified",
+    "is_operator",
+    "org_slug",
+    "org_name",
+    "_org_role",
+    "org_not_found",
+    "allowed_actions",
+    "has_expired_connection",
+    "ready",
+)
+
+
+@dataclass(frozen=True)
+class _Opened:
+    """A full `_open_org` that let a member in: what it resolved and showed, and the facts it
+    rested on (`auth.identity_facts`, read before it). Opening a page of the same organization
+    with the same cookie again (another page, a new tab) re-uses it, with one read of the
+    facts instead of the whole resolution, while they are unchanged and for at most
+    IDENTITY_REVALIDATE_SECONDS after it: a revoked session, a removed member, a changed role or
+    organization, a new 2FA requirement or a lapsed subscription are seen at once."""
+
+    facts: tuple
+    resolved: ResolvedIdentity
+    user_id: int
+    session_id: int
+    shown: tuple[Any, ...]  # the values of _SHOWN
+    orgs: tuple[tuple[str, str, str], ...]  # the switcher's (slug, name, role)
+
+
+# This process's recent openings, by a digest of the cookie and the organization's address.
+_OPENED: dict[str, _Opened] = {}
+_OPENED_MAX = 4096
+
+
+def _frozen(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _opened_key(token: str, slug: str) -> str:
+    return hashlib.sha256(f"org-opened\0{token}\0{slug}".encode()).hexdigest()
 
 
 @dataclass
@@ -238,6 +285,10 @@ class SessionState(rx.State):
                 return self._open_org(own)
         slug = routes.org_slug_from_path(self.router.url.path)
         self._resolved = None
+        token = self._session_token()
+        facts = auth_service.identity_facts(session=session, token=token, slug=slug)
+        if facts is not None and self._reopen(_opened_key(token, slug), facts):
+            return None
         user = self._current_user(session)
         if user is None:
             self.ready = False
@@ -298,13 +349,50 @@ class SessionState(rx.State):
             ]
             if not needs_2fa:  # the page's own load reads with it (one resolution, not two)
                 self._remember_resolved(session, user, org, actor, target)
+            # A member's resolution rests on `facts` alone (not an operator's view-as grant or
+            # a scoped editor's approved projects): a next opening may re-use it.
+            reusable = not needs_2fa and actor.role is not None
+            reusable = reusable and not (actor.is_operator or actor.project_scoped)
             self.has_expired_connection = policy.Action.connections_manage.value in (
                 self.allowed_actions
             ) and connections_service.connections_need_reconnect(session=session, org_id=org.id)
         else:
+            reusable = False
             self.allowed_actions = []
             self.has_expired_connection = False
         self.ready = True
+        if facts is not None and reusable:
+            self._keep_opened(_opened_key(token, slug), facts)
+        return None
+
+    def _keep_opened(self, key: str, facts: tuple) -> None:
+        if len(_OPENED) >= _OPENED_MAX:
+            _OPENED.clear()  # a burst of distinct cookies: start again rather than grow
+        _OPENED[key] = _Opened(
+            facts=facts,
+            resolved=self._resolved,
+            user_id=self._user_id,
+            session_id=self._session_id,
+            shown=tuple(_frozen(self.get_value(name)) for name in _SHOWN),
+            orgs=tuple((o.slug, o.name, o.role) for o in self.orgs),
+        )
+
+    def _reopen(self, key: str, facts: tuple) -> bool:
+        """Show what a full `_open_org` of this cookie and organization showed moments ago, if
+        its facts still hold (see `_Opened`)."""
+        opened = _OPENED.get(key)
+        if opened is None or opened.facts != facts:
+            return False
+        resolved = replace(opened.resolved, key=self._identity_key())
+        if not resolved.fresh_for(resolved.key):
+            _OPENED.pop(key, None)
+            return False
+        for name, value in zip(_SHOWN, opened.shown, strict=True):
+            setattr(self, name, list(value) if isinstance(value, tuple) else value)
+        self.orgs = [OrgLink(slug=slug, name=name, role=role) for slug, name, role in opened.orgs]
+        self._user_id, self._session_id = opened.user_id, opened.session_id
+        self._resolved = resolved
+        return True
 
     @rx.event
     def go_home(self):
