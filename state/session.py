@@ -59,8 +59,10 @@ class ResolvedIdentity:
     subscription: tuple[str | None, str | None]  # its (status, plan key)
 
     def fresh_for(self, key: str) -> bool:
-        age = (utcnow() - self.checked_at).total_seconds()
-        return bool(key) and key == self.key and 0 <= age < IDENTITY_REVALIDATE_SECONDS
+        return bool(key) and key == self.key and self.fresh_at(utcnow())
+
+    def fresh_at(self, now: datetime) -> bool:
+        return 0 <= (now - self.checked_at).total_seconds() < IDENTITY_REVALIDATE_SECONDS
 
 
 # What an organization's load shows in the header and sidebar (OrgLink rows apart).
@@ -366,8 +368,12 @@ class SessionState(rx.State):
         return None
 
     def _keep_opened(self, key: str, facts: tuple) -> None:
-        if len(_OPENED) >= _OPENED_MAX:
-            _OPENED.clear()  # a burst of distinct cookies: start again rather than grow
+        if len(_OPENED) >= _OPENED_MAX:  # forget what is too old to be re-used, or everything
+            now = utcnow()
+            for stale in [k for k, o in _OPENED.items() if not o.resolved.fresh_at(now)]:
+                del _OPENED[stale]
+            if len(_OPENED) >= _OPENED_MAX:
+                _OPENED.clear()
         _OPENED[key] = _Opened(
             facts=facts,
             resolved=self._resolved,

@@ -657,3 +657,19 @@ def test_a_re_read_that_finds_nothing_new_sends_no_history(session, engine, page
     asyncio.run(studio._show_current(everything=False))
     assert "history" in studio.dirty_vars
     assert [item.prompt for item in studio.history][:2] == ["Elsewhere", shown[0].prompt]
+
+
+def test_the_openings_kept_for_re_use_are_bounded(session, engine, page_state, call, monkeypatch):
+    import state.session as session_module
+
+    monkeypatch.setattr(session_module, "_OPENED_MAX", 2)
+    monkeypatch.setattr(session_module, "_OPENED", {})
+    org, _, editor, cookie = _org_with_history(session, 0)
+    cookies = [cookie] + [signed_in_cookie(session, editor) for _ in range(3)]
+    session.commit()
+
+    for each in cookies:
+        _open(page_state, call, engine, org, each)
+
+    assert len(session_module._OPENED) <= 2
+    assert _session_reads_on_opening(page_state, call, engine, org, cookies[-1]) == 0
