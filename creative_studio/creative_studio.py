@@ -2,7 +2,7 @@
 
 import reflex as rx
 
-from core.startup import on_app_start
+from core.startup import gc_tune_for_serving, on_app_start
 from creative_studio.api import build_api
 from creative_studio.api.security_headers import with_security_headers
 from creative_studio.api.v1 import build_v1_api
@@ -50,3 +50,8 @@ app = rx.App(
 
 # Per-address connection and event limits where Reflex receives the websocket.
 limit_event_rates(app)
+
+
+@app.register_lifespan_task
+async def _tune_the_collector() -> None:
+    gc_tune_for_serving()
