@@ -15,8 +15,9 @@ _started = False
 # A serving process collects its young objects after this many new ones rather than Python's
 # 700: every page open and event allocates thousands that die young, and each collection of
 # the older generations walked every tab's state. With 200 open tabs at 190 events/s on one
-# worker (tests/perf/bench_sessions.py) p99 went from 16-23 ms to 6-11 ms, memory unchanged.
-GC_YOUNG_THRESHOLD = 20_000
+# worker (tests/perf/bench_sessions.py) p99 went from 16-23 ms to 8-10 ms and the slowest event
+# from 130-185 ms to 33-38 ms, memory unchanged (20,000 did as well at p99, its slowest 135 ms).
+GC_YOUNG_THRESHOLD = 5_000
 
 
 def on_app_start() -> None:
