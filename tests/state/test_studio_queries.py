@@ -277,7 +277,15 @@ def test_an_org_page_opened_again_within_seconds_reads_who_acts_in_one_statement
         asyncio.run(call(team, "load"))
 
     tab = asyncio.run(again.get_state(SessionState))
-    header = ("user_name", "user_email", "org_name", "org_slug", "allowed_actions", "orgs")
+    header = (
+        "user_name",
+        "user_email",
+        "org_name",
+        "org_slug",
+        "_org_role",
+        "allowed_actions",
+        "orgs",
+    )
     assert [getattr(tab, name) for name in header] == [getattr(shown, name) for name in header]
     assert "tool_run" in tab.allowed_actions and tab.org_not_found is False
     assert len(again.history) == 2 and again.text_models and again.error == ""
