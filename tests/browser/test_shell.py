@@ -15,9 +15,10 @@ pytestmark = pytest.mark.browser
 def test_signed_out_visitor_is_sent_to_sign_in_and_back_after(app_server, page):
     page.goto(app_server.base_url + "/org/acme/billing")
     # A first visit passes /auth/sign-in once for its pre-auth cookie and comes back with
-    # browser=1 (`next` then URL-encoded); the static build may add a trailing slash.
+    # browser=1 (`next` then URL-encoded); the static build may add a trailing slash. Waiting
+    # for browser=1, not just the path, keeps the screenshot below from racing that hop.
     expect(page).to_have_url(
-        re.compile(r"/sign-in/?\?next=(/|%2F)org(/|%2F)acme(/|%2F)billing(&|$)")
+        re.compile(r"/sign-in/?\?next=(/|%2F)org(/|%2F)acme(/|%2F)billing&browser=1$")
     )
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     screenshot(page, "sign-in")
