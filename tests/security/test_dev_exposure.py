@@ -270,12 +270,15 @@ def test_a_development_backend_refuses_connections_from_the_network(tmp_path):
         "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}",
         "REFLEX_WEB_WORKDIR": str(tmp_path / "web"),
         "REFLEX_STATES_WORKDIR": str(tmp_path / "states"),
-        "REFLEX_HOT_RELOAD_OVERRIDE_PATHS": str(tmp_path),
+        # Watch an empty directory: the database's -wal and -shm files, which the reloader
+        # does not ignore, would otherwise restart the worker on every write, forever.
+        "REFLEX_HOT_RELOAD_OVERRIDE_PATHS": str(tmp_path / "no-reload"),
         "SCHEDULER": "off",
         "REFLEX_USE_NPM": "1",
     }
     for name in ("BACKEND_HOST", "REFLEX_BACKEND_HOST", "REFLEX_ENV_MODE", "REDIS_URL"):
         env.pop(name, None)
+    (tmp_path / "no-reload").mkdir()
     log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [
