@@ -171,8 +171,13 @@ class OrgPageState(rx.State, mixin=True):
     # --- the skeleton -----------------------------------------------------------------------
 
     def _clear_messages(self) -> None:
-        self.error = self.error_code = self._error_at = self.notice = ""
-        self.limit_notice = LimitNotice()
+        """The last event's messages go. One already clear is not assigned again: Reflex
+        sends (and recomputes what depends on) every var assigned, equal or not."""
+        for name in ("error", "error_code", "_error_at", "notice"):
+            if self.get_value(name):
+                setattr(self, name, "")
+        if self.get_value("limit_notice") != LimitNotice():
+            self.limit_notice = LimitNotice()
 
     def _show_error(self, session: Session, error: DomainError) -> None:
         """The one error map. Pages extend it for errors they show in their own place."""
@@ -266,7 +271,9 @@ class OrgPageState(rx.State, mixin=True):
                 session.refresh(acting.org)
                 if acting.org.deleted_at is None:
                     self._refresh(acting)
-        self.notice = success(result) if callable(success) else success
+        notice = success(result) if callable(success) else success
+        if notice != self.get_value("notice"):
+            self.notice = notice
         return True if result is None else result
 
     @staticmethod

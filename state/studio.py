@@ -276,7 +276,8 @@ class StudioState(OrgPageState, rx.State):
 
     def _clear_messages(self) -> None:
         super()._clear_messages()
-        self._blockers_from_refusal = False
+        if self._blockers_from_refusal:
+            self._blockers_from_refusal = False
 
     def _show_error(self, session: Session, error: DomainError) -> None:
         super()._show_error(session, error)
@@ -384,7 +385,9 @@ class StudioState(OrgPageState, rx.State):
             params=self._params(),
             prompt=self.prompt,
         )
-        self.blockers = _blocker_views(found)
+        views = _blocker_views(found)
+        if views != self.get_value("blockers"):  # unchanged: nothing to send
+            self.blockers = views
 
     # --- who acts --------------------------------------------------------------------------
 

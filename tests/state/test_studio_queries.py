@@ -399,6 +399,27 @@ def test_picking_a_model_or_an_option_touches_no_database(session, engine, page_
     assert studio.estimate_label.startswith("About ")
 
 
+def test_a_pick_sends_only_what_it_changed(session, engine, page_state, call):
+    """Reflex sends every var a handler assigns, equal or not: a pick assigns its selection and
+    estimate, not the messages and blockers that were already clear; a message that was on
+    the page still goes."""
+    org, _, _, cookie = _org_with_history(session, 3)
+    studio, _ = _open(page_state, call, engine, org, cookie)
+    studio.dirty_vars.clear()
+
+    asyncio.run(call(studio, "pick_model", "local-image"))
+
+    assert studio.dirty_vars == {"selected_key", "selected_name", "modality", "estimate_label"}
+
+    studio.error, studio.error_code = "Something went wrong.", "some_code"
+    studio.dirty_vars.clear()
+    asyncio.run(call(studio, "pick_model", "local-text"))
+
+    assert studio.error == "" and studio.error_code == ""
+    assert {"error", "error_code"} <= studio.dirty_vars
+    assert not {"notice", "limit_notice", "blockers"} & studio.dirty_vars
+
+
 def test_a_pick_shows_the_same_blockers_a_fresh_read_would(session, engine, page_state, call):
     """For every model in the picker, the blockers computed in memory are the service's own."""
     org, _, editor, cookie = _org_with_history(session, 0)
