@@ -348,8 +348,8 @@ def require(actor: Actor, action: Action, target: Target) -> None:
     raise error_with_code(decision.code, decision.message, base=PermissionDenied)
 
 
-def _actor_key(user: User, org_id: int | None) -> tuple:
-    return ("actor", user.id, bool(user.is_operator), org_id)
+def _actor_key(user_id: int | None, is_operator: bool, org_id: int | None) -> tuple:
+    return ("actor", user_id, bool(is_operator), org_id)
 
 
 def actor_for(*, session: Session, user: User, org_id: int | None) -> Actor:
@@ -357,21 +357,24 @@ def actor_for(*, session: Session, user: User, org_id: int | None) -> Actor:
     if user.id is None:
         raise ValueError("actor_for needs a saved user")
     return db.read_once(
-        session, _actor_key(user, org_id), lambda: _actor_read(session, user, org_id)
+        session,
+        _actor_key(user.id, user.is_operator, org_id),
+        lambda: _actor_read(session, user, org_id),
     )
 
 
 def facts_known(
     *,
     session: Session,
-    user: User,
+    user_id: int,
+    is_operator: bool,
     org_id: int,
     actor: Actor,
     subscription: tuple[str | None, str | None],
 ) -> None:
     """Who acts and the org's subscription, resolved moments ago (a page's identity handed to
     its next reads): `actor_for` and `subscription_facts` answer them in this unit of work."""
-    db.remember_read(session, _actor_key(user, org_id), actor)
+    db.remember_read(session, _actor_key(user_id, is_operator, org_id), actor)
     db.remember_read(session, ("subscription", org_id), subscription)
 
 
@@ -381,7 +384,7 @@ def actor_with_membership(
     """The actor for `user` in `org_id` from their membership row, already read with the org
     (None: not a member); `actor_for` answers it for the rest of the unit of work."""
     actor = _actor_build(session, user, org_id, membership)
-    db.remember_read(session, _actor_key(user, org_id), actor)
+    db.remember_read(session, _actor_key(user.id, user.is_operator, org_id), actor)
     return actor
 
 

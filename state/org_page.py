@@ -70,14 +70,41 @@ CHANGED_MEANWHILE = "This changed while you were submitting. Reload the page and
 _MAX_ID = 2**63 - 1
 
 
-@dataclass(frozen=True)
 class Acting:
-    """Who acts, in which organization, inside which unit of work. Server-side only."""
+    """Who acts, in which organization, inside which unit of work. Server-side only.
 
-    session: Session
-    user: User
-    org: Organization
-    actor: policy.Actor
+    `user` and `org` are rows of `session`. Who acts as resolved moments ago comes with
+    `attach` instead, which attaches them on first use: a read that never looks at them (a
+    pick, an option) builds no ORM objects.
+    """
+
+    __slots__ = ("_attach", "_org", "_user", "actor", "session")
+
+    def __init__(
+        self,
+        *,
+        session: Session,
+        actor: policy.Actor,
+        user: User | None = None,
+        org: Organization | None = None,
+        attach: Callable[[], tuple[User, Organization]] | None = None,
+    ):
+        if attach is None and (user is None or org is None):
+            raise ValueError("Acting needs the user and the organization, or how to attach them")
+        self.session, self.actor = session, actor
+        self._user, self._org, self._attach = user, org, attach
+
+    @property
+    def user(self) -> User:
+        if self._user is None:
+            self._user, self._org = self._attach()
+        return self._user
+
+    @property
+    def org(self) -> Organization:
+        if self._org is None:
+            self._user, self._org = self._attach()
+        return self._org
 
     @property
     def is_owner(self) -> bool:
@@ -212,16 +239,17 @@ class OrgPageState(rx.State, mixin=True):
         session_state = await self.get_state(SessionState)
         known = session_state._recently_resolved(session) if recent and project_id is None else None
         if known is not None:
-            user, org, actor, target = known
-        else:
-            session_state._resolved = None  # a refusal below must not leave an older answer
-            user, org, actor = session_state._org_actor(session)
-            gated = actor.role is not None and not self._two_factor_exempt(org, action)
-            if gated:
-                sso_service.two_factor_gate(session=session, user=user, org=org)
-            target = policy.target_for(session=session, org_id=org.id, project_id=project_id)
-            if project_id is None and (gated or actor.role is None):
-                session_state._remember_resolved(session, user, org, actor, target)  # 2FA met
+            attach, actor, target = known
+            policy.require(actor, action, target)
+            return Acting(session=session, actor=actor, attach=attach)
+        session_state._resolved = None  # a refusal below must not leave an older answer
+        user, org, actor = session_state._org_actor(session)
+        gated = actor.role is not None and not self._two_factor_exempt(org, action)
+        if gated:
+            sso_service.two_factor_gate(session=session, user=user, org=org)
+        target = policy.target_for(session=session, org_id=org.id, project_id=project_id)
+        if project_id is None and (gated or actor.role is None):
+            session_state._remember_resolved(session, user, org, actor, target)  # 2FA met
         policy.require(actor, action, target)
         return Acting(session=session, user=user, org=org, actor=actor)
 

@@ -8,6 +8,7 @@ checks is a backend var (leading underscore) and is re-derived from the cookie i
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from http.cookies import CookieError, SimpleCookie
@@ -202,23 +203,31 @@ class SessionState(rx.State):
 
     def _recently_resolved(
         self, session: Session
-    ) -> tuple[User, Organization, policy.Actor, policy.Target] | None:
+    ) -> tuple[Callable[[], tuple[User, Organization]], policy.Actor, policy.Target] | None:
         """Who acts and the organization as a policy target, as resolved at most
-        IDENTITY_REVALIDATE_SECONDS ago for this cookie and page (attached to `session`
-        without a query), or None."""
-        known = self._resolved
+        IDENTITY_REVALIDATE_SECONDS ago for this cookie and page, or None. The user and the
+        organization come as a function that attaches them to `session` without a query,
+        called only by a caller that reads them."""
+        known = self.get_value("_resolved")  # read only: no change tracking
         if known is None or not known.fresh_for(self._identity_key()):
             return None
-        user = db.attach_loaded(session, User, known.user)
-        org = db.attach_loaded(session, Organization, known.org)
+        user_columns, org_columns = known.user, known.org
         policy.facts_known(
             session=session,
-            user=user,
-            org_id=org.id,
+            user_id=user_columns["id"],
+            is_operator=bool(user_columns.get("is_operator")),
+            org_id=org_columns["id"],
             actor=known.actor,
             subscription=known.subscription,
         )
-        return user, org, known.actor, known.target
+
+        def attach() -> tuple[User, Organization]:
+            return (
+                db.attach_loaded(session, User, user_columns),
+                db.attach_loaded(session, Organization, org_columns),
+            )
+
+        return attach, known.actor, known.target
 
     def _org_actor(self, session: Session) -> tuple[User, Organization, policy.Actor]:
         """Who is acting, in which org (from the URL), re-checked against the DB.
