@@ -197,14 +197,17 @@ class OrgPageState(rx.State, mixin=True):
 
     # --- the skeleton -----------------------------------------------------------------------
 
+    def _set_changed(self, name: str, value: Any) -> None:
+        """Assign `value` only if it differs from what the var holds: Reflex sends (and
+        recomputes what depends on) every var assigned, equal or not."""
+        if value != self.get_value(name):
+            setattr(self, name, value)
+
     def _clear_messages(self) -> None:
-        """The last event's messages go. One already clear is not assigned again: Reflex
-        sends (and recomputes what depends on) every var assigned, equal or not."""
+        """The last event's messages go; one already clear is not sent again."""
         for name in ("error", "error_code", "_error_at", "notice"):
-            if self.get_value(name):
-                setattr(self, name, "")
-        if self.get_value("limit_notice") != LimitNotice():
-            self.limit_notice = LimitNotice()
+            self._set_changed(name, "")
+        self._set_changed("limit_notice", LimitNotice())
 
     def _show_error(self, session: Session, error: DomainError) -> None:
         """The one error map. Pages extend it for errors they show in their own place."""
@@ -299,9 +302,7 @@ class OrgPageState(rx.State, mixin=True):
                 session.refresh(acting.org)
                 if acting.org.deleted_at is None:
                     self._refresh(acting)
-        notice = success(result) if callable(success) else success
-        if notice != self.get_value("notice"):
-            self.notice = notice
+        self._set_changed("notice", success(result) if callable(success) else success)
         return True if result is None else result
 
     @staticmethod

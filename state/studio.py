@@ -276,8 +276,7 @@ class StudioState(OrgPageState, rx.State):
 
     def _clear_messages(self) -> None:
         super()._clear_messages()
-        if self._blockers_from_refusal:
-            self._blockers_from_refusal = False
+        self._set_changed("_blockers_from_refusal", False)
 
     def _show_error(self, session: Session, error: DomainError) -> None:
         super()._show_error(session, error)
@@ -385,9 +384,7 @@ class StudioState(OrgPageState, rx.State):
             params=self._params(),
             prompt=self.prompt,
         )
-        views = _blocker_views(found)
-        if views != self.get_value("blockers"):  # unchanged: nothing to send
-            self.blockers = views
+        self._set_changed("blockers", _blocker_views(found))
 
     # --- who acts --------------------------------------------------------------------------
 
@@ -428,8 +425,7 @@ class StudioState(OrgPageState, rx.State):
         items = [_history_item(view, self._can_run) for view in views]
         # A re-read that finds what the page shows sends nothing and redraws nothing (the
         # follow steps re-read every second while a run is in progress).
-        if items != self.get_value("history"):
-            self.history = items
+        self._set_changed("history", items)
         self._history_projects = {view.public_id: view.project_id for view in views}
         self._show_balance(acting)
 
