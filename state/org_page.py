@@ -94,17 +94,18 @@ class Acting:
         self.session, self.actor = session, actor
         self._user, self._org, self._attach = user, org, attach
 
+    def _rows(self) -> tuple[User, Organization]:
+        if self._user is None or self._org is None:
+            self._user, self._org = self._attach()
+        return self._user, self._org
+
     @property
     def user(self) -> User:
-        if self._user is None:
-            self._user, self._org = self._attach()
-        return self._user
+        return self._rows()[0]
 
     @property
     def org(self) -> Organization:
-        if self._org is None:
-            self._user, self._org = self._attach()
-        return self._org
+        return self._rows()[1]
 
     @property
     def is_owner(self) -> bool:
@@ -330,9 +331,7 @@ class OrgPageState(rx.State, mixin=True):
         return result
 
     def _note_page(self) -> None:
-        slug = routes.org_slug_from_path(self.router.url.path or "")
-        if slug != self._page_slug:
-            self._page_slug = slug
+        self._set_changed("_page_slug", routes.org_slug_from_path(self.router.url.path or ""))
 
     async def _open(self) -> Opened:
         """A page's load in one event and one unit of work: SessionState.load_org's work, then

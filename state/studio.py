@@ -418,9 +418,7 @@ class StudioState(OrgPageState, rx.State):
             model_key=self.filter_model or None,
             prompt_contains=self.filter_text or None,
         )
-        has_more = len(views) > HISTORY_PAGE_SIZE
-        if has_more != self.history_has_more:
-            self.history_has_more = has_more
+        self._set_changed("history_has_more", len(views) > HISTORY_PAGE_SIZE)
         views = views[:HISTORY_PAGE_SIZE]
         items = [_history_item(view, self._can_run) for view in views]
         # A re-read that finds what the page shows sends nothing and redraws nothing (the
@@ -431,9 +429,7 @@ class StudioState(OrgPageState, rx.State):
 
     def _show_balance(self, acting: Acting) -> None:
         balance = credits.balance_get(session=acting.session, org_id=acting.org.id)
-        label = f"{credits.format_credits(balance.balance)} credits"
-        if label != self.balance_label:
-            self.balance_label = label
+        self._set_changed("balance_label", f"{credits.format_credits(balance.balance)} credits")
 
     def _open_upgrade(self, acting: Acting, model: ModelOption) -> None:
         self.offer = upgrade_offer(
